@@ -1,0 +1,5 @@
+"""Allow ``python -m bastion``."""
+
+from bastion.cli import main
+
+main()

@@ -1,0 +1,171 @@
+"""The composition root: builds every long-lived object once and wires the ASGI app."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from bastion import __version__
+from bastion.chat.apps import ClientDirectory
+from bastion.chat.context import ChatContext
+from bastion.chat.service import Chat
+from bastion.chat.users import UserResolver, load_revocations
+from bastion.core.asgi import ASGIApp, Receive, Scope, Send
+from bastion.core.clock import Clock, SystemClock
+from bastion.core.settings import Settings
+from bastion.http import problems
+from bastion.http.deps import Services
+from bastion.http.routes import channels, health, messages, oauth, problem_pages, users, wellknown
+from bastion.http.websocket import ConnectionRegistry
+from bastion.http.websocket import router as websocket_router
+from bastion.observe.access_log import AccessLog
+from bastion.observe.logging import configure as configure_logging
+from bastion.realtime.memory import MemoryBroker
+from bastion.security.guard.headers import SecurityHeaders
+from bastion.security.guard.limits import BodyLimits
+from bastion.security.guard.request_id import RequestId
+from bastion.security.keys import KeyRing, SigningKeyStore
+from bastion.security.oauth.server import TokenEndpoint
+from bastion.security.passwords import SecretHasher
+from bastion.security.tokens import AccessTokens, Revocations
+from bastion.store.db import Database, create_engine
+
+API_DESCRIPTION = """\
+Bastion is a self-hostable, secure-by-design chat API: 1:1, group and broadcast
+channels over REST and WebSocket. Every endpoint except health, discovery and this
+document requires an RFC 9068 bearer access token from `POST /oauth/token`.
+"""
+
+
+def signing_keys(settings: Settings) -> KeyRing:
+    """Load the signing keys, generating the first one on first start."""
+    passphrase = settings.auth.keys_passphrase
+    store = SigningKeyStore(
+        settings.server.data_dir / "keys",
+        passphrase.get_secret_value() if passphrase else None,
+    )
+    return store.load_or_create(settings.auth.signing_alg)
+
+
+def secret_hasher(settings: Settings) -> SecretHasher:
+    """The argon2id hasher with the configured cost."""
+    auth = settings.auth
+    return SecretHasher(
+        time_cost=auth.argon2_time_cost,
+        memory_kib=auth.argon2_memory_kib,
+        parallelism=auth.argon2_parallelism,
+    )
+
+
+def database(settings: Settings) -> Database:
+    """The database for the configured URL."""
+    db = settings.database
+    engine = create_engine(
+        settings.database_url,
+        pool_size=db.pool_size,
+        connect_timeout=db.connect_timeout,
+        echo=db.echo,
+    )
+    return Database(engine)
+
+
+@dataclass(slots=True)
+class _Lifespan:
+    settings: Settings
+    clock: Clock
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, app: FastAPI) -> AsyncIterator[None]:
+        services = build_services(self.settings, self.clock)
+        await load_revocations(services.chat.ctx)
+        app.state.services = services
+        app.state.connections = ConnectionRegistry(self.settings.realtime.max_connections_per_user)
+        try:
+            yield
+        finally:
+            await services.broker.close()
+            await services.db.close()
+
+
+def build_services(settings: Settings, clock: Clock) -> Services:
+    """Create the database, keys, broker, token service and chat services."""
+    db = database(settings)
+    keys = signing_keys(settings)
+    broker = MemoryBroker(settings.realtime.resume_buffer_events)
+    revocations = Revocations()
+    tokens = AccessTokens(
+        keys=keys,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        clock=clock,
+        leeway=settings.auth.leeway,
+        cache_size=settings.auth.token_cache_size,
+        revocations=revocations,
+    )
+    ctx = ChatContext(
+        db=db, broker=broker, clock=clock, limits=settings.limits, revocations=revocations
+    )
+    token_endpoint = TokenEndpoint(
+        clients=ClientDirectory(db),
+        users=UserResolver(ctx),
+        hasher=secret_hasher(settings),
+        tokens=tokens,
+        audience=settings.audience,
+        client_token_ttl=settings.auth.client_token_ttl,
+        user_token_ttl=settings.auth.user_token_ttl,
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        chat=Chat.build(ctx),
+        tokens=tokens,
+        token_endpoint=token_endpoint,
+        keys=keys,
+        broker=broker,
+    )
+
+
+def create_api(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    """The FastAPI application, without the outer ASGI guards."""
+    api = FastAPI(
+        title="Bastion",
+        version=__version__,
+        description=API_DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs" if settings.debug else None,
+        redoc_url=None,
+        lifespan=_Lifespan(settings, clock or SystemClock()),
+    )
+    problems.install(api)
+    for module in (health, wellknown, oauth, users, channels, messages, problem_pages):
+        api.include_router(module.router)
+    api.include_router(websocket_router)
+    return api
+
+
+class Bastion:
+    """The complete ASGI application: guards around the API."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.api = create_api(settings, clock)
+        configure_logging(settings.log.level, json_output=settings.log.json_output)
+        app: ASGIApp = BodyLimits(
+            self.api,
+            max_body_bytes=settings.server.max_body_bytes,
+            problem_base=settings.server.problem_base,
+        )
+        if settings.log.access_log:
+            app = AccessLog(app)
+        self._app = RequestId(SecurityHeaders(app))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection."""
+        await self._app(scope, receive, send)
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> Bastion:
+    """Build the ASGI application for ``settings``."""
+    return Bastion(settings, clock)

@@ -1,0 +1,1 @@
+"""The chat domain: apps, users, channels, members, messages, reactions, receipts."""

@@ -1,0 +1,312 @@
+"""Channels: create (direct, group, broadcast), read, list mine, update, archive."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bastion.chat import roles
+from bastion.chat.context import ChatContext, Outbox
+from bastion.chat.roles import ChannelType, Role
+from bastion.chat.views import channel_view
+from bastion.core.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    LimitExceeded,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+)
+from bastion.core.ids import Kind, new_id
+from bastion.security import scopes
+from bastion.security.principal import Principal
+from bastion.store.db import Connection
+from bastion.store.records import ChannelRecord, DuplicateKeyError, MemberRecord, MessageRecord
+from bastion.store.repos import channels as repo
+from bastion.store.repos import messages as message_repo
+from bastion.store.repos import users as user_repo
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelEntry:
+    """A channel as one member sees it: their membership, unread count, last message."""
+
+    channel: ChannelRecord
+    member: MemberRecord
+    unread_count: int
+    last_message: MessageRecord | None
+
+
+def acting_user(caller: Principal, scope: str) -> str:
+    """The user a chat call acts for; backend tokens cannot act in chat."""
+    caller.require(scope)
+    if caller.user_id is None:
+        raise Forbidden("Chat actions need a user's access token.")
+    return caller.user_id
+
+
+async def load_membership(
+    conn: Connection, app_id: str, channel_id: str, user_id: str
+) -> tuple[ChannelRecord, MemberRecord]:
+    """Load a channel the user belongs to; otherwise it does not exist for them."""
+    member = roles.visible(await repo.get_member(conn, app_id, channel_id, user_id))
+    channel = await repo.get_channel(conn, app_id, channel_id)
+    if channel is None:
+        raise NotFound("No such channel.")
+    return channel, member
+
+
+def check_version(current: int, if_match: int | None) -> None:
+    """Raise ``PreconditionFailed`` when an ``If-Match`` version is stale."""
+    if if_match is not None and if_match != current:
+        raise PreconditionFailed("The object has changed; fetch it again and retry.")
+
+
+class Channels:
+    """Channel commands and queries."""
+
+    def __init__(self, ctx: ChatContext) -> None:
+        self._ctx = ctx
+
+    async def create(
+        self,
+        caller: Principal,
+        *,
+        type_: ChannelType,
+        name: str | None,
+        description: str | None,
+        members: list[str],
+    ) -> tuple[ChannelEntry, bool]:
+        """Create a channel (or return the existing direct one); tell whether it is new."""
+        user_id = acting_user(caller, scopes.CHAT_WRITE)
+        others = sorted(set(members) - {user_id})
+        self._check_members(type_, others)
+        if type_ is ChannelType.DIRECT:
+            existing = await self._existing_direct(caller.app_id, user_id, others[0])
+            if existing is not None:
+                return existing, False
+        outbox = Outbox()
+        try:
+            async with self._ctx.db.write() as conn:
+                await self._require_active(conn, caller.app_id, others)
+                channel, member = await self._insert(
+                    conn, caller.app_id, user_id, type_, name, description, others, outbox
+                )
+        except DuplicateKeyError:
+            # Two requests opened the same direct channel at once: return the winner's.
+            existing = await self._existing_direct(caller.app_id, user_id, others[0])
+            if existing is None:
+                raise
+            return existing, False
+        await outbox.publish(self._ctx.broker)
+        return ChannelEntry(channel, member, 0, None), True
+
+    def _check_members(self, type_: ChannelType, others: list[str]) -> None:
+        limits = self._ctx.limits
+        if type_ is ChannelType.DIRECT and len(others) != 1:
+            raise ValidationFailed(
+                [FieldError("body.members", "A direct channel has exactly one other member.")]
+            )
+        if len(others) > limits.initial_members_max:
+            raise LimitExceeded(
+                "body.members", f"At most {limits.initial_members_max} members at creation."
+            )
+
+    async def _existing_direct(self, app_id: str, user_id: str, other: str) -> ChannelEntry | None:
+        async with self._ctx.db.read() as conn:
+            channel = await repo.get_direct_channel(conn, app_id, _direct_key(user_id, other))
+            if channel is None:
+                return None
+            member = await repo.get_member(conn, app_id, channel.id, user_id)
+            if member is None:
+                return None
+            return (await self._entries(conn, app_id, user_id, [(channel, member)]))[0]
+
+    @staticmethod
+    async def _require_active(conn: Connection, app_id: str, user_ids: list[str]) -> None:
+        active = await user_repo.active_user_ids(conn, app_id, user_ids)
+        missing = [uid for uid in user_ids if uid not in active]
+        if missing:
+            raise ValidationFailed(
+                [
+                    FieldError("body.members", f"Not an active user of this app: {uid}")
+                    for uid in missing[:10]
+                ]
+            )
+
+    async def _insert(
+        self,
+        conn: Connection,
+        app_id: str,
+        user_id: str,
+        type_: ChannelType,
+        name: str | None,
+        description: str | None,
+        others: list[str],
+        outbox: Outbox,
+    ) -> tuple[ChannelRecord, MemberRecord]:
+        now = self._ctx.clock.now()
+        direct = type_ is ChannelType.DIRECT
+        channel = ChannelRecord(
+            id=new_id(Kind.CHANNEL),
+            app_id=app_id,
+            type=type_.value,
+            name=None if direct else name,
+            description=None if direct else description,
+            created_by=user_id,
+            member_count=len(others) + 1,
+            last_message_id=None,
+            last_message_at=None,
+            activity_at=now,
+            archived=False,
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
+        key = _direct_key(user_id, others[0]) if direct else None
+        await repo.insert_channel(conn, app_id, channel, direct_key=key)
+        creator_role = Role.MEMBER if direct else Role.OWNER
+        owner = new_member(app_id, channel.id, user_id, creator_role, now)
+        await repo.insert_member(conn, app_id, owner)
+        for other in others:
+            await repo.insert_member(
+                conn, app_id, new_member(app_id, channel.id, other, Role.MEMBER, now)
+            )
+        everyone = (user_id, *others)
+        outbox.add(
+            app_id,
+            "channel.created",
+            channel_view(channel),
+            channel_id=channel.id,
+            user_ids=everyone,
+            joins=tuple((uid, channel.id) for uid in everyone),
+        )
+        return channel, owner
+
+    async def ids_of_caller(self, caller: Principal) -> set[str]:
+        """The ids of every channel the calling user belongs to (for live subscriptions)."""
+        user_id = acting_user(caller, scopes.CHAT_READ)
+        async with self._ctx.db.read() as conn:
+            return set(await repo.channel_ids_of_user(conn, caller.app_id, user_id))
+
+    async def get(self, caller: Principal, channel_id: str) -> ChannelEntry:
+        """Return a channel the caller belongs to."""
+        user_id = acting_user(caller, scopes.CHAT_READ)
+        async with self._ctx.db.read() as conn:
+            channel, member = await load_membership(conn, caller.app_id, channel_id, user_id)
+            return (await self._entries(conn, caller.app_id, user_id, [(channel, member)]))[0]
+
+    async def list_mine(
+        self, caller: Principal, *, cursor: str | None, limit: int, include_archived: bool
+    ) -> tuple[list[ChannelEntry], str | None]:
+        """Return the caller's channels, most recently active first, and the next cursor."""
+        user_id = acting_user(caller, scopes.CHAT_READ)
+        before = decode_cursor(cursor) if cursor else None
+        async with self._ctx.db.read() as conn:
+            rows = await repo.list_user_channels(
+                conn,
+                caller.app_id,
+                user_id,
+                before=before,
+                limit=limit + 1,
+                include_archived=include_archived,
+            )
+            entries = await self._entries(conn, caller.app_id, user_id, rows[:limit])
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1][0]
+            next_cursor = encode_cursor(last.activity_at, last.id)
+        return entries, next_cursor
+
+    async def _entries(
+        self,
+        conn: Connection,
+        app_id: str,
+        user_id: str,
+        rows: list[tuple[ChannelRecord, MemberRecord]],
+    ) -> list[ChannelEntry]:
+        ids = [channel.id for channel, _ in rows]
+        unread = await message_repo.unread_counts(conn, app_id, user_id, ids)
+        last_ids = [c.last_message_id for c, _ in rows if c.last_message_id]
+        last = await message_repo.get_messages(conn, app_id, last_ids)
+        return [
+            ChannelEntry(c, m, unread.get(c.id, 0), last.get(c.last_message_id or ""))
+            for c, m in rows
+        ]
+
+    async def update(
+        self, caller: Principal, channel_id: str, changes: dict[str, Any], if_match: int | None
+    ) -> ChannelEntry:
+        """Rename, describe, archive or unarchive a channel (owners and moderators)."""
+        user_id = acting_user(caller, scopes.CHAT_WRITE)
+        outbox = Outbox()
+        async with self._ctx.db.write() as conn:
+            channel, member = await load_membership(conn, caller.app_id, channel_id, user_id)
+            check_version(channel.version, if_match)
+            _check_update(channel, member, changes)
+            if changes:
+                changes["updated_at"] = self._ctx.clock.now()
+                await repo.update_channel(conn, caller.app_id, channel_id, changes)
+                channel, member = await load_membership(conn, caller.app_id, channel_id, user_id)
+                outbox.add(
+                    caller.app_id, "channel.updated", channel_view(channel), channel_id=channel.id
+                )
+            entry = (await self._entries(conn, caller.app_id, user_id, [(channel, member)]))[0]
+        await outbox.publish(self._ctx.broker)
+        return entry
+
+
+def _check_update(channel: ChannelRecord, member: MemberRecord, changes: dict[str, Any]) -> None:
+    if channel.type == ChannelType.DIRECT and changes:
+        raise Forbidden("Direct channels have no name or description and cannot be archived.")
+    if "archived" in changes:
+        roles.require_owner(member)
+    else:
+        roles.require_manager(member)
+    if channel.archived and set(changes) - {"archived"}:
+        raise Conflict("The channel is archived; unarchive it first.")
+
+
+def _direct_key(a: str, b: str) -> str:
+    return ":".join(sorted((a, b)))
+
+
+def new_member(
+    app_id: str, channel_id: str, user_id: str, role: Role, now: datetime
+) -> MemberRecord:
+    """A fresh membership record with nothing read yet."""
+    return MemberRecord(
+        channel_id=channel_id,
+        user_id=user_id,
+        app_id=app_id,
+        role=role.value,
+        joined_at=now,
+        last_read_seq=0,
+        last_read_message_id=None,
+        last_read_at=None,
+    )
+
+
+def encode_cursor(at: datetime, channel_id: str) -> str:
+    """An opaque cursor for the channel list."""
+    raw = json.dumps([at.isoformat(), channel_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Read a channel-list cursor back; anything malformed is a validation error."""
+    invalid = ValidationFailed([FieldError("query.cursor", "Invalid cursor.")])
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, channel_id = json.loads(raw)
+        moment = datetime.fromisoformat(at)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise invalid from exc
+    if moment.tzinfo is None or not isinstance(channel_id, str) or len(channel_id) > 40:
+        raise invalid
+    return moment, channel_id

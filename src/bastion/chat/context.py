@@ -1,0 +1,60 @@
+"""What every domain service needs, built once by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bastion.core.clock import Clock
+from bastion.core.ids import Kind, new_id
+from bastion.core.settings import LimitSettings
+from bastion.realtime.broker import Broker, Event
+from bastion.security.tokens import Revocations
+from bastion.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class ChatContext:
+    """Database, broker, clock, limits and token revocations, shared by the services."""
+
+    db: Database
+    broker: Broker
+    clock: Clock
+    limits: LimitSettings
+    revocations: Revocations
+
+
+@dataclass(slots=True)
+class Outbox:
+    """Events a command produced, published only once its transaction has committed."""
+
+    events: list[Event] = field(default_factory=list)
+
+    def add(
+        self,
+        app_id: str,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        channel_id: str | None = None,
+        user_ids: tuple[str, ...] = (),
+        joins: tuple[tuple[str, str], ...] = (),
+        leaves: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """Queue an event for the channel's members and/or the named users."""
+        event = Event.create(
+            event_id=new_id(Kind.EVENT),
+            app_id=app_id,
+            type=type_,
+            data=data,
+            channel_id=channel_id,
+            user_ids=user_ids,
+            joins=joins,
+            leaves=leaves,
+        )
+        self.events.append(event)
+
+    async def publish(self, broker: Broker) -> None:
+        """Send every queued event, in order."""
+        for event in self.events:
+            await broker.publish(event)

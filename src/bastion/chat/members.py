@@ -1,0 +1,145 @@
+"""Channel members: add, change role, remove, leave, list."""
+
+from __future__ import annotations
+
+from bastion.chat import roles
+from bastion.chat.channels import acting_user, load_membership, new_member
+from bastion.chat.context import ChatContext, Outbox
+from bastion.chat.roles import ChannelType, Role
+from bastion.chat.views import member_view
+from bastion.core.errors import Conflict, FieldError, LimitExceeded, NotFound, ValidationFailed
+from bastion.security import scopes
+from bastion.security.principal import Principal
+from bastion.store.db import Connection
+from bastion.store.records import ChannelRecord, DuplicateKeyError, MemberRecord
+from bastion.store.repos import channels as repo
+from bastion.store.repos import users as user_repo
+
+
+class Members:
+    """Membership commands and queries."""
+
+    def __init__(self, ctx: ChatContext) -> None:
+        self._ctx = ctx
+
+    async def add(
+        self, caller: Principal, channel_id: str, user_id: str, role: Role
+    ) -> MemberRecord:
+        """Add a user to a group or broadcast channel (owners and moderators)."""
+        actor_id = acting_user(caller, scopes.CHAT_WRITE)
+        outbox = Outbox()
+        try:
+            async with self._ctx.db.write() as conn:
+                channel, actor = await load_membership(conn, caller.app_id, channel_id, actor_id)
+                self._check_add(channel, actor, role)
+                if not await user_repo.active_user_ids(conn, caller.app_id, [user_id]):
+                    raise ValidationFailed(
+                        [FieldError("body.user_id", "Not an active user of this app.")]
+                    )
+                member = new_member(caller.app_id, channel_id, user_id, role, self._ctx.clock.now())
+                await repo.insert_member(conn, caller.app_id, member)
+                await repo.change_member_count(conn, caller.app_id, channel_id, 1)
+        except DuplicateKeyError:
+            raise Conflict("The user is already a member of this channel.") from None
+        outbox.add(
+            caller.app_id,
+            "member.added",
+            member_view(member),
+            channel_id=channel_id,
+            user_ids=(user_id,),
+            joins=((user_id, channel_id),),
+        )
+        await outbox.publish(self._ctx.broker)
+        return member
+
+    def _check_add(self, channel: ChannelRecord, actor: MemberRecord, role: Role) -> None:
+        if channel.type == ChannelType.DIRECT:
+            raise Conflict("A direct channel has exactly two members.")
+        if channel.archived:
+            raise Conflict("The channel is archived.")
+        roles.require_may_assign(actor, role)
+        limits = self._ctx.limits
+        cap = (
+            limits.broadcast_max_members
+            if channel.type == ChannelType.BROADCAST
+            else limits.group_max_members
+        )
+        if channel.member_count >= cap:
+            raise LimitExceeded("body.user_id", f"This channel is full ({cap} members).")
+
+    async def page(
+        self, caller: Principal, channel_id: str, *, after: str | None, limit: int
+    ) -> tuple[list[MemberRecord], bool]:
+        """Return a page of a channel's members by user id, and whether more follow."""
+        user_id = acting_user(caller, scopes.CHAT_READ)
+        async with self._ctx.db.read() as conn:
+            await load_membership(conn, caller.app_id, channel_id, user_id)
+            rows = await repo.list_members(
+                conn, caller.app_id, channel_id, after=after, limit=limit + 1
+            )
+        return rows[:limit], len(rows) > limit
+
+    async def get(self, caller: Principal, channel_id: str, user_id: str) -> MemberRecord:
+        """Return one member of a channel the caller belongs to."""
+        actor_id = acting_user(caller, scopes.CHAT_READ)
+        async with self._ctx.db.read() as conn:
+            await load_membership(conn, caller.app_id, channel_id, actor_id)
+            return _found(await repo.get_member(conn, caller.app_id, channel_id, user_id))
+
+    async def set_role(
+        self, caller: Principal, channel_id: str, user_id: str, role: Role
+    ) -> MemberRecord:
+        """Change a member's role, within what the caller's own role allows."""
+        actor_id = acting_user(caller, scopes.CHAT_WRITE)
+        outbox = Outbox()
+        async with self._ctx.db.write() as conn:
+            channel, actor = await load_membership(conn, caller.app_id, channel_id, actor_id)
+            target = _found(await repo.get_member(conn, caller.app_id, channel_id, user_id))
+            if channel.type == ChannelType.DIRECT:
+                raise Conflict("Roles cannot be changed in a direct channel.")
+            roles.require_may_assign(actor, role, target.role)
+            await self._keep_an_owner(conn, caller.app_id, channel_id, target, role)
+            await repo.update_member(conn, caller.app_id, channel_id, user_id, {"role": role.value})
+            member = _found(await repo.get_member(conn, caller.app_id, channel_id, user_id))
+        outbox.add(caller.app_id, "member.updated", member_view(member), channel_id=channel_id)
+        await outbox.publish(self._ctx.broker)
+        return member
+
+    async def remove(self, caller: Principal, channel_id: str, user_id: str) -> None:
+        """Remove a member, or leave when the caller names themself."""
+        actor_id = acting_user(caller, scopes.CHAT_WRITE)
+        outbox = Outbox()
+        async with self._ctx.db.write() as conn:
+            channel, actor = await load_membership(conn, caller.app_id, channel_id, actor_id)
+            target = _found(await repo.get_member(conn, caller.app_id, channel_id, user_id))
+            if channel.type == ChannelType.DIRECT:
+                raise Conflict("Members cannot leave or be removed from a direct channel.")
+            if user_id != actor_id:
+                roles.require_may_assign(actor, target.role, target.role)
+            await self._keep_an_owner(conn, caller.app_id, channel_id, target, None)
+            await repo.delete_member(conn, caller.app_id, channel_id, user_id)
+            await repo.change_member_count(conn, caller.app_id, channel_id, -1)
+        outbox.add(
+            caller.app_id,
+            "member.removed",
+            {"channel_id": channel_id, "user_id": user_id},
+            channel_id=channel_id,
+            user_ids=(user_id,),
+            leaves=((user_id, channel_id),),
+        )
+        await outbox.publish(self._ctx.broker)
+
+    @staticmethod
+    async def _keep_an_owner(
+        conn: Connection, app_id: str, channel_id: str, target: MemberRecord, new_role: Role | None
+    ) -> None:
+        if target.role != Role.OWNER or new_role == Role.OWNER:
+            return
+        if await repo.count_role(conn, app_id, channel_id, Role.OWNER) <= 1:
+            raise Conflict("A channel needs an owner: make someone else owner first.")
+
+
+def _found(member: MemberRecord | None) -> MemberRecord:
+    if member is None:
+        raise NotFound("No such member.")
+    return member

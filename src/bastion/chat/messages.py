@@ -1,0 +1,311 @@
+"""Messages: send (idempotent by client message id), edit, delete, get, list, threads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bastion.chat import roles
+from bastion.chat.channels import acting_user, check_version, load_membership
+from bastion.chat.context import ChatContext, Outbox
+from bastion.chat.views import message_view
+from bastion.core.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    LimitExceeded,
+    NotFound,
+    ValidationFailed,
+)
+from bastion.core.ids import Kind, is_id, new_id
+from bastion.security import scopes
+from bastion.security.principal import Principal
+from bastion.store.db import Connection
+from bastion.store.records import ChannelRecord, DuplicateKeyError, MessageRecord
+from bastion.store.repos import channels as channel_repo
+from bastion.store.repos import messages as repo
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEntry:
+    """A message with its reaction counts and the viewer's own reactions."""
+
+    message: MessageRecord
+    reactions: dict[str, int]
+    own_reactions: set[str]
+
+    def view(self) -> dict[str, object]:
+        """The message as the API shows it."""
+        return message_view(self.message, self.reactions, self.own_reactions)
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    """A page of messages, oldest first, with cursors to either side."""
+
+    entries: list[MessageEntry]
+    prev_cursor: str | None
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What a client asks to send."""
+
+    text: str
+    parent_id: str | None = None
+    mentions: tuple[str, ...] = ()
+    client_msg_id: str | None = None
+
+
+class Messages:
+    """Message commands and queries."""
+
+    def __init__(self, ctx: ChatContext) -> None:
+        self._ctx = ctx
+
+    async def send(
+        self, caller: Principal, channel_id: str, draft: Draft
+    ) -> tuple[MessageEntry, bool]:
+        """Send a message; a retry with the same client message id returns the original.
+
+        Returns the message and whether it was created now.
+        """
+        user_id = acting_user(caller, scopes.CHAT_WRITE)
+        self._check_draft(draft)
+        outbox = Outbox()
+        try:
+            async with self._ctx.db.write() as conn:
+                channel, member = await load_membership(conn, caller.app_id, channel_id, user_id)
+                original = await self._original(conn, caller.app_id, user_id, draft)
+                if original is not None:
+                    return await self._same_send(conn, caller, channel_id, original), False
+                roles.require_post(channel, member)
+                _writable(channel)
+                await self._check_refs(conn, caller.app_id, channel, draft)
+                message = await self._insert(conn, caller.app_id, channel_id, user_id, draft)
+        except DuplicateKeyError:
+            # A concurrent retry won the race for this client message id.
+            return await self._retry_lookup(caller, channel_id, user_id, draft), False
+        outbox.add(caller.app_id, "message.new", message_view(message), channel_id=channel_id)
+        await outbox.publish(self._ctx.broker)
+        return MessageEntry(message, {}, set()), True
+
+    def _check_draft(self, draft: Draft) -> None:
+        limits = self._ctx.limits
+        if len(draft.text) > limits.message_max_chars:
+            raise LimitExceeded(
+                "body.text", f"A message has at most {limits.message_max_chars} characters."
+            )
+        if len(set(draft.mentions)) > limits.mentions_max:
+            raise LimitExceeded("body.mentions", f"At most {limits.mentions_max} mentions.")
+
+    @staticmethod
+    async def _original(
+        conn: Connection, app_id: str, user_id: str, draft: Draft
+    ) -> MessageRecord | None:
+        if draft.client_msg_id is None:
+            return None
+        return await repo.get_by_client_msg_id(conn, app_id, user_id, draft.client_msg_id)
+
+    async def _same_send(
+        self, conn: Connection, caller: Principal, channel_id: str, original: MessageRecord
+    ) -> MessageEntry:
+        if original.channel_id != channel_id:
+            raise Conflict("This client_msg_id was already used for another channel.")
+        return (await self._entries(conn, caller, [original]))[0]
+
+    async def _retry_lookup(
+        self, caller: Principal, channel_id: str, user_id: str, draft: Draft
+    ) -> MessageEntry:
+        async with self._ctx.db.read() as conn:
+            original = await self._original(conn, caller.app_id, user_id, draft)
+            if original is None:
+                raise Conflict("The message could not be stored; retry.")
+            return await self._same_send(conn, caller, channel_id, original)
+
+    async def _check_refs(
+        self, conn: Connection, app_id: str, channel: ChannelRecord, draft: Draft
+    ) -> None:
+        errors: list[FieldError] = []
+        if draft.parent_id is not None:
+            parent = await repo.get_message(conn, app_id, draft.parent_id)
+            if parent is None or parent.channel_id != channel.id:
+                errors.append(FieldError("body.parent_id", "No such message in this channel."))
+            elif parent.parent_id is not None:
+                errors.append(FieldError("body.parent_id", "Replies go to the thread's root."))
+        if draft.mentions:
+            members = set(await channel_repo.member_ids(conn, app_id, channel.id))
+            errors.extend(
+                FieldError("body.mentions", f"Not a member of this channel: {uid}")
+                for uid in sorted(set(draft.mentions) - members)[:10]
+            )
+        if errors:
+            raise ValidationFailed(errors)
+
+    async def _insert(
+        self, conn: Connection, app_id: str, channel_id: str, user_id: str, draft: Draft
+    ) -> MessageRecord:
+        now = self._ctx.clock.now()
+        message = await repo.insert_message(
+            conn,
+            app_id,
+            message_id=new_id(Kind.MESSAGE),
+            channel_id=channel_id,
+            author_id=user_id,
+            parent_id=draft.parent_id,
+            body=draft.text,
+            mentions=tuple(dict.fromkeys(draft.mentions)),
+            client_msg_id=draft.client_msg_id,
+            now=now,
+        )
+        if draft.parent_id is not None:
+            await repo.change_reply_count(conn, app_id, draft.parent_id, 1)
+        await channel_repo.record_message(conn, app_id, channel_id, message_id=message.id, at=now)
+        return message
+
+    async def get(self, caller: Principal, message_id: str) -> MessageEntry:
+        """Return a message from a channel the caller belongs to."""
+        user_id = acting_user(caller, scopes.CHAT_READ)
+        async with self._ctx.db.read() as conn:
+            message = await self._visible(conn, caller.app_id, user_id, message_id)
+            return (await self._entries(conn, caller, [message]))[0]
+
+    async def page(
+        self,
+        caller: Principal,
+        channel_id: str,
+        *,
+        before: str | None,
+        after: str | None,
+        parent_id: str | None,
+        limit: int,
+    ) -> MessagePage:
+        """Return a page of a channel's messages (or a thread's replies), oldest first."""
+        user_id = acting_user(caller, scopes.CHAT_READ)
+        async with self._ctx.db.read() as conn:
+            await load_membership(conn, caller.app_id, channel_id, user_id)
+            before_seq = await self._cursor_seq(conn, caller.app_id, channel_id, "before", before)
+            after_seq = await self._cursor_seq(conn, caller.app_id, channel_id, "after", after)
+            rows = await repo.list_messages(
+                conn,
+                caller.app_id,
+                channel_id,
+                parent_id=parent_id,
+                after_seq=after_seq,
+                before_seq=before_seq,
+                limit=limit + 1,
+            )
+            more = len(rows) > limit
+            if more:
+                rows = rows[:limit] if after_seq is not None else rows[1:]
+            entries = await self._entries(conn, caller, rows)
+        return _page(
+            entries, more=more, forward=after_seq is not None, from_cursor=bool(before or after)
+        )
+
+    @staticmethod
+    async def _cursor_seq(
+        conn: Connection, app_id: str, channel_id: str, name: str, cursor: str | None
+    ) -> int | None:
+        if cursor is None:
+            return None
+        seq = None
+        if is_id(Kind.MESSAGE, cursor):
+            seq = await repo.seq_of(conn, app_id, channel_id, cursor)
+        if seq is None:
+            raise ValidationFailed([FieldError(f"query.{name}", "Not a message of this channel.")])
+        return seq
+
+    async def edit(
+        self, caller: Principal, message_id: str, text: str, if_match: int | None
+    ) -> MessageEntry:
+        """Change the text of one's own message."""
+        user_id = acting_user(caller, scopes.CHAT_WRITE)
+        self._check_draft(Draft(text=text))
+        outbox = Outbox()
+        async with self._ctx.db.write() as conn:
+            message = await self._visible(conn, caller.app_id, user_id, message_id)
+            check_version(message.version, if_match)
+            if message.author_id != user_id:
+                raise Forbidden("Only the author can edit a message.")
+            if message.deleted_at is not None:
+                raise Conflict("The message has been deleted.")
+            await repo.update_message(
+                conn, caller.app_id, message_id, {"body": text, "edited_at": self._ctx.clock.now()}
+            )
+            entry = (
+                await self._entries(conn, caller, [await self._reload(conn, caller, message_id)])
+            )[0]
+        outbox.add(
+            caller.app_id,
+            "message.updated",
+            message_view(entry.message),
+            channel_id=entry.message.channel_id,
+        )
+        await outbox.publish(self._ctx.broker)
+        return entry
+
+    async def delete(self, caller: Principal, message_id: str, if_match: int | None) -> None:
+        """Delete a message (its author, or the channel's owners and moderators)."""
+        user_id = acting_user(caller, scopes.CHAT_WRITE)
+        outbox = Outbox()
+        async with self._ctx.db.write() as conn:
+            message = await self._visible(conn, caller.app_id, user_id, message_id)
+            check_version(message.version, if_match)
+            if message.deleted_at is not None:
+                return
+            if message.author_id != user_id:
+                _, member = await load_membership(conn, caller.app_id, message.channel_id, user_id)
+                roles.require_manager(member)
+            changes = {"body": None, "mentions": "", "deleted_at": self._ctx.clock.now()}
+            await repo.update_message(conn, caller.app_id, message_id, changes)
+            deleted = await self._reload(conn, caller, message_id)
+        outbox.add(
+            caller.app_id, "message.deleted", message_view(deleted), channel_id=deleted.channel_id
+        )
+        await outbox.publish(self._ctx.broker)
+
+    async def _visible(
+        self, conn: Connection, app_id: str, user_id: str, message_id: str
+    ) -> MessageRecord:
+        message = await repo.get_message(conn, app_id, message_id)
+        if message is None:
+            raise NotFound("No such message.")
+        try:
+            await load_membership(conn, app_id, message.channel_id, user_id)
+        except NotFound:
+            raise NotFound("No such message.") from None
+        return message
+
+    @staticmethod
+    async def _reload(conn: Connection, caller: Principal, message_id: str) -> MessageRecord:
+        message = await repo.get_message(conn, caller.app_id, message_id)
+        if message is None:
+            raise NotFound("No such message.")
+        return message
+
+    @staticmethod
+    async def _entries(
+        conn: Connection, caller: Principal, messages: list[MessageRecord]
+    ) -> list[MessageEntry]:
+        summary = await repo.reaction_summary(
+            conn, caller.app_id, caller.subject, [m.id for m in messages]
+        )
+        return [MessageEntry(m, *summary.get(m.id, ({}, set()))) for m in messages]
+
+
+def _writable(channel: ChannelRecord) -> None:
+    if channel.archived:
+        raise Conflict("The channel is archived.")
+
+
+def _page(
+    entries: list[MessageEntry], *, more: bool, forward: bool, from_cursor: bool
+) -> MessagePage:
+    """Cursors: ``prev`` fetches older messages (``before``), ``next`` newer (``after``)."""
+    if not entries:
+        return MessagePage(entries, None, None)
+    first, last = entries[0].message.id, entries[-1].message.id
+    older = (more and not forward) or (forward and from_cursor)
+    newer = (more and forward) or (not forward and from_cursor)
+    return MessagePage(entries, first if older else None, last if newer else None)

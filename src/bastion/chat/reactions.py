@@ -1,0 +1,110 @@
+"""Reactions: one of each emoji per user per message, counted per emoji."""
+
+from __future__ import annotations
+
+from bastion.chat import roles
+from bastion.chat.channels import acting_user, load_membership
+from bastion.chat.context import ChatContext, Outbox
+from bastion.chat.messages import MessageEntry
+from bastion.core.errors import Conflict, LimitExceeded, NotFound
+from bastion.security import scopes
+from bastion.security.principal import Principal
+from bastion.store.db import Connection
+from bastion.store.repos import messages as repo
+
+
+class Reactions:
+    """Add and remove reactions."""
+
+    def __init__(self, ctx: ChatContext) -> None:
+        self._ctx = ctx
+
+    async def add(self, caller: Principal, message_id: str, emoji: str) -> MessageEntry:
+        """React to a message; reacting twice with the same emoji changes nothing."""
+        user_id = acting_user(caller, scopes.CHAT_WRITE)
+        outbox = Outbox()
+        async with self._ctx.db.write() as conn:
+            channel_id = await self._load(conn, caller, user_id, message_id)
+            if await repo.distinct_emoji_count(conn, caller.app_id, message_id) >= (
+                self._ctx.limits.reactions_per_message_max
+            ):
+                await self._require_existing_emoji(conn, caller, message_id, emoji)
+            added = await repo.add_reaction(
+                conn,
+                caller.app_id,
+                message_id=message_id,
+                user_id=user_id,
+                emoji=emoji,
+                now=self._ctx.clock.now(),
+            )
+            entry = await self._entry(conn, caller, message_id)
+        if added:
+            outbox.add(
+                caller.app_id,
+                "reaction.added",
+                _payload(entry, user_id, emoji),
+                channel_id=channel_id,
+            )
+        await outbox.publish(self._ctx.broker)
+        return entry
+
+    async def remove(self, caller: Principal, message_id: str, emoji: str) -> MessageEntry:
+        """Take a reaction back; removing one that is not there changes nothing."""
+        user_id = acting_user(caller, scopes.CHAT_WRITE)
+        outbox = Outbox()
+        async with self._ctx.db.write() as conn:
+            channel_id = await self._load(conn, caller, user_id, message_id)
+            removed = await repo.remove_reaction(
+                conn, caller.app_id, message_id=message_id, user_id=user_id, emoji=emoji
+            )
+            entry = await self._entry(conn, caller, message_id)
+        if removed:
+            outbox.add(
+                caller.app_id,
+                "reaction.removed",
+                _payload(entry, user_id, emoji),
+                channel_id=channel_id,
+            )
+        await outbox.publish(self._ctx.broker)
+        return entry
+
+    async def _load(
+        self, conn: Connection, caller: Principal, user_id: str, message_id: str
+    ) -> str:
+        message = await repo.get_message(conn, caller.app_id, message_id)
+        if message is None:
+            raise NotFound("No such message.")
+        try:
+            _, member = await load_membership(conn, caller.app_id, message.channel_id, user_id)
+        except NotFound:
+            raise NotFound("No such message.") from None
+        roles.require_participate(member)
+        if message.deleted_at is not None:
+            raise Conflict("The message has been deleted.")
+        return message.channel_id
+
+    async def _require_existing_emoji(
+        self, conn: Connection, caller: Principal, message_id: str, emoji: str
+    ) -> None:
+        entry = await self._entry(conn, caller, message_id)
+        if emoji not in entry.reactions:
+            limit = self._ctx.limits.reactions_per_message_max
+            raise LimitExceeded("path.emoji", f"A message carries at most {limit} different emoji.")
+
+    @staticmethod
+    async def _entry(conn: Connection, caller: Principal, message_id: str) -> MessageEntry:
+        message = await repo.get_message(conn, caller.app_id, message_id)
+        if message is None:
+            raise NotFound("No such message.")
+        summary = await repo.reaction_summary(conn, caller.app_id, caller.subject, [message_id])
+        counts, own = summary.get(message_id, ({}, set()))
+        return MessageEntry(message, counts, own)
+
+
+def _payload(entry: MessageEntry, user_id: str, emoji: str) -> dict[str, object]:
+    return {
+        "message_id": entry.message.id,
+        "user_id": user_id,
+        "emoji": emoji,
+        "reactions": dict(sorted(entry.reactions.items())),
+    }

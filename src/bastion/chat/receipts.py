@@ -1,0 +1,75 @@
+"""Read receipts (last message read per member) and typing indicators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bastion.chat import roles
+from bastion.chat.channels import acting_user, load_membership
+from bastion.chat.context import ChatContext, Outbox
+from bastion.chat.views import member_view
+from bastion.core.errors import FieldError, ValidationFailed
+from bastion.core.ids import Kind, is_id
+from bastion.security import scopes
+from bastion.security.principal import Principal
+from bastion.store.records import MemberRecord
+from bastion.store.repos import channels as channel_repo
+from bastion.store.repos import messages as message_repo
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """Where a member has read up to, and how much is left unread."""
+
+    member: MemberRecord
+    unread_count: int
+
+
+class Receipts:
+    """Read positions and typing notifications."""
+
+    def __init__(self, ctx: ChatContext) -> None:
+        self._ctx = ctx
+
+    async def mark_read(self, caller: Principal, channel_id: str, message_id: str) -> ReadState:
+        """Move the caller's read position forward to ``message_id`` (never backwards)."""
+        user_id = acting_user(caller, scopes.CHAT_READ)
+        outbox = Outbox()
+        async with self._ctx.db.write() as conn:
+            _, member = await load_membership(conn, caller.app_id, channel_id, user_id)
+            seq = None
+            if is_id(Kind.MESSAGE, message_id):
+                seq = await message_repo.seq_of(conn, caller.app_id, channel_id, message_id)
+            if seq is None:
+                raise ValidationFailed(
+                    [FieldError("body.message_id", "Not a message of this channel.")]
+                )
+            if seq > member.last_read_seq:
+                changes = {
+                    "last_read_seq": seq,
+                    "last_read_message_id": message_id,
+                    "last_read_at": self._ctx.clock.now(),
+                }
+                await channel_repo.update_member(conn, caller.app_id, channel_id, user_id, changes)
+                _, member = await load_membership(conn, caller.app_id, channel_id, user_id)
+                outbox.add(
+                    caller.app_id, "read.updated", member_view(member), channel_id=channel_id
+                )
+            unread = await message_repo.unread_counts(conn, caller.app_id, user_id, [channel_id])
+        await outbox.publish(self._ctx.broker)
+        return ReadState(member, unread.get(channel_id, 0))
+
+    async def typing(self, caller: Principal, channel_id: str, *, active: bool) -> None:
+        """Tell the channel the caller started or stopped typing (not stored)."""
+        user_id = acting_user(caller, scopes.CHAT_WRITE)
+        async with self._ctx.db.read() as conn:
+            channel, member = await load_membership(conn, caller.app_id, channel_id, user_id)
+        roles.require_post(channel, member)
+        outbox = Outbox()
+        outbox.add(
+            caller.app_id,
+            "typing",
+            {"channel_id": channel_id, "user_id": user_id, "state": "start" if active else "stop"},
+            channel_id=channel_id,
+        )
+        await outbox.publish(self._ctx.broker)

@@ -1,0 +1,87 @@
+"""Channel types, member roles, and what each role may do in each type of channel.
+
+These are the object-level rules the domain applies to the object it loaded; the
+route-level scope check has already happened.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from bastion.core.errors import Forbidden, NotFound
+from bastion.store.records import ChannelRecord, MemberRecord
+
+
+class ChannelType(StrEnum):
+    """Kinds of channel."""
+
+    DIRECT = "direct"
+    GROUP = "group"
+    BROADCAST = "broadcast"
+
+
+class Role(StrEnum):
+    """A member's role in a channel, strongest first."""
+
+    OWNER = "owner"
+    MODERATOR = "moderator"
+    MEMBER = "member"
+    READ_ONLY = "read-only"
+
+
+_RANK = {Role.OWNER: 3, Role.MODERATOR: 2, Role.MEMBER: 1, Role.READ_ONLY: 0}
+_MANAGERS = frozenset({Role.OWNER, Role.MODERATOR})
+
+
+def rank(role: str) -> int:
+    """Order roles: a higher rank may manage a lower one."""
+    return _RANK[Role(role)]
+
+
+def visible(member: MemberRecord | None) -> MemberRecord:
+    """Members see a channel; to anyone else it does not exist (404, like a missing id)."""
+    if member is None:
+        raise NotFound("No such channel.")
+    return member
+
+
+def can_post(channel: ChannelRecord, member: MemberRecord) -> bool:
+    """Broadcast channels: owners and moderators post; elsewhere read-only members cannot."""
+    if channel.type == ChannelType.BROADCAST:
+        return member.role in _MANAGERS
+    return member.role != Role.READ_ONLY
+
+
+def require_post(channel: ChannelRecord, member: MemberRecord) -> None:
+    """Raise ``Forbidden`` unless the member may post in the channel."""
+    if not can_post(channel, member):
+        raise Forbidden("Your role in this channel does not allow posting.")
+
+
+def require_participate(member: MemberRecord) -> None:
+    """Reacting and typing need more than read-only access."""
+    if member.role == Role.READ_ONLY:
+        raise Forbidden("Read-only members cannot do this.")
+
+
+def require_manager(member: MemberRecord) -> None:
+    """Raise ``Forbidden`` unless the member is an owner or moderator."""
+    if member.role not in _MANAGERS:
+        raise Forbidden("Only the channel's owners and moderators can do this.")
+
+
+def require_owner(member: MemberRecord) -> None:
+    """Raise ``Forbidden`` unless the member is an owner."""
+    if member.role != Role.OWNER:
+        raise Forbidden("Only the channel's owners can do this.")
+
+
+def require_may_assign(actor: MemberRecord, role: str, current: str | None = None) -> None:
+    """Owners assign any role; moderators only roles below their own, to members below them."""
+    if actor.role == Role.OWNER:
+        return
+    require_manager(actor)
+    if rank(role) >= rank(actor.role) or (
+        current is not None and rank(current) >= rank(actor.role)
+    ):
+        raise Forbidden("Moderators can only manage members and read-only members.")

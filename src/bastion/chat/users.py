@@ -1,0 +1,140 @@
+"""Users of an app, managed by the app's backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bastion.chat.context import ChatContext, Outbox
+from bastion.chat.views import user_view
+from bastion.core.errors import Conflict, NotFound, PreconditionFailed
+from bastion.core.ids import Kind, is_id, new_id
+from bastion.security import scopes
+from bastion.security.oauth import rfc8693
+from bastion.security.principal import Principal
+from bastion.store.records import DuplicateKeyError, UserRecord
+from bastion.store.repos import users as repo
+
+
+class Users:
+    """Create, read, update and deactivate users."""
+
+    def __init__(self, ctx: ChatContext) -> None:
+        self._ctx = ctx
+
+    async def create(self, caller: Principal, *, external_id: str, display_name: str) -> UserRecord:
+        """Create a user; an external id already in use is a conflict."""
+        caller.require(scopes.USERS_WRITE)
+        try:
+            async with self._ctx.db.write() as conn:
+                return await repo.insert_user(
+                    conn,
+                    caller.app_id,
+                    user_id=new_id(Kind.USER),
+                    external_id=external_id,
+                    display_name=display_name,
+                    now=self._ctx.clock.now(),
+                )
+        except DuplicateKeyError:
+            raise Conflict("A user with this external_id already exists.") from None
+
+    async def get(self, caller: Principal, user_id: str) -> UserRecord:
+        """Return one of the app's users; anything else is not found."""
+        caller.require(scopes.USERS_READ)
+        async with self._ctx.db.read() as conn:
+            return _found(await repo.get_user(conn, caller.app_id, user_id))
+
+    async def me(self, caller: Principal) -> UserRecord:
+        """Return the user the token acts for."""
+        async with self._ctx.db.read() as conn:
+            return _found(await repo.get_user(conn, caller.app_id, caller.subject))
+
+    async def page(
+        self,
+        caller: Principal,
+        *,
+        after: str | None,
+        limit: int,
+        external_id: str | None,
+        active: bool | None,
+    ) -> tuple[list[UserRecord], bool]:
+        """Return a page of users by id, and whether more follow."""
+        caller.require(scopes.USERS_READ)
+        async with self._ctx.db.read() as conn:
+            if external_id is not None:
+                found = await repo.get_user_by_external_id(conn, caller.app_id, external_id)
+                return ([found] if found and active in (None, found.active) else []), False
+            rows = await repo.list_users(
+                conn, caller.app_id, after=after, limit=limit + 1, active=active
+            )
+        return rows[:limit], len(rows) > limit
+
+    async def update(
+        self, caller: Principal, user_id: str, changes: dict[str, Any], if_match: int | None
+    ) -> UserRecord:
+        """Apply a merge patch to a user."""
+        caller.require(scopes.USERS_WRITE)
+        outbox = Outbox()
+        async with self._ctx.db.write() as conn:
+            user = _found(await repo.get_user(conn, caller.app_id, user_id))
+            _check_version(user.version, if_match)
+            if changes:
+                await repo.update_user(
+                    conn, caller.app_id, user_id, changes=changes, now=self._ctx.clock.now()
+                )
+                user = _found(await repo.get_user(conn, caller.app_id, user_id))
+                outbox.add(caller.app_id, "user.updated", user_view(user), user_ids=(user.id,))
+        await outbox.publish(self._ctx.broker)
+        return user
+
+    async def deactivate(self, caller: Principal, user_id: str) -> UserRecord:
+        """Deactivate a user: their tokens stop working and their sockets close."""
+        caller.require(scopes.USERS_WRITE)
+        outbox = Outbox()
+        async with self._ctx.db.write() as conn:
+            user = _found(await repo.get_user(conn, caller.app_id, user_id))
+            if user.active:
+                now = self._ctx.clock.now()
+                await repo.update_user(
+                    conn, caller.app_id, user_id, changes={"active": False}, now=now
+                )
+                user = _found(await repo.get_user(conn, caller.app_id, user_id))
+                outbox.add(
+                    caller.app_id, "user.deactivated", {"user_id": user.id}, user_ids=(user.id,)
+                )
+        self._ctx.revocations.revoke_subject(caller.app_id, user.id)
+        await outbox.publish(self._ctx.broker)
+        return user
+
+
+def _found(user: UserRecord | None) -> UserRecord:
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def _check_version(current: int, if_match: int | None) -> None:
+    if if_match is not None and if_match != current:
+        raise PreconditionFailed("The object has changed; fetch it again and retry.")
+
+
+class UserResolver:
+    """The ``UserDirectory`` token exchange uses: finds the active user a backend names."""
+
+    def __init__(self, ctx: ChatContext) -> None:
+        self._ctx = ctx
+
+    async def resolve_user(self, app_id: str, token_type: str, value: str) -> str | None:
+        """Return the id of the app's active user named by ``value``, or None."""
+        async with self._ctx.db.read() as conn:
+            if token_type == rfc8693.USER_ID_TYPE:
+                user = await repo.get_user(conn, app_id, value) if is_id(Kind.USER, value) else None
+            else:
+                user = await repo.get_user_by_external_id(conn, app_id, value)
+        return user.id if user is not None and user.active else None
+
+
+async def load_revocations(ctx: ChatContext) -> None:
+    """Refuse the tokens of every user deactivated before this process started."""
+    async with ctx.db.read() as conn:
+        for app_id, user_id in await repo.inactive_user_ids(conn):
+            ctx.revocations.revoke_subject(app_id, user_id)

@@ -1,0 +1,150 @@
+"""The ``bastion`` command: serve, migrate, init, config show."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn
+
+from bastion.app import create_app, database, secret_hasher, signing_keys
+from bastion.chat.apps import create_app as create_tenant
+from bastion.core.clock import SystemClock
+from bastion.core.settings import Settings, load_settings
+from bastion.store import migrate as migrations
+
+cli = typer.Typer(
+    name="bastion",
+    help="Bastion: a self-hostable, secure-by-design in-app chat API server.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+config_cli = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+cli.add_typer(config_cli, name="config")
+console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Folder for the SQLite database and keys (default ./var)."),
+]
+
+
+def _settings(data_dir: Path | None = None, **server: Any) -> Settings:
+    overrides: dict[str, Any] = {k: v for k, v in server.items() if v is not None}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    try:
+        return load_settings(server=overrides) if overrides else load_settings()
+    except ValidationError as exc:
+        console.print(f"[red]Invalid configuration:[/red]\n{exc}")
+        raise typer.Exit(2) from exc
+
+
+def _migrate(settings: Settings) -> str | None:
+    async def run() -> str | None:
+        db = database(settings)
+        try:
+            await migrations.upgrade(db.engine)
+            return await migrations.current_revision(db.engine)
+        finally:
+            await db.close()
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True
+    ) as progress:
+        progress.add_task("Applying database migrations…", total=None)
+        return asyncio.run(run())
+
+
+@cli.command()
+def migrate(data_dir: DataDir = None) -> None:
+    """Bring the database schema up to date (also done by `serve` at start)."""
+    settings = _settings(data_dir)
+    revision = _migrate(settings)
+    console.print(f"Database schema at revision [bold]{revision}[/bold].")
+
+
+@cli.command()
+def init(
+    data_dir: DataDir = None,
+    name: Annotated[str, typer.Option(help="A name for the app.")] = "My app",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the app and its credentials as one JSON object.")
+    ] = False,
+) -> None:
+    """Create an app and print its backend client id and secret (shown only once)."""
+    settings = _settings(data_dir)
+    _migrate(settings)
+
+    async def run() -> dict[str, str]:
+        db = database(settings)
+        try:
+            created = await create_tenant(db, secret_hasher(settings), SystemClock(), name=name)
+        finally:
+            await db.close()
+        return {
+            "app_id": created.app.id,
+            "app_name": created.app.name,
+            "client_id": created.client.id,
+            "client_secret": created.client_secret,
+            "scope": " ".join(sorted(created.client.scopes)),
+            "token_endpoint": f"{settings.issuer}/oauth/token",
+        }
+
+    result = asyncio.run(run())
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    console.print(f"Created app [bold]{result['app_name']}[/bold] ({result['app_id']}).")
+    console.print("Backend client credentials — the secret is shown only this once:")
+    typer.echo(f"client_id={result['client_id']}\nclient_secret={result['client_secret']}")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the server: migrate, load or create keys, then serve HTTP and WebSocket."""
+    settings = _settings(data_dir, host=host, port=port)
+    _migrate(settings)
+    signing_keys(settings)
+    server = settings.server
+    console.print(
+        f"Bastion listening on http://{server.host}:{server.port} "
+        f"(data in {server.data_dir.resolve()})"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=server.host,
+        port=server.port,
+        loop="uvloop",
+        http="httptools",
+        ws_max_size=settings.realtime.max_frame_bytes,
+        server_header=False,
+        proxy_headers=True,
+        forwarded_allow_ips=server.forwarded_allow_ips,
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@config_cli.command("show")
+def config_show(data_dir: DataDir = None) -> None:
+    """Print the effective configuration as JSON, with secrets redacted."""
+    settings = _settings(data_dir)
+    typer.echo(json.dumps(settings.redacted(), indent=2))
+
+
+def main() -> None:
+    """Entry point of the ``bastion`` console script."""
+    cli()

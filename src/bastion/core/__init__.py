@@ -1,0 +1,1 @@
+"""Settings, errors, ids and clock: the leaf layer, free of I/O."""

@@ -1,0 +1,250 @@
+"""The one settings model: every knob, its secure default, and the production checks.
+
+Settings are read once at start-up from (highest priority first) constructor
+arguments, ``BASTION_*`` environment variables (``__`` separates sections, as in
+``BASTION_DATABASE__URL``), and an optional TOML file named by ``BASTION_CONFIG_FILE``;
+the frozen result is passed down explicitly. Nothing reads the environment later.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_ENV = "BASTION_CONFIG_FILE"
+_PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "changethis", "secret", "password"})
+_MIN_PASSPHRASE = 16
+
+
+class Environment(StrEnum):
+    """Where the server runs; production refuses insecure settings."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServerSettings(_Section):
+    """Where and how the HTTP server listens."""
+
+    host: str = Field("127.0.0.1", description="Interface to bind; loopback by default.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="The URL clients use to reach the server; the default token issuer.",
+    )
+    data_dir: Path = Field(Path("var"), description="Holds the SQLite database and keys.")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1", description="Proxies whose X-Forwarded-* headers are trusted."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, le=64 * 1_048_576, description="Largest request body accepted."
+    )
+    problem_base: str = Field("/problems/", description="Prefix of RFC 9457 problem type URIs.")
+
+
+class DatabaseSettings(_Section):
+    """The relational store: SQLite (embedded) or PostgreSQL."""
+
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/bastion.db. "
+        "For PostgreSQL use postgresql+asyncpg://user@host/db.",
+    )
+    pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connection pool size.")
+    connect_timeout: float = Field(5.0, gt=0, le=60, description="Seconds to wait to connect.")
+    echo: bool = Field(False, description="Log every SQL statement (development only).")
+
+
+class AuthSettings(_Section):
+    """Access tokens (RFC 9068 JWTs) and client credentials."""
+
+    issuer: str | None = Field(None, description="Token issuer; defaults to server.public_url.")
+    audience: str | None = Field(
+        None, description="This API's resource identifier (token `aud`); defaults to the issuer."
+    )
+    signing_alg: Literal["ES256", "Ed25519"] = Field("ES256", description="Signature algorithm.")
+    client_token_ttl: int = Field(900, ge=60, le=86_400, description="App-backend token life, s.")
+    user_token_ttl: int = Field(3600, ge=60, le=86_400, description="Default user token life, s.")
+    user_token_max_ttl: int = Field(
+        86_400, ge=60, le=7 * 86_400, description="Longest user token a backend may request, s."
+    )
+    leeway: int = Field(30, ge=0, le=300, description="Clock skew allowed on exp/iat, s.")
+    token_cache_size: int = Field(
+        50_000, ge=0, le=1_000_000, description="Verified tokens remembered until they expire."
+    )
+    keys_passphrase: SecretStr | None = Field(
+        None, description="Encrypts signing keys on disk; required in production."
+    )
+    argon2_time_cost: int = Field(3, ge=1, le=20, description="argon2id iterations.")
+    argon2_memory_kib: int = Field(65_536, ge=8, le=4_194_304, description="argon2id memory.")
+    argon2_parallelism: int = Field(2, ge=1, le=16, description="argon2id lanes.")
+
+
+class LimitSettings(_Section):
+    """Limits every chat API has, enforced with a clear error."""
+
+    message_max_chars: int = Field(4000, ge=1, le=100_000, description="Message body length.")
+    group_max_members: int = Field(1000, ge=2, le=100_000, description="Members of a group.")
+    broadcast_max_members: int = Field(
+        100_000, ge=2, le=10_000_000, description="Members (readers) of a broadcast channel."
+    )
+    initial_members_max: int = Field(100, ge=1, le=1000, description="Members named at create.")
+    mentions_max: int = Field(50, ge=0, le=1000, description="Mentions in one message.")
+    page_size_default: int = Field(50, ge=1, le=1000, description="Default page size.")
+    page_size_max: int = Field(200, ge=1, le=1000, description="Largest page size.")
+    name_max_chars: int = Field(200, ge=1, le=1000, description="Channel and display names.")
+    reactions_per_message_max: int = Field(
+        50, ge=1, le=1000, description="Distinct emoji on one message."
+    )
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> Self:
+        if self.page_size_default > self.page_size_max:
+            raise ValueError("limits.page_size_default must not exceed limits.page_size_max")
+        return self
+
+
+class RealtimeSettings(_Section):
+    """The WebSocket endpoint and event fan-out."""
+
+    heartbeat_seconds: float = Field(25.0, gt=0, le=300, description="Server ping interval.")
+    auth_timeout_seconds: float = Field(5.0, gt=0, le=60, description="Wait for an auth frame.")
+    resume_buffer_events: int = Field(
+        10_000, ge=0, le=1_000_000, description="Recent events kept per app for resume."
+    )
+    send_queue_max: int = Field(
+        1000, ge=10, le=100_000, description="Events queued per connection before it is dropped."
+    )
+    max_connections_per_user: int = Field(10, ge=1, le=1000, description="Sockets per user.")
+    max_frame_bytes: int = Field(65_536, ge=1024, le=1_048_576, description="Largest frame.")
+
+
+class LogSettings(_Section):
+    """Structured logging."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    json_output: bool = Field(True, description="One JSON object per line.")
+    access_log: bool = Field(True, description="One line per request.")
+
+
+class Settings(BaseSettings):
+    """Every setting Bastion has, with secure defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BASTION_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    debug: bool = False
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    auth: AuthSettings = AuthSettings()
+    limits: LimitSettings = LimitSettings()
+    realtime: RealtimeSettings = RealtimeSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read constructor arguments, then the environment, then the TOML file."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def database_url(self) -> str:
+        """The effective database URL."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{self.server.data_dir / 'bastion.db'}"
+
+    @property
+    def issuer(self) -> str:
+        """The effective token issuer identifier."""
+        return (self.auth.issuer or self.server.public_url).rstrip("/")
+
+    @property
+    def audience(self) -> str:
+        """The effective audience access tokens must name."""
+        return self.auth.audience or self.issuer
+
+    def insecure_findings(self) -> list[str]:
+        """Say what makes this configuration unfit for production (empty when fine)."""
+        findings = []
+        if self.debug:
+            findings.append("debug is on (BASTION_DEBUG): it must be off in production")
+        if self.database.echo:
+            findings.append("database.echo logs SQL with data: turn it off in production")
+        passphrase = self.auth.keys_passphrase
+        if passphrase is None or passphrase.get_secret_value().lower() in _PLACEHOLDER_SECRETS:
+            findings.append(
+                "auth.keys_passphrase is not set (BASTION_AUTH__KEYS_PASSPHRASE): signing keys "
+                "would be stored unencrypted"
+            )
+        elif len(passphrase.get_secret_value()) < _MIN_PASSPHRASE:
+            findings.append(f"auth.keys_passphrase is shorter than {_MIN_PASSPHRASE} characters")
+        if not self.issuer.startswith("https://"):
+            findings.append(f"the token issuer {self.issuer!r} is not an https:// URL")
+        if self.auth.argon2_memory_kib < 19_456 or self.auth.argon2_time_cost < 2:
+            findings.append("argon2 parameters are below OWASP's minimum (19 MiB, t=2)")
+        return findings
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Self:
+        if self.environment is Environment.PRODUCTION:
+            findings = self.insecure_findings()
+            if findings:
+                raise ValueError(
+                    "refusing to run in production with an insecure configuration: "
+                    + "; ".join(findings)
+                )
+        return self
+
+    def redacted(self) -> dict[str, Any]:
+        """Return the effective configuration as plain data, secrets replaced by '**********'."""
+        data = self.model_dump(mode="json")
+        data["database"]["url"] = _redact_url(self.database_url)
+        data["auth"]["issuer"] = self.issuer
+        data["auth"]["audience"] = self.audience
+        return data
+
+
+def _redact_url(url: str) -> str:
+    """Hide the password in a database URL."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    user = creds.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:**********@{host}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings once, from overrides, the environment and the config file."""
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""Transport: routes, schemas, dependencies, the WebSocket protocol, error rendering."""

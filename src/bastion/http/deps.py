@@ -1,0 +1,137 @@
+"""FastAPI dependencies: the services, who is calling, and parameters shared by routes.
+
+Every non-public route depends on ``scoped(scope)``, which authenticates the bearer
+token and checks the scope; the route walker in the test suite checks that no route
+is left without one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+
+from bastion.chat.service import Chat
+from bastion.core.errors import (
+    FieldError,
+    InvalidRequest,
+    LimitExceeded,
+    NotFound,
+    ValidationFailed,
+)
+from bastion.core.ids import Kind, is_id
+from bastion.core.settings import Settings
+from bastion.realtime.broker import Broker
+from bastion.security.keys import KeyRing
+from bastion.security.oauth import rfc6750
+from bastion.security.oauth.server import TokenEndpoint
+from bastion.security.principal import Principal
+from bastion.security.tokens import AccessTokens
+from bastion.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything a request may need, built once by the composition root."""
+
+    settings: Settings
+    db: Database
+    chat: Chat
+    tokens: AccessTokens
+    token_endpoint: TokenEndpoint
+    keys: KeyRing
+    broker: Broker
+
+
+def services(request: Request) -> Services:
+    """The process's services."""
+    found: Services = request.app.state.services
+    return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+# Documents the scheme in OpenAPI; the header is parsed by RFC 6750 rules below.
+_bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", description="RFC 9068 access token")
+
+
+def authenticate(request: Request, svc: Services) -> Principal:
+    """Turn the request's bearer token into a principal, or raise ``Unauthenticated``."""
+    rfc6750.refuse_query_token(set(request.query_params.keys()))
+    token = rfc6750.bearer_token(request.headers.get("authorization"))
+    principal = svc.tokens.authenticate(token)
+    request.scope.setdefault("state", {})["principal"] = principal.subject
+    return principal
+
+
+def _caller(
+    security_scopes: SecurityScopes,
+    request: Request,
+    svc: ServicesDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Principal:
+    principal = authenticate(request, svc)
+    for scope in security_scopes.scopes:
+        principal.require(scope)
+    return principal
+
+
+def scoped(scope: str) -> Any:
+    """A dependency: the authenticated caller, whose token must carry ``scope``."""
+    return Security(_caller, scopes=[scope])
+
+
+def path_id(kind: Kind, value: str, what: str) -> str:
+    """A path id of the wrong shape names nothing: 404, exactly like a missing id."""
+    if not is_id(kind, value):
+        raise NotFound(f"No such {what}.")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A validated page size."""
+
+    limit: int
+
+
+def page(
+    svc: ServicesDep,
+    limit: Annotated[int | None, Query(ge=1, description="Page size.")] = None,
+) -> Page:
+    """The page size: the configured default, never above the configured maximum."""
+    limits = svc.settings.limits
+    if limit is None:
+        return Page(limits.page_size_default)
+    if limit > limits.page_size_max:
+        raise LimitExceeded("query.limit", f"limit must be at most {limits.page_size_max}.")
+    return Page(limit)
+
+
+PageDep = Annotated[Page, Depends(page)]
+
+_ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
+
+
+def if_match(request: Request) -> int | None:
+    """The version named by ``If-Match`` (an ETag ``"<version>"``), if any."""
+    raw = request.headers.get("if-match")
+    if raw is None or raw.strip() == "*":
+        return None
+    match = _ETAG.match(raw.strip())
+    if match is None:
+        raise InvalidRequest('If-Match must be an ETag of the form "<version>".')
+    return int(match.group(1))
+
+
+IfMatch = Annotated[int | None, Depends(if_match)]
+
+
+def cursor_id(kind: Kind, value: str | None, field: str) -> str | None:
+    """An id used as a cursor must be well formed (422, since it is a query parameter)."""
+    if value is not None and not is_id(kind, value):
+        raise ValidationFailed([FieldError(field, "Invalid cursor.")])
+    return value

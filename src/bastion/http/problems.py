@@ -1,0 +1,145 @@
+"""Turns every error into RFC 9457 ``application/problem+json`` (RFC 6749 §5.2 for OAuth).
+
+Unknown exceptions become a bare 500: the stack trace goes to the log, never to the
+client.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bastion.core.errors import (
+    BastionError,
+    FieldError,
+    InsufficientScope,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    OAuthError,
+    RateLimited,
+    Unauthenticated,
+    Unavailable,
+    ValidationFailed,
+    problem,
+)
+from bastion.observe.logging import get_logger
+
+PROBLEM_JSON = "application/problem+json"
+_REALM = "bastion"
+_log = get_logger("bastion.errors")
+
+
+def _request_id(request: Request) -> str | None:
+    value = request.scope.get("state", {}).get("request_id")
+    return value if isinstance(value, str) else None
+
+
+def problem_response(request: Request, error: BastionError) -> Response:
+    """Render a Bastion error as a problem document with the headers its status needs."""
+    base = request.app.state.services.settings.server.problem_base
+    body = problem(error, instance=_request_id(request), base=base)
+    return Response(
+        json.dumps(body, ensure_ascii=False).encode(),
+        status_code=error.status,
+        media_type=PROBLEM_JSON,
+        headers=_headers(error),
+    )
+
+
+def _headers(error: BastionError) -> dict[str, str]:
+    if isinstance(error, Unauthenticated):
+        if not error.token_present:
+            return {"WWW-Authenticate": f'Bearer realm="{_REALM}"'}
+        return {"WWW-Authenticate": f'Bearer realm="{_REALM}", error="invalid_token"'}
+    if isinstance(error, InsufficientScope):
+        value = f'Bearer realm="{_REALM}", error="insufficient_scope", scope="{error.scope}"'
+        return {"WWW-Authenticate": value}
+    if isinstance(error, RateLimited | Unavailable):
+        return {"Retry-After": str(error.retry_after)}
+    return {}
+
+
+def oauth_response(error: OAuthError) -> Response:
+    """RFC 6749 §5.2: ``{"error", "error_description"}``, never cached."""
+    body = {"error": error.error, "error_description": error.description}
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache", **error.headers}
+    return Response(
+        json.dumps(body).encode(),
+        status_code=error.status,
+        media_type="application/json; charset=utf-8",
+        headers=headers,
+    )
+
+
+def _field_errors(exc: RequestValidationError) -> list[FieldError]:
+    fields = []
+    for item in exc.errors()[:50]:
+        location = ".".join(str(part) for part in item.get("loc", ()))
+        # The message only: the offending input is never echoed back.
+        fields.append(FieldError(location or "request", str(item.get("msg", "Invalid value."))))
+    return fields
+
+
+async def _on_bastion_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BastionError)  # noqa: S101 - registered for this type only
+    return problem_response(request, exc)
+
+
+async def _on_oauth_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OAuthError)  # noqa: S101 - registered for this type only
+    return oauth_response(exc)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this type only
+    if any(item.get("type") == "json_invalid" for item in exc.errors()):
+        return problem_response(request, InvalidRequest("The request body is not valid JSON."))
+    return problem_response(request, ValidationFailed(_field_errors(exc)))
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this type only
+    error: BastionError
+    if exc.status_code == 404:
+        error = NotFound("No such resource.")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed("This method is not allowed on this resource.")
+    else:
+        error = InvalidRequest("The request could not be processed.")
+    response = problem_response(request, error)
+    for name, value in (exc.headers or {}).items():
+        if name.lower() == "allow":
+            response.headers["Allow"] = value
+    return response
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    _log.error("unhandled error", request_id=_request_id(request), exc_info=exc)
+    error = BastionError("An internal error occurred.")
+    error.detail = "An internal error occurred."
+    return problem_response(request, error)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that replace the framework's default error bodies."""
+    app.add_exception_handler(BastionError, _on_bastion_error)
+    app.add_exception_handler(OAuthError, _on_oauth_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+def describe(error_type: type[BastionError]) -> dict[str, Any]:
+    """What the problem page for a type says."""
+    return {
+        "type": error_type.type,
+        "title": error_type.title,
+        "status": error_type.status,
+        "description": (error_type.__doc__ or "").strip(),
+    }

@@ -1,0 +1,194 @@
+"""Channels, their members and read positions (user tokens, ``chat:*`` scopes)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from bastion.chat.channels import ChannelEntry
+from bastion.chat.views import channel_view, member_view, message_view
+from bastion.core.ids import Kind
+from bastion.http.deps import IfMatch, PageDep, ServicesDep, cursor_id, path_id, scoped
+from bastion.http.responses import JSONResponse, json_response
+from bastion.http.schemas.channels import (
+    ChannelCreate,
+    ChannelOut,
+    ChannelPage,
+    ChannelUpdate,
+    MemberAdd,
+    MemberOut,
+    MemberPage,
+    MemberUpdate,
+    ReadOut,
+    ReadUpdate,
+)
+from bastion.security import scopes
+from bastion.security.principal import Principal
+
+router = APIRouter(prefix="/v1/channels", tags=["channels"])
+
+Reader = Annotated[Principal, scoped(scopes.CHAT_READ)]
+Writer = Annotated[Principal, scoped(scopes.CHAT_WRITE)]
+
+
+def entry_view(entry: ChannelEntry) -> dict[str, Any]:
+    """A channel with the caller's membership, unread count and last message."""
+    return {
+        **channel_view(entry.channel),
+        "membership": member_view(entry.member),
+        "unread_count": entry.unread_count,
+        "last_message": message_view(entry.last_message) if entry.last_message else None,
+    }
+
+
+def _channel(channel_id: str) -> str:
+    return path_id(Kind.CHANNEL, channel_id, "channel")
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ChannelOut,
+    responses={200: {"model": ChannelOut, "description": "The existing direct channel"}},
+    summary="Create a channel",
+)
+async def create_channel(body: ChannelCreate, caller: Writer, svc: ServicesDep) -> JSONResponse:
+    """Create a group or broadcast channel, or open (get or create) a direct channel."""
+    entry, created = await svc.chat.channels.create(
+        caller,
+        type_=body.type,
+        name=body.name,
+        description=body.description,
+        members=list(body.members),
+    )
+    return json_response(
+        entry_view(entry),
+        status=201 if created else 200,
+        version=entry.channel.version,
+        location=f"/v1/channels/{entry.channel.id}",
+    )
+
+
+@router.get("", response_model=ChannelPage, summary="List my channels")
+async def list_channels(
+    caller: Reader,
+    svc: ServicesDep,
+    page: PageDep,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor.")] = None,
+    include_archived: Annotated[bool, Query()] = False,
+) -> JSONResponse:
+    """The caller's channels, most recently active first, with unread counts."""
+    entries, next_cursor = await svc.chat.channels.list_mine(
+        caller, cursor=cursor, limit=page.limit, include_archived=include_archived
+    )
+    return json_response({"data": [entry_view(e) for e in entries], "next_cursor": next_cursor})
+
+
+@router.get("/{channel_id}", response_model=ChannelOut, summary="Get a channel")
+async def get_channel(channel_id: str, caller: Reader, svc: ServicesDep) -> JSONResponse:
+    """One channel the caller belongs to."""
+    entry = await svc.chat.channels.get(caller, _channel(channel_id))
+    return json_response(entry_view(entry), version=entry.channel.version)
+
+
+@router.patch("/{channel_id}", response_model=ChannelOut, summary="Update or archive a channel")
+async def update_channel(
+    channel_id: str, body: ChannelUpdate, caller: Writer, svc: ServicesDep, version: IfMatch
+) -> JSONResponse:
+    """JSON Merge Patch: ``name``/``description`` (moderators), ``archived`` (owners)."""
+    changes = body.model_dump(exclude_unset=True)
+    if "archived" in changes and changes["archived"] is None:
+        del changes["archived"]
+    entry = await svc.chat.channels.update(caller, _channel(channel_id), changes, version)
+    return json_response(entry_view(entry), version=entry.channel.version)
+
+
+@router.get("/{channel_id}/members", response_model=MemberPage, summary="List members")
+async def list_members(
+    channel_id: str,
+    caller: Reader,
+    svc: ServicesDep,
+    page: PageDep,
+    after: Annotated[
+        str | None, Query(max_length=40, description="A user id (next_cursor).")
+    ] = None,
+) -> JSONResponse:
+    """A page of the channel's members, by user id."""
+    members, more = await svc.chat.members.page(
+        caller,
+        _channel(channel_id),
+        after=cursor_id(Kind.USER, after, "query.after"),
+        limit=page.limit,
+    )
+    next_cursor = members[-1].user_id if more and members else None
+    return json_response({"data": [member_view(m) for m in members], "next_cursor": next_cursor})
+
+
+@router.post(
+    "/{channel_id}/members", status_code=201, response_model=MemberOut, summary="Add a member"
+)
+async def add_member(
+    channel_id: str, body: MemberAdd, caller: Writer, svc: ServicesDep
+) -> JSONResponse:
+    """Add a user to a group or broadcast channel (owners; moderators for lower roles)."""
+    member = await svc.chat.members.add(caller, _channel(channel_id), body.user_id, body.role)
+    return json_response(
+        member_view(member),
+        status=201,
+        location=f"/v1/channels/{channel_id}/members/{member.user_id}",
+    )
+
+
+@router.get("/{channel_id}/members/{user_id}", response_model=MemberOut, summary="Get a member")
+async def get_member(
+    channel_id: str, user_id: str, caller: Reader, svc: ServicesDep
+) -> JSONResponse:
+    """One member of a channel the caller belongs to."""
+    member = await svc.chat.members.get(
+        caller, _channel(channel_id), path_id(Kind.USER, user_id, "member")
+    )
+    return json_response(member_view(member))
+
+
+@router.patch(
+    "/{channel_id}/members/{user_id}", response_model=MemberOut, summary="Change a member's role"
+)
+async def update_member(
+    channel_id: str, user_id: str, body: MemberUpdate, caller: Writer, svc: ServicesDep
+) -> JSONResponse:
+    """Change a member's role within what the caller's own role allows."""
+    member = await svc.chat.members.set_role(
+        caller, _channel(channel_id), path_id(Kind.USER, user_id, "member"), body.role
+    )
+    return json_response(member_view(member))
+
+
+@router.delete(
+    "/{channel_id}/members/{user_id}", status_code=204, summary="Remove a member, or leave"
+)
+async def remove_member(
+    channel_id: str, user_id: str, caller: Writer, svc: ServicesDep
+) -> Response:
+    """Remove a member (owners and moderators), or leave by naming yourself."""
+    await svc.chat.members.remove(
+        caller, _channel(channel_id), path_id(Kind.USER, user_id, "member")
+    )
+    return Response(status_code=204)
+
+
+@router.put("/{channel_id}/read", response_model=ReadOut, summary="Mark messages as read")
+async def mark_read(
+    channel_id: str, body: ReadUpdate, caller: Reader, svc: ServicesDep
+) -> JSONResponse:
+    """Move the caller's read position forward to a message; returns the unread count."""
+    state = await svc.chat.receipts.mark_read(caller, _channel(channel_id), body.message_id)
+    return json_response(
+        {
+            "channel_id": state.member.channel_id,
+            "last_read_message_id": state.member.last_read_message_id,
+            "last_read_at": member_view(state.member)["last_read_at"],
+            "unread_count": state.unread_count,
+        }
+    )

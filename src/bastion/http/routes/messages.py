@@ -1,0 +1,165 @@
+"""Messages, threads and reactions (user tokens, ``chat:*`` scopes)."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from bastion.chat.messages import Draft
+from bastion.core.errors import FieldError, ValidationFailed
+from bastion.core.ids import Kind
+from bastion.http.deps import IfMatch, PageDep, ServicesDep, cursor_id, path_id, scoped
+from bastion.http.responses import JSONResponse, json_response
+from bastion.http.schemas.messages import MessageCreate, MessageOut, MessagePage, MessageUpdate
+from bastion.security import scopes
+from bastion.security.principal import Principal
+
+router = APIRouter(tags=["messages"])
+
+Reader = Annotated[Principal, scoped(scopes.CHAT_READ)]
+Writer = Annotated[Principal, scoped(scopes.CHAT_WRITE)]
+
+_EMOJI_JOINERS = {"\u200d", "\ufe0f", "\u20e3"}
+_EMOJI_CATEGORIES = {"So", "Sk", "Mn", "Me"}
+_MAX_EMOJI_CHARS = 16
+
+
+def _message(message_id: str) -> str:
+    return path_id(Kind.MESSAGE, message_id, "message")
+
+
+def emoji(value: str) -> str:
+    """A reaction is one emoji (with its joiners and modifiers), nothing else."""
+    value = unicodedata.normalize("NFC", value)
+    symbols = [ch for ch in value if ch not in _EMOJI_JOINERS]
+    valid = (
+        0 < len(value) <= _MAX_EMOJI_CHARS
+        and bool(symbols)
+        and all(
+            unicodedata.category(ch) in _EMOJI_CATEGORIES or ch in "#*0123456789" for ch in symbols
+        )
+        and any(unicodedata.category(ch) == "So" for ch in symbols)
+    )
+    if not valid:
+        raise ValidationFailed([FieldError("path.emoji", "A reaction must be a single emoji.")])
+    return value
+
+
+@router.post(
+    "/v1/channels/{channel_id}/messages",
+    status_code=201,
+    response_model=MessageOut,
+    responses={200: {"model": MessageOut, "description": "A retry: the original message"}},
+    summary="Send a message",
+)
+async def send_message(
+    channel_id: str, body: MessageCreate, caller: Writer, svc: ServicesDep
+) -> JSONResponse:
+    """Send a message; a retry with the same ``client_msg_id`` returns the original (200)."""
+    draft = Draft(
+        text=body.text,
+        parent_id=body.parent_id,
+        mentions=tuple(body.mentions),
+        client_msg_id=body.client_msg_id,
+    )
+    entry, created = await svc.chat.messages.send(
+        caller, path_id(Kind.CHANNEL, channel_id, "channel"), draft
+    )
+    return json_response(
+        entry.view(),
+        status=201 if created else 200,
+        version=entry.message.version,
+        location=f"/v1/messages/{entry.message.id}",
+    )
+
+
+@router.get(
+    "/v1/channels/{channel_id}/messages", response_model=MessagePage, summary="List messages"
+)
+async def list_messages(
+    channel_id: str,
+    caller: Reader,
+    svc: ServicesDep,
+    page: PageDep,
+    before: Annotated[
+        str | None, Query(max_length=40, description="Older than this message id.")
+    ] = None,
+    after: Annotated[
+        str | None, Query(max_length=40, description="Newer than this message id.")
+    ] = None,
+    parent_id: Annotated[
+        str | None, Query(max_length=40, description="Only this thread's replies.")
+    ] = None,
+) -> JSONResponse:
+    """Messages oldest first: the newest page, or the page ``before``/``after`` a message."""
+    if before is not None and after is not None:
+        raise ValidationFailed([FieldError("query", "Use either before or after, not both.")])
+    result = await svc.chat.messages.page(
+        caller,
+        path_id(Kind.CHANNEL, channel_id, "channel"),
+        before=cursor_id(Kind.MESSAGE, before, "query.before"),
+        after=cursor_id(Kind.MESSAGE, after, "query.after"),
+        parent_id=cursor_id(Kind.MESSAGE, parent_id, "query.parent_id"),
+        limit=page.limit,
+    )
+    return json_response(
+        {
+            "data": [entry.view() for entry in result.entries],
+            "prev_cursor": result.prev_cursor,
+            "next_cursor": result.next_cursor,
+        }
+    )
+
+
+@router.get("/v1/messages/{message_id}", response_model=MessageOut, summary="Get a message")
+async def get_message(message_id: str, caller: Reader, svc: ServicesDep) -> JSONResponse:
+    """One message from a channel the caller belongs to."""
+    entry = await svc.chat.messages.get(caller, _message(message_id))
+    return json_response(entry.view(), version=entry.message.version)
+
+
+@router.patch("/v1/messages/{message_id}", response_model=MessageOut, summary="Edit a message")
+async def edit_message(
+    message_id: str, body: MessageUpdate, caller: Writer, svc: ServicesDep, version: IfMatch
+) -> JSONResponse:
+    """Change the text of your own message."""
+    entry = await svc.chat.messages.edit(caller, _message(message_id), body.text, version)
+    return json_response(entry.view(), version=entry.message.version)
+
+
+@router.delete("/v1/messages/{message_id}", status_code=204, summary="Delete a message")
+async def delete_message(
+    message_id: str, caller: Writer, svc: ServicesDep, version: IfMatch
+) -> Response:
+    """Delete your own message (moderators: any); the body is removed, the place kept."""
+    await svc.chat.messages.delete(caller, _message(message_id), version)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/v1/messages/{message_id}/reactions/{reaction}",
+    response_model=MessageOut,
+    summary="Add a reaction",
+)
+async def add_reaction(
+    message_id: str, reaction: str, caller: Writer, svc: ServicesDep
+) -> JSONResponse:
+    """React with one emoji; doing it twice changes nothing."""
+    entry = await svc.chat.reactions.add(caller, _message(message_id), emoji(reaction))
+    return json_response(entry.view(), version=entry.message.version)
+
+
+@router.delete(
+    "/v1/messages/{message_id}/reactions/{reaction}",
+    response_model=MessageOut,
+    summary="Remove a reaction",
+)
+async def remove_reaction(
+    message_id: str, reaction: str, caller: Writer, svc: ServicesDep
+) -> JSONResponse:
+    """Take your reaction back."""
+    entry = await svc.chat.reactions.remove(caller, _message(message_id), emoji(reaction))
+    return json_response(entry.view(), version=entry.message.version)

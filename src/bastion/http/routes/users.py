@@ -1,0 +1,88 @@
+"""Users: managed by the app's backend (``users:*`` scopes); ``/v1/users/me`` for users."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from bastion.chat.views import user_view
+from bastion.core.ids import Kind
+from bastion.http.deps import IfMatch, PageDep, ServicesDep, cursor_id, path_id, scoped
+from bastion.http.responses import JSONResponse, json_response
+from bastion.http.schemas.users import UserCreate, UserOut, UserPage, UserUpdate
+from bastion.security import scopes
+from bastion.security.principal import Principal
+
+router = APIRouter(prefix="/v1/users", tags=["users"])
+
+ReadUsers = Annotated[Principal, scoped(scopes.USERS_READ)]
+WriteUsers = Annotated[Principal, scoped(scopes.USERS_WRITE)]
+ChatReader = Annotated[Principal, scoped(scopes.CHAT_READ)]
+
+
+@router.post("", status_code=201, response_model=UserOut, summary="Create a user")
+async def create_user(body: UserCreate, caller: WriteUsers, svc: ServicesDep) -> JSONResponse:
+    """Create a user for an id in your own system (409 if that external id exists)."""
+    user = await svc.chat.users.create(
+        caller, external_id=body.external_id, display_name=body.display_name
+    )
+    return json_response(
+        user_view(user), status=201, version=user.version, location=f"/v1/users/{user.id}"
+    )
+
+
+@router.get("", response_model=UserPage, summary="List users")
+async def list_users(
+    caller: ReadUsers,
+    svc: ServicesDep,
+    page: PageDep,
+    after: Annotated[
+        str | None, Query(max_length=40, description="A user id (next_cursor).")
+    ] = None,
+    external_id: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
+    active: Annotated[bool | None, Query()] = None,
+) -> JSONResponse:
+    """Page through the app's users by id, or look one up by ``external_id``."""
+    users, more = await svc.chat.users.page(
+        caller,
+        after=cursor_id(Kind.USER, after, "query.after"),
+        limit=page.limit,
+        external_id=external_id,
+        active=active,
+    )
+    next_cursor = users[-1].id if more and users else None
+    return json_response({"data": [user_view(u) for u in users], "next_cursor": next_cursor})
+
+
+@router.get("/me", response_model=UserOut, summary="The user the token acts for")
+async def me(caller: ChatReader, svc: ServicesDep) -> JSONResponse:
+    """Return the calling user."""
+    user = await svc.chat.users.me(caller)
+    return json_response(user_view(user), version=user.version)
+
+
+@router.get("/{user_id}", response_model=UserOut, summary="Get a user")
+async def get_user(user_id: str, caller: ReadUsers, svc: ServicesDep) -> JSONResponse:
+    """Return one of the app's users."""
+    user = await svc.chat.users.get(caller, path_id(Kind.USER, user_id, "user"))
+    return json_response(user_view(user), version=user.version)
+
+
+@router.patch("/{user_id}", response_model=UserOut, summary="Update a user")
+async def update_user(
+    user_id: str, body: UserUpdate, caller: WriteUsers, svc: ServicesDep, version: IfMatch
+) -> JSONResponse:
+    """Apply a JSON Merge Patch; ``If-Match`` makes it conditional on the version."""
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    user = await svc.chat.users.update(
+        caller, path_id(Kind.USER, user_id, "user"), changes, version
+    )
+    return json_response(user_view(user), version=user.version)
+
+
+@router.post("/{user_id}/deactivation", response_model=UserOut, summary="Deactivate a user")
+async def deactivate_user(user_id: str, caller: WriteUsers, svc: ServicesDep) -> JSONResponse:
+    """Deactivate a user: their tokens stop working at once and their sockets close."""
+    user = await svc.chat.users.deactivate(caller, path_id(Kind.USER, user_id, "user"))
+    return json_response(user_view(user), version=user.version)

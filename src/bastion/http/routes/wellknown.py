@@ -1,0 +1,31 @@
+"""Discovery documents and the public signing keys (public)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from bastion.http.deps import ServicesDep
+from bastion.http.responses import JSONResponse
+from bastion.security.oauth import rfc8414
+
+router = APIRouter(tags=["discovery"])
+
+
+@router.get("/.well-known/jwks.json", summary="The keys access tokens are signed with")
+async def jwks(svc: ServicesDep) -> JSONResponse:
+    """RFC 7517 JWK Set of the public signing keys, by ``kid``."""
+    return JSONResponse(
+        svc.keys.jwks(),
+        headers={"Cache-Control": "public, max-age=300"},
+        media_type="application/jwk-set+json",
+    )
+
+
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    summary="OAuth 2.0 Authorization Server Metadata (RFC 8414)",
+)
+async def oauth_metadata(svc: ServicesDep) -> JSONResponse:
+    """What this server implements: endpoints, grants, client authentication, keys."""
+    document = rfc8414.metadata(svc.settings.issuer, svc.keys.alg)
+    return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})

@@ -1,0 +1,1 @@
+"""Request and response models: requests forbid unknown fields, responses are allow-lists."""

@@ -1,0 +1,46 @@
+"""User schemas."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from bastion.http.schemas.common import RequestModel, ResponseModel
+
+ExternalId = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._:@|+=-]+$")
+]
+DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+
+
+class UserCreate(RequestModel):
+    """Create a user for an id in the customer's own system."""
+
+    external_id: ExternalId = Field(description="The user's id in your system; unique per app.")
+    display_name: DisplayName
+
+
+class UserUpdate(RequestModel):
+    """JSON Merge Patch of a user (RFC 7396): only the fields present change."""
+
+    display_name: DisplayName | None = None
+
+
+class UserOut(ResponseModel):
+    """A user."""
+
+    id: str
+    external_id: str
+    display_name: str
+    active: bool
+    created_at: str
+    updated_at: str
+    version: int
+
+
+class UserPage(ResponseModel):
+    """A page of users."""
+
+    data: list[UserOut]
+    next_cursor: str | None

@@ -1,0 +1,385 @@
+"""The WebSocket protocol at ``/v1/ws``: live events for the channels a user belongs to.
+
+Frames are JSON objects ``{"type", "id", "data"}``. The token comes in the
+``Authorization`` header of the upgrade or in a first ``auth`` frame, never in the
+URL. Server events carry a per-connection ``seq`` and the event ``id``; after a
+reconnect, ``resume`` replays what was missed. Close codes are documented in
+``docs/api.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from bastion.core.errors import BastionError, InvalidRequest, Unauthenticated, problem
+from bastion.core.ids import Kind, is_id, new_id
+from bastion.http.deps import Services
+from bastion.realtime.broker import Event
+from bastion.security import scopes
+from bastion.security.oauth import rfc6750
+from bastion.security.principal import Principal
+
+router = APIRouter()
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_SERVER_ERROR = 1011
+CLOSE_AUTH = 4001
+CLOSE_FORBIDDEN = 4003
+CLOSE_TOO_MANY = 4009
+
+
+class _ClosedError(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class ConnectionRegistry:
+    """Counts live sockets per user, to cap them."""
+
+    def __init__(self, per_user: int) -> None:
+        self._per_user = per_user
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def acquire(self, principal: Principal) -> None:
+        """Count a new socket, or refuse it with close code 4009."""
+        key = (principal.app_id, principal.subject)
+        if self._counts[key] >= self._per_user:
+            raise _ClosedError(CLOSE_TOO_MANY, "too many connections")
+        self._counts[key] += 1
+
+    def release(self, principal: Principal) -> None:
+        """Forget a closed socket."""
+        key = (principal.app_id, principal.subject)
+        self._counts[key] -= 1
+        if self._counts[key] <= 0:
+            del self._counts[key]
+
+
+class Connection:
+    """One authenticated socket: a broker subscriber with its own send queue."""
+
+    def __init__(self, principal: Principal, channels: set[str], queue_max: int) -> None:
+        self.app_id = principal.app_id
+        self.user_id = principal.subject
+        self.channels = channels
+        self.principal = principal
+        self.id = new_id(Kind.CONNECTION)
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(queue_max)
+        self.overflowed = False
+        self.seq = 0
+
+    def deliver(self, event: Event) -> None:
+        """Queue an event; a client too slow to keep up is disconnected, not waited for."""
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+    def may_see(self, event: Event) -> bool:
+        """Events of the user's channels, or addressed to the user."""
+        return (event.channel_id in self.channels) or (self.user_id in event.user_ids)
+
+    def frame(self, event: Event) -> str:
+        """The event's shared frame with this connection's sequence number in front."""
+        self.seq += 1
+        return f'{{"seq":{self.seq},' + event.frame[1:]
+
+
+@dataclass(slots=True)
+class _Session:
+    svc: Services
+    ws: WebSocket
+    conn: Connection
+    last_heard: float
+
+
+@router.websocket("/v1/ws")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    """Authenticate, subscribe to the user's channels, and stream events."""
+    svc: Services = websocket.app.state.services
+    registry: ConnectionRegistry = websocket.app.state.connections
+    await websocket.accept()
+    try:
+        principal = await _authenticate(svc, websocket)
+        registry.acquire(principal)
+    except _ClosedError as closed:
+        await _close(websocket, closed.code, closed.reason)
+        return
+    try:
+        await _serve(svc, websocket, principal)
+    finally:
+        registry.release(principal)
+
+
+async def _authenticate(svc: Services, websocket: WebSocket) -> Principal:
+    header = websocket.headers.get("authorization")
+    if "access_token" in websocket.query_params:
+        raise _ClosedError(CLOSE_AUTH, "send the token in a header or an auth frame")
+    try:
+        if header is not None:
+            token = rfc6750.bearer_token(header)
+        else:
+            token = await _auth_frame(websocket, svc.settings.realtime.auth_timeout_seconds)
+        principal = svc.tokens.authenticate(token)
+    except (BastionError, WebSocketDisconnect) as exc:
+        raise _ClosedError(CLOSE_AUTH, "authentication failed") from exc
+    if principal.user_id is None or scopes.CHAT_READ not in principal.scopes:
+        raise _ClosedError(CLOSE_FORBIDDEN, "a user token with chat:read is required")
+    return principal
+
+
+async def _receive_text(websocket: WebSocket) -> str:
+    """The next text frame; binary frames break the protocol (1008)."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", CLOSE_NORMAL))
+    text = message.get("text")
+    if not isinstance(text, str):
+        raise _ClosedError(CLOSE_POLICY, "only text frames are accepted")
+    return text
+
+
+async def _auth_frame(websocket: WebSocket, wait: float) -> str:
+    try:
+        async with asyncio.timeout(wait):
+            raw = await _receive_text(websocket)
+    except TimeoutError as exc:
+        raise Unauthenticated("no auth frame") from exc
+    frame = _parse(raw)
+    token = frame.get("token") or _data(frame).get("token")
+    if frame.get("type") != "auth" or not isinstance(token, str):
+        raise Unauthenticated("the first frame must be an auth frame")
+    return token
+
+
+async def _serve(svc: Services, websocket: WebSocket, principal: Principal) -> None:
+    channel_ids = await svc.chat.channels.ids_of_caller(principal)
+    connection = Connection(principal, channel_ids, svc.settings.realtime.send_queue_max)
+    session = _Session(svc, websocket, connection, asyncio.get_running_loop().time())
+    svc.broker.attach(connection)
+    reader = asyncio.create_task(_read_loop(session))
+    try:
+        await _send_json(
+            websocket,
+            {
+                "type": "ready",
+                "data": {
+                    "connection_id": connection.id,
+                    "user_id": connection.user_id,
+                    "heartbeat_seconds": svc.settings.realtime.heartbeat_seconds,
+                },
+            },
+        )
+        await _write_loop(session, reader)
+    except _ClosedError as closed:
+        await _close(websocket, closed.code, closed.reason)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        svc.broker.detach(connection)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+
+
+async def _write_loop(session: _Session, reader: asyncio.Task[None]) -> None:
+    conn, ws = session.conn, session.ws
+    heartbeat = session.svc.settings.realtime.heartbeat_seconds
+    loop = asyncio.get_running_loop()
+    while True:
+        if reader.done():
+            reader.result()  # re-raises the reader's closing reason
+            return
+        _check_alive(session, loop.time(), heartbeat)
+        try:
+            async with asyncio.timeout(max(0.05, min(heartbeat, _seconds_left(session)))):
+                event = await _next_event(conn, reader)
+        except TimeoutError:
+            await _send_json(ws, {"type": "ping"})
+            continue
+        if event is None:
+            continue
+        await _deliver(session, event)
+
+
+async def _next_event(conn: Connection, reader: asyncio.Task[None]) -> Event | None:
+    getter = asyncio.ensure_future(conn.queue.get())
+    done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+    if getter in done:
+        return getter.result()
+    getter.cancel()
+    return None
+
+
+async def _deliver(session: _Session, event: Event) -> None:
+    conn = session.conn
+    if conn.overflowed:
+        raise _ClosedError(CLOSE_POLICY, "too slow to receive events")
+    if event.type == "user.deactivated" and conn.user_id in event.user_ids:
+        raise _ClosedError(CLOSE_AUTH, "user deactivated")
+    if conn.may_see(event):
+        await session.ws.send_text(conn.frame(event))
+
+
+def _check_alive(session: _Session, now: float, heartbeat: float) -> None:
+    if now - session.last_heard > 2 * heartbeat:
+        raise _ClosedError(CLOSE_GOING_AWAY, "heartbeat timeout")
+    if _seconds_left(session) <= 0:
+        raise _ClosedError(CLOSE_AUTH, "token expired")
+
+
+def _seconds_left(session: _Session) -> float:
+    """Seconds until the connection's token expires (re-authenticate before then)."""
+    return session.conn.principal.expires_at - session.svc.chat.ctx.clock.timestamp()
+
+
+async def _read_loop(session: _Session) -> None:
+    ws = session.ws
+    loop = asyncio.get_running_loop()
+    while True:
+        raw = await _receive_text(ws)
+        session.last_heard = loop.time()
+        try:
+            frame = _parse(raw)
+            reply = await _command(session, frame)
+        except BastionError as exc:
+            reply = _error_frame(session, frame_id(raw), exc)
+        except _ClosedError:
+            raise
+        if reply is not None:
+            await _send_json(ws, reply)
+
+
+def frame_id(raw: str) -> str | None:
+    """The ``id`` of a client frame, if it has a usable one."""
+    with contextlib.suppress(ValueError, AttributeError):
+        value = json.loads(raw).get("id")
+        if isinstance(value, str) and len(value) <= 64:
+            return value
+    return None
+
+
+def _error_frame(session: _Session, command_id: str | None, error: BastionError) -> dict[str, Any]:
+    base = session.svc.settings.server.problem_base
+    return {"type": "error", "id": command_id, "data": problem(error, instance=None, base=base)}
+
+
+async def _command(session: _Session, frame: dict[str, Any]) -> dict[str, Any] | None:
+    kind, command_id, data = frame.get("type"), frame.get("id"), _data(frame)
+    handler = _COMMANDS.get(kind if isinstance(kind, str) else "")
+    if handler is None:
+        raise InvalidRequest(f"Unknown frame type: {str(kind)[:32]!r}.")
+    result = await handler(session, data, frame)
+    if result is None:
+        return None
+    return {"type": result.pop("type", "ack"), "id": command_id, "data": result}
+
+
+async def _on_ping(_s: _Session, _d: dict[str, Any], _f: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "pong"}
+
+
+async def _on_pong(_s: _Session, _d: dict[str, Any], _f: dict[str, Any]) -> None:
+    return None
+
+
+async def _on_typing(s: _Session, data: dict[str, Any], _f: dict[str, Any]) -> dict[str, Any]:
+    channel_id = _channel_field(data)
+    state = data.get("state", "start")
+    if state not in ("start", "stop"):
+        raise InvalidRequest("state must be 'start' or 'stop'.")
+    await s.svc.chat.receipts.typing(s.conn.principal, channel_id, active=state == "start")
+    return {}
+
+
+async def _on_read(s: _Session, data: dict[str, Any], _f: dict[str, Any]) -> dict[str, Any]:
+    channel_id = _channel_field(data)
+    message_id = data.get("message_id")
+    if not isinstance(message_id, str):
+        raise InvalidRequest("message_id is required.")
+    state = await s.svc.chat.receipts.mark_read(s.conn.principal, channel_id, message_id)
+    return {"channel_id": channel_id, "unread_count": state.unread_count}
+
+
+async def _on_resume(s: _Session, data: dict[str, Any], frame: dict[str, Any]) -> dict[str, Any]:
+    after = data.get("after", frame.get("after"))
+    if not isinstance(after, str) or not is_id(Kind.EVENT, after):
+        raise InvalidRequest("after must be an event id.")
+    missed = s.svc.broker.recent(s.conn.app_id, after)
+    if missed is None:
+        return {"type": "resync_required"}
+    replayed = 0
+    for event in missed:
+        if s.conn.may_see(event):
+            await s.ws.send_text(s.conn.frame(event))
+            replayed += 1
+    return {"replayed": replayed}
+
+
+async def _on_auth(s: _Session, data: dict[str, Any], frame: dict[str, Any]) -> dict[str, Any]:
+    token = data.get("token", frame.get("token"))
+    if not isinstance(token, str):
+        raise InvalidRequest("token is required.")
+    try:
+        principal = s.svc.tokens.authenticate(token)
+    except Unauthenticated as exc:
+        raise _ClosedError(CLOSE_AUTH, "authentication failed") from exc
+    old = s.conn.principal
+    if (principal.app_id, principal.subject) != (old.app_id, old.subject):
+        raise _ClosedError(CLOSE_AUTH, "the new token is for another user")
+    s.conn.principal = principal
+    return {"expires_at": principal.expires_at}
+
+
+_COMMANDS = {
+    "ping": _on_ping,
+    "pong": _on_pong,
+    "typing": _on_typing,
+    "read": _on_read,
+    "resume": _on_resume,
+    "auth": _on_auth,
+}
+
+
+def _channel_field(data: dict[str, Any]) -> str:
+    channel_id = data.get("channel_id")
+    if not isinstance(channel_id, str) or not is_id(Kind.CHANNEL, channel_id):
+        raise InvalidRequest("channel_id must be a channel id.")
+    return channel_id
+
+
+def _parse(raw: str) -> dict[str, Any]:
+    try:
+        frame = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidRequest("Frames are JSON objects.") from exc
+    if not isinstance(frame, dict):
+        raise InvalidRequest("Frames are JSON objects.")
+    return frame
+
+
+def _data(frame: dict[str, Any]) -> dict[str, Any]:
+    data = frame.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+async def _send_json(websocket: WebSocket, payload: dict[str, Any]) -> None:
+    await websocket.send_text(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    if websocket.client_state is WebSocketState.CONNECTED:
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await websocket.close(code=code, reason=reason)

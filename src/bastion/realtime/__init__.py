@@ -1,0 +1,1 @@
+"""Event fan-out to live connections: a broker interface and its implementations."""

@@ -1,0 +1,1 @@
+"""Pure ASGI guards that run before any routing or parsing."""

@@ -1,0 +1,46 @@
+"""RFC 6750: The OAuth 2.0 Authorization Framework: Bearer Token Usage.
+
+https://www.rfc-editor.org/rfc/rfc6750
+
+Only the Authorization request header field (§2.1) is accepted: tokens in a query
+string end up in logs (§2.3, §5.3), so they are refused.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bastion.core.errors import InvalidRequest, Unauthenticated
+
+# §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_CREDENTIALS = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*)$", re.IGNORECASE)
+
+
+def bearer_token(authorization: str | None) -> str:
+    """Extract the token from an ``Authorization: Bearer`` header value."""
+    if authorization is None or not authorization.strip():
+        raise Unauthenticated("An access token is required.", token_present=False)
+    match = _CREDENTIALS.match(authorization.strip())
+    if match is None:
+        raise Unauthenticated("The Authorization header is not a Bearer token.")
+    return match.group(1)
+
+
+def refuse_query_token(query_keys: set[str]) -> None:
+    """§2.3 is not supported: a token in the URL is a request error (§3.1 invalid_request)."""
+    if "access_token" in query_keys:
+        raise InvalidRequest("Send the access token in the Authorization header, not the URL.")
+
+
+def challenge(
+    realm: str, error: str | None = None, description: str | None = None, scope: str | None = None
+) -> str:
+    """Build the ``WWW-Authenticate`` value for a 401 or 403 (§3)."""
+    parts = [f'realm="{realm}"']
+    if error:
+        parts.append(f'error="{error}"')
+    if description:
+        parts.append(f'error_description="{description}"')
+    if scope:
+        parts.append(f'scope="{scope}"')
+    return "Bearer " + ", ".join(parts)

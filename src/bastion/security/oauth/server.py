@@ -1,0 +1,105 @@
+"""The token endpoint: parses the form, authenticates the client, runs the grant."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bastion.core.errors import OAuthError
+from bastion.security import scopes as scope_names
+from bastion.security.oauth import rfc6749, rfc8693
+from bastion.security.oauth.rfc6749 import ClientStore
+from bastion.security.oauth.rfc8693 import UserDirectory
+from bastion.security.passwords import SecretHasher
+from bastion.security.tokens import AccessTokens, IssuedToken
+from bastion.store.records import ClientRecord
+
+_MAX_PARAM_LENGTH = 4096
+
+
+class TokenEndpoint:
+    """Implements ``POST /oauth/token`` for the grants Bastion supports."""
+
+    def __init__(
+        self,
+        *,
+        clients: ClientStore,
+        users: UserDirectory,
+        hasher: SecretHasher,
+        tokens: AccessTokens,
+        audience: str,
+        client_token_ttl: int,
+        user_token_ttl: int,
+    ) -> None:
+        self._clients = clients
+        self._users = users
+        self._hasher = hasher
+        self._tokens = tokens
+        self._audience = audience
+        self._client_ttl = client_token_ttl
+        self._user_ttl = user_token_ttl
+
+    async def handle(
+        self, form: Sequence[tuple[str, str]], authorization: str | None
+    ) -> dict[str, Any]:
+        """Answer a token request with an RFC 6749 §5.1 body, or raise ``OAuthError``."""
+        params = single_valued(form)
+        grant_type = params.get("grant_type")
+        if not grant_type:
+            raise OAuthError("invalid_request", "grant_type is required.")
+        if grant_type not in (rfc6749.CLIENT_CREDENTIALS, rfc8693.GRANT_TYPE):
+            raise OAuthError("unsupported_grant_type", "This grant type is not supported.")
+        if "client_id" in params or "client_secret" in params:
+            raise OAuthError(
+                "invalid_request", "Authenticate with HTTP Basic only (client_secret_basic)."
+            )
+        client = await rfc6749.authenticate_client(self._clients, self._hasher, authorization)
+        if grant_type == rfc6749.CLIENT_CREDENTIALS:
+            issued = self._client_credentials(params, client)
+        else:
+            issued = await rfc8693.exchange(
+                params,
+                client,
+                directory=self._users,
+                tokens=self._tokens,
+                audience=self._audience,
+                ttl=self._user_ttl,
+            )
+        return _response(issued, exchanged=grant_type == rfc8693.GRANT_TYPE)
+
+    def _client_credentials(self, params: Mapping[str, str], client: ClientRecord) -> IssuedToken:
+        """§4.4: the client acts for itself, within the scopes it was registered with."""
+        allowed = client.scopes & scope_names.BACKEND_SCOPES
+        scopes = rfc6749.granted_scopes(scope_names.parse(params.get("scope")), allowed)
+        return self._tokens.issue(
+            app_id=client.app_id,
+            client_id=client.id,
+            subject=client.id,
+            scopes=scopes,
+            ttl=self._client_ttl,
+        )
+
+
+def single_valued(form: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """§3.2: parameters MUST NOT be included more than once; empty ones count as absent."""
+    params: dict[str, str] = {}
+    for name, value in form:
+        if name in params:
+            raise OAuthError("invalid_request", f"The parameter {name!r} is repeated.")
+        if len(value) > _MAX_PARAM_LENGTH:
+            raise OAuthError("invalid_request", f"The parameter {name!r} is too long.")
+        if value:
+            params[name] = value
+    return params
+
+
+def _response(issued: IssuedToken, *, exchanged: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "access_token": issued.token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scope,
+    }
+    if exchanged:
+        body["issued_token_type"] = rfc8693.ACCESS_TOKEN_TYPE
+    return body

@@ -1,0 +1,37 @@
+"""Who is calling: the authenticated caller handed down to every domain service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bastion.core.errors import InsufficientScope
+
+USER_PREFIX = "usr_"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller, built from a verified access token.
+
+    ``subject`` is a user id for tokens acting for a user, or the client id for an
+    app backend acting for itself; ``actor`` is the client that obtained a delegated
+    user token (RFC 8693 ``act``).
+    """
+
+    app_id: str
+    client_id: str
+    subject: str
+    scopes: frozenset[str]
+    token_id: str
+    expires_at: int
+    actor: str | None = None
+
+    @property
+    def user_id(self) -> str | None:
+        """The user this token acts for, or None for an app backend token."""
+        return self.subject if self.subject.startswith(USER_PREFIX) else None
+
+    def require(self, scope: str) -> None:
+        """Raise ``InsufficientScope`` unless the token was granted ``scope``."""
+        if scope not in self.scopes:
+            raise InsufficientScope(scope)

@@ -1,0 +1,166 @@
+"""Issuing and checking access tokens, with a cache of verified tokens.
+
+Verifying a signature costs far more than the rest of a request, so a verified
+token's claims are remembered until the token expires. Revocation still wins: every
+use, cached or not, is checked against the revocation list.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from bastion.core.clock import Clock
+from bastion.core.errors import Unauthenticated
+from bastion.core.ids import Kind, new_id
+from bastion.security import scopes as scope_names
+from bastion.security.keys import KeyRing
+from bastion.security.oauth import rfc9068
+from bastion.security.principal import Principal
+
+
+class Revocations:
+    """Tokens and subjects that must no longer be accepted (in-process)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, int] = {}
+        self._subjects: set[tuple[str, str]] = set()
+
+    def revoke_token(self, jti: str, expires_at: int) -> None:
+        """Refuse one token from now on."""
+        self._tokens[jti] = expires_at
+
+    def revoke_subject(self, app_id: str, subject: str) -> None:
+        """Refuse every token of a subject (a deactivated user) from now on."""
+        self._subjects.add((app_id, subject))
+
+    def is_revoked(self, principal: Principal) -> bool:
+        """Tell whether this principal's token has been revoked."""
+        return (
+            principal.token_id in self._tokens
+            or (principal.app_id, principal.subject) in self._subjects
+        )
+
+    def purge(self, now: int) -> None:
+        """Forget revoked tokens that have expired anyway."""
+        self._tokens = {jti: exp for jti, exp in self._tokens.items() if exp > now}
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A freshly signed access token and what it grants."""
+
+    token: str
+    expires_in: int
+    scope: str
+    principal: Principal
+
+
+class AccessTokens:
+    """Signs RFC 9068 access tokens and turns presented tokens into principals."""
+
+    def __init__(
+        self,
+        *,
+        keys: KeyRing,
+        issuer: str,
+        audience: str,
+        clock: Clock,
+        leeway: int,
+        cache_size: int,
+        revocations: Revocations,
+    ) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._clock = clock
+        self._leeway = leeway
+        self._cache_size = cache_size
+        self._cache: OrderedDict[str, Principal] = OrderedDict()
+        self.revocations = revocations
+
+    def issue(
+        self,
+        *,
+        app_id: str,
+        client_id: str,
+        subject: str,
+        scopes: frozenset[str],
+        ttl: int,
+        actor: str | None = None,
+    ) -> IssuedToken:
+        """Sign a token for ``subject`` that lives ``ttl`` seconds."""
+        now = int(self._clock.timestamp())
+        jti = new_id(Kind.TOKEN)
+        claims: dict[str, Any] = {
+            "iss": self._issuer,
+            "aud": self._audience,
+            "sub": subject,
+            "client_id": client_id,
+            "app_id": app_id,
+            "scope": scope_names.render(scopes),
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": jti,
+        }
+        if actor is not None:
+            claims["act"] = {"sub": actor}
+        token = rfc9068.encode(self._keys.active, self._keys.alg, claims)
+        principal = _principal(claims)
+        return IssuedToken(token=token, expires_in=ttl, scope=claims["scope"], principal=principal)
+
+    def authenticate(self, token: str) -> Principal:
+        """Return the principal of a valid token; raise ``Unauthenticated`` otherwise."""
+        now = int(self._clock.timestamp())
+        principal = self._cache.get(token)
+        if principal is None:
+            principal = self._verify(token, now)
+        elif principal.expires_at <= now - self._leeway:
+            del self._cache[token]
+            raise Unauthenticated("The access token has expired.")
+        if self.revocations.is_revoked(principal):
+            raise Unauthenticated("The access token has been revoked.")
+        return principal
+
+    def _verify(self, token: str, now: int) -> Principal:
+        try:
+            claims = rfc9068.decode(
+                token,
+                self._keys.verification,
+                algorithms=[self._keys.alg],
+                issuer=self._issuer,
+                audience=self._audience,
+                now=now,
+                leeway=self._leeway,
+            )
+            principal = _principal(claims)
+        except (rfc9068.InvalidAccessTokenError, KeyError, TypeError) as exc:
+            raise Unauthenticated("The access token is invalid or has expired.") from exc
+        self._remember(token, principal)
+        return principal
+
+    def _remember(self, token: str, principal: Principal) -> None:
+        if self._cache_size == 0:
+            return
+        self._cache[token] = principal
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    app_id = claims["app_id"]
+    if not isinstance(app_id, str) or not isinstance(claims.get("scope", ""), str):
+        raise TypeError("malformed claims")
+    act = claims.get("act")
+    actor = act.get("sub") if isinstance(act, dict) else None
+    return Principal(
+        app_id=app_id,
+        client_id=claims["client_id"],
+        subject=claims["sub"],
+        scopes=scope_names.parse(claims.get("scope")),
+        token_id=claims["jti"],
+        expires_at=claims["exp"],
+        actor=actor if isinstance(actor, str) else None,
+    )

@@ -1,0 +1,1 @@
+"""Storage: tables, repositories, engine set-up and migrations (SQLite | PostgreSQL)."""

@@ -1,0 +1,61 @@
+"""Apply, revert and inspect Alembic migrations on an async engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+_SCRIPTS = Path(__file__).parent / "migrations"
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_SCRIPTS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest revision this code ships."""
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def revisions() -> list[str]:
+    """Every revision this code ships, oldest first."""
+    script = ScriptDirectory.from_config(_config())
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
+async def _run(engine: AsyncEngine, action: Callable[[Config], None]) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync_conn: action(_config(sync_conn)))
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Bring the schema up to ``revision``."""
+    await _run(engine, lambda config: command.upgrade(config, revision))
+
+
+async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
+    """Take the schema back down to ``revision``."""
+    await _run(engine, lambda config: command.downgrade(config, revision))
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(
+            lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision()
+        )
+
+
+async def is_current(engine: AsyncEngine) -> bool:
+    """Tell whether the database schema is at this code's head revision."""
+    return await current_revision(engine) == head_revision()

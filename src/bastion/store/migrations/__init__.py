@@ -1,0 +1,1 @@
+"""Alembic migrations; applied by `bastion migrate` and at `serve` start."""

@@ -1,0 +1,1 @@
+"""Repositories: one module per feature; every method takes the tenant (app) id."""

@@ -1,0 +1,200 @@
+"""Channels and their memberships."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bastion.store.records import ChannelRecord, MemberRecord
+from bastion.store.repos._sql import insert_row
+from bastion.store.tables import channel_members, channels
+
+_CHANNEL_COLUMNS = [c for c in channels.c if c.name != "direct_key"]
+
+
+async def insert_channel(
+    conn: AsyncConnection, app_id: str, record: ChannelRecord, *, direct_key: str | None
+) -> None:
+    """Create a channel; a second direct channel for one pair raises ``DuplicateKeyError``."""
+    values = {name: getattr(record, name) for name in record.__slots__}
+    values["app_id"] = app_id
+    await insert_row(conn, channels, {**values, "direct_key": direct_key})
+
+
+async def get_channel(conn: AsyncConnection, app_id: str, channel_id: str) -> ChannelRecord | None:
+    """Return the app's channel, or None."""
+    query = select(*_CHANNEL_COLUMNS).where(
+        channels.c.app_id == app_id, channels.c.id == channel_id
+    )
+    row = (await conn.execute(query)).mappings().first()
+    return ChannelRecord(**row) if row else None
+
+
+async def get_direct_channel(
+    conn: AsyncConnection, app_id: str, direct_key: str
+) -> ChannelRecord | None:
+    """Return the direct channel of a pair of users, or None."""
+    query = select(*_CHANNEL_COLUMNS).where(
+        channels.c.app_id == app_id, channels.c.direct_key == direct_key
+    )
+    row = (await conn.execute(query)).mappings().first()
+    return ChannelRecord(**row) if row else None
+
+
+async def update_channel(
+    conn: AsyncConnection, app_id: str, channel_id: str, changes: dict[str, Any]
+) -> None:
+    """Apply changes to a channel and bump its version."""
+    await conn.execute(
+        update(channels)
+        .where(channels.c.app_id == app_id, channels.c.id == channel_id)
+        .values(**changes, version=channels.c.version + 1)
+    )
+
+
+async def record_message(
+    conn: AsyncConnection, app_id: str, channel_id: str, *, message_id: str, at: datetime
+) -> None:
+    """Remember a channel's newest message (without bumping its version)."""
+    await conn.execute(
+        update(channels)
+        .where(channels.c.app_id == app_id, channels.c.id == channel_id)
+        .values(last_message_id=message_id, last_message_at=at, activity_at=at)
+    )
+
+
+async def change_member_count(
+    conn: AsyncConnection, app_id: str, channel_id: str, delta: int
+) -> None:
+    """Add ``delta`` to a channel's member count."""
+    await conn.execute(
+        update(channels)
+        .where(channels.c.app_id == app_id, channels.c.id == channel_id)
+        .values(member_count=channels.c.member_count + delta)
+    )
+
+
+async def list_user_channels(
+    conn: AsyncConnection,
+    app_id: str,
+    user_id: str,
+    *,
+    before: tuple[datetime, str] | None,
+    limit: int,
+    include_archived: bool,
+) -> list[tuple[ChannelRecord, MemberRecord]]:
+    """Return the user's channels, most recently active first, after a (time, id) cursor."""
+    query = (
+        select(*_CHANNEL_COLUMNS, *[c.label(f"m_{c.name}") for c in channel_members.c])
+        .join(channel_members, channel_members.c.channel_id == channels.c.id)
+        .where(channel_members.c.app_id == app_id, channel_members.c.user_id == user_id)
+    )
+    if not include_archived:
+        query = query.where(channels.c.archived.is_(False))
+    if before is not None:
+        at, channel_id = before
+        query = query.where(
+            or_(
+                channels.c.activity_at < at,
+                and_(channels.c.activity_at == at, channels.c.id < channel_id),
+            )
+        )
+    query = query.order_by(channels.c.activity_at.desc(), channels.c.id.desc()).limit(limit)
+    result = []
+    for row in (await conn.execute(query)).mappings():
+        channel = ChannelRecord(**{c.name: row[c.name] for c in _CHANNEL_COLUMNS})
+        member = MemberRecord(**{c.name: row[f"m_{c.name}"] for c in channel_members.c})
+        result.append((channel, member))
+    return result
+
+
+async def insert_member(conn: AsyncConnection, app_id: str, record: MemberRecord) -> None:
+    """Add a member; an existing membership raises ``DuplicateKeyError``."""
+    values = {name: getattr(record, name) for name in record.__slots__}
+    await insert_row(conn, channel_members, {**values, "app_id": app_id})
+
+
+async def get_member(
+    conn: AsyncConnection, app_id: str, channel_id: str, user_id: str
+) -> MemberRecord | None:
+    """Return the membership, or None."""
+    query = select(channel_members).where(
+        channel_members.c.app_id == app_id,
+        channel_members.c.channel_id == channel_id,
+        channel_members.c.user_id == user_id,
+    )
+    row = (await conn.execute(query)).mappings().first()
+    return MemberRecord(**row) if row else None
+
+
+async def list_members(
+    conn: AsyncConnection, app_id: str, channel_id: str, *, after: str | None, limit: int
+) -> list[MemberRecord]:
+    """Return up to ``limit`` members ordered by user id, after the user id ``after``."""
+    query = select(channel_members).where(
+        channel_members.c.app_id == app_id, channel_members.c.channel_id == channel_id
+    )
+    if after is not None:
+        query = query.where(channel_members.c.user_id > after)
+    query = query.order_by(channel_members.c.user_id).limit(limit)
+    return [MemberRecord(**row) for row in (await conn.execute(query)).mappings()]
+
+
+async def member_ids(conn: AsyncConnection, app_id: str, channel_id: str) -> list[str]:
+    """Return the user ids of every member of a channel."""
+    query = select(channel_members.c.user_id).where(
+        channel_members.c.app_id == app_id, channel_members.c.channel_id == channel_id
+    )
+    return list((await conn.execute(query)).scalars())
+
+
+async def channel_ids_of_user(conn: AsyncConnection, app_id: str, user_id: str) -> list[str]:
+    """Return the ids of every channel the user belongs to."""
+    query = select(channel_members.c.channel_id).where(
+        channel_members.c.app_id == app_id, channel_members.c.user_id == user_id
+    )
+    return list((await conn.execute(query)).scalars())
+
+
+async def update_member(
+    conn: AsyncConnection, app_id: str, channel_id: str, user_id: str, changes: dict[str, Any]
+) -> None:
+    """Apply changes to a membership."""
+    await conn.execute(
+        update(channel_members)
+        .where(
+            channel_members.c.app_id == app_id,
+            channel_members.c.channel_id == channel_id,
+            channel_members.c.user_id == user_id,
+        )
+        .values(**changes)
+    )
+
+
+async def delete_member(conn: AsyncConnection, app_id: str, channel_id: str, user_id: str) -> bool:
+    """Remove a membership; tell whether there was one."""
+    result = await conn.execute(
+        delete(channel_members).where(
+            channel_members.c.app_id == app_id,
+            channel_members.c.channel_id == channel_id,
+            channel_members.c.user_id == user_id,
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def count_role(conn: AsyncConnection, app_id: str, channel_id: str, role: str) -> int:
+    """Return how many members of a channel hold ``role``."""
+    query = (
+        select(func.count())
+        .select_from(channel_members)
+        .where(
+            channel_members.c.app_id == app_id,
+            channel_members.c.channel_id == channel_id,
+            channel_members.c.role == role,
+        )
+    )
+    return int((await conn.execute(query)).scalar_one())

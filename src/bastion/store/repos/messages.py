@@ -1,0 +1,236 @@
+"""Messages and reactions."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bastion.store.records import DuplicateKeyError, MessageRecord
+from bastion.store.repos._sql import insert_ignoring_duplicates
+from bastion.store.tables import channel_members, messages, reactions
+
+
+def _message(row: Mapping[Any, Any]) -> MessageRecord:
+    values = dict(row)
+    values["mentions"] = tuple(values["mentions"].split()) if values["mentions"] else ()
+    return MessageRecord(**values)
+
+
+async def insert_message(
+    conn: AsyncConnection,
+    app_id: str,
+    *,
+    message_id: str,
+    channel_id: str,
+    author_id: str,
+    parent_id: str | None,
+    body: str,
+    mentions: tuple[str, ...],
+    client_msg_id: str | None,
+    now: datetime,
+) -> MessageRecord:
+    """Store a new message; a reused client message id raises ``DuplicateKeyError``."""
+    values: dict[str, Any] = {
+        "id": message_id,
+        "app_id": app_id,
+        "channel_id": channel_id,
+        "author_id": author_id,
+        "parent_id": parent_id,
+        "body": body,
+        "mentions": " ".join(mentions),
+        "client_msg_id": client_msg_id,
+        "reply_count": 0,
+        "created_at": now,
+        "edited_at": None,
+        "deleted_at": None,
+        "version": 1,
+    }
+    try:
+        result = await conn.execute(messages.insert().values(**values).returning(messages.c.seq))
+    except IntegrityError as exc:
+        raise DuplicateKeyError("messages") from exc
+    values["seq"] = result.scalar_one()
+    return _message(values)
+
+
+async def get_message(conn: AsyncConnection, app_id: str, message_id: str) -> MessageRecord | None:
+    """Return the app's message, or None."""
+    query = select(messages).where(messages.c.app_id == app_id, messages.c.id == message_id)
+    row = (await conn.execute(query)).mappings().first()
+    return _message(row) if row else None
+
+
+async def get_messages(
+    conn: AsyncConnection, app_id: str, message_ids: Collection[str]
+) -> dict[str, MessageRecord]:
+    """Return the app's messages with these ids, keyed by id."""
+    if not message_ids:
+        return {}
+    query = select(messages).where(
+        messages.c.app_id == app_id, messages.c.id.in_(list(message_ids))
+    )
+    return {row["id"]: _message(row) for row in (await conn.execute(query)).mappings()}
+
+
+async def get_by_client_msg_id(
+    conn: AsyncConnection, app_id: str, author_id: str, client_msg_id: str
+) -> MessageRecord | None:
+    """Return the message this author sent with this client message id, or None."""
+    query = select(messages).where(
+        messages.c.app_id == app_id,
+        messages.c.author_id == author_id,
+        messages.c.client_msg_id == client_msg_id,
+    )
+    row = (await conn.execute(query)).mappings().first()
+    return _message(row) if row else None
+
+
+async def list_messages(
+    conn: AsyncConnection,
+    app_id: str,
+    channel_id: str,
+    *,
+    parent_id: str | None,
+    after_seq: int | None,
+    before_seq: int | None,
+    limit: int,
+) -> list[MessageRecord]:
+    """Return a page of a channel's messages (or one thread's replies) in ``seq`` order.
+
+    With ``after_seq`` the page is the oldest messages after it; otherwise it is the
+    newest before ``before_seq`` (or the newest of all). Either way it is returned
+    oldest first.
+    """
+    query = select(messages).where(messages.c.app_id == app_id, messages.c.channel_id == channel_id)
+    if parent_id is not None:
+        query = query.where(messages.c.parent_id == parent_id)
+    if after_seq is not None:
+        query = query.where(messages.c.seq > after_seq).order_by(messages.c.seq.asc())
+    else:
+        if before_seq is not None:
+            query = query.where(messages.c.seq < before_seq)
+        query = query.order_by(messages.c.seq.desc())
+    rows = [_message(row) for row in (await conn.execute(query.limit(limit))).mappings()]
+    return rows if after_seq is not None else rows[::-1]
+
+
+async def update_message(
+    conn: AsyncConnection, app_id: str, message_id: str, changes: dict[str, Any]
+) -> None:
+    """Apply changes to a message and bump its version."""
+    await conn.execute(
+        update(messages)
+        .where(messages.c.app_id == app_id, messages.c.id == message_id)
+        .values(**changes, version=messages.c.version + 1)
+    )
+
+
+async def change_reply_count(
+    conn: AsyncConnection, app_id: str, message_id: str, delta: int
+) -> None:
+    """Add ``delta`` to a message's reply count."""
+    await conn.execute(
+        update(messages)
+        .where(messages.c.app_id == app_id, messages.c.id == message_id)
+        .values(reply_count=messages.c.reply_count + delta)
+    )
+
+
+async def unread_counts(
+    conn: AsyncConnection, app_id: str, user_id: str, channel_ids: Collection[str]
+) -> dict[str, int]:
+    """Count, per channel, the live messages by others after the user's read position."""
+    if not channel_ids:
+        return {}
+    query = (
+        select(messages.c.channel_id, func.count())
+        .join(
+            channel_members,
+            (channel_members.c.channel_id == messages.c.channel_id)
+            & (channel_members.c.user_id == user_id),
+        )
+        .where(
+            messages.c.app_id == app_id,
+            messages.c.channel_id.in_(list(channel_ids)),
+            messages.c.seq > channel_members.c.last_read_seq,
+            messages.c.author_id != user_id,
+            messages.c.deleted_at.is_(None),
+        )
+        .group_by(messages.c.channel_id)
+    )
+    return {row[0]: int(row[1]) for row in await conn.execute(query)}
+
+
+async def add_reaction(
+    conn: AsyncConnection, app_id: str, *, message_id: str, user_id: str, emoji: str, now: datetime
+) -> bool:
+    """Add a reaction; tell whether it is new (adding it twice changes nothing)."""
+    statement = insert_ignoring_duplicates(conn, reactions).values(
+        message_id=message_id, user_id=user_id, emoji=emoji, app_id=app_id, created_at=now
+    )
+    return bool((await conn.execute(statement)).rowcount)
+
+
+async def remove_reaction(
+    conn: AsyncConnection, app_id: str, *, message_id: str, user_id: str, emoji: str
+) -> bool:
+    """Remove a reaction; tell whether there was one."""
+    result = await conn.execute(
+        delete(reactions).where(
+            reactions.c.app_id == app_id,
+            reactions.c.message_id == message_id,
+            reactions.c.user_id == user_id,
+            reactions.c.emoji == emoji,
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def distinct_emoji_count(conn: AsyncConnection, app_id: str, message_id: str) -> int:
+    """Return how many different emoji a message carries."""
+    query = select(func.count(func.distinct(reactions.c.emoji))).where(
+        reactions.c.app_id == app_id, reactions.c.message_id == message_id
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def reaction_summary(
+    conn: AsyncConnection, app_id: str, user_id: str, message_ids: Collection[str]
+) -> dict[str, tuple[dict[str, int], set[str]]]:
+    """Per message: the count of each emoji, and the emoji this user added."""
+    if not message_ids:
+        return {}
+    ids = list(message_ids)
+    counts_query = (
+        select(reactions.c.message_id, reactions.c.emoji, func.count())
+        .where(reactions.c.app_id == app_id, reactions.c.message_id.in_(ids))
+        .group_by(reactions.c.message_id, reactions.c.emoji)
+    )
+    summary: dict[str, tuple[dict[str, int], set[str]]] = {}
+    for message_id, emoji, count in await conn.execute(counts_query):
+        summary.setdefault(message_id, ({}, set()))[0][emoji] = int(count)
+    own_query = select(reactions.c.message_id, reactions.c.emoji).where(
+        reactions.c.app_id == app_id,
+        reactions.c.message_id.in_(ids),
+        reactions.c.user_id == user_id,
+    )
+    for message_id, emoji in await conn.execute(own_query):
+        summary.setdefault(message_id, ({}, set()))[1].add(emoji)
+    return summary
+
+
+async def seq_of(
+    conn: AsyncConnection, app_id: str, channel_id: str, message_id: str
+) -> int | None:
+    """Return the position of a message within its channel, or None."""
+    query = select(messages.c.seq).where(
+        messages.c.app_id == app_id,
+        messages.c.channel_id == channel_id,
+        messages.c.id == message_id,
+    )
+    return (await conn.execute(query)).scalar_one_or_none()

@@ -1,0 +1,104 @@
+"""Users of an app."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bastion.store.records import UserRecord
+from bastion.store.repos._sql import insert_row
+from bastion.store.tables import users
+
+
+async def insert_user(
+    conn: AsyncConnection,
+    app_id: str,
+    *,
+    user_id: str,
+    external_id: str,
+    display_name: str,
+    now: datetime,
+) -> UserRecord:
+    """Create a user; an external id already taken raises ``DuplicateKeyError``."""
+    record = UserRecord(
+        id=user_id,
+        app_id=app_id,
+        external_id=external_id,
+        display_name=display_name,
+        active=True,
+        created_at=now,
+        updated_at=now,
+        version=1,
+    )
+    await insert_row(conn, users, _values(record))
+    return record
+
+
+def _values(record: UserRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__slots__}
+
+
+async def get_user(conn: AsyncConnection, app_id: str, user_id: str) -> UserRecord | None:
+    """Return the app's user, or None."""
+    query = select(users).where(users.c.app_id == app_id, users.c.id == user_id)
+    row = (await conn.execute(query)).mappings().first()
+    return UserRecord(**row) if row else None
+
+
+async def get_user_by_external_id(
+    conn: AsyncConnection, app_id: str, external_id: str
+) -> UserRecord | None:
+    """Return the app's user with this external id, or None."""
+    query = select(users).where(users.c.app_id == app_id, users.c.external_id == external_id)
+    row = (await conn.execute(query)).mappings().first()
+    return UserRecord(**row) if row else None
+
+
+async def list_users(
+    conn: AsyncConnection, app_id: str, *, after: str | None, limit: int, active: bool | None
+) -> list[UserRecord]:
+    """Return up to ``limit`` users ordered by id, starting after the id ``after``."""
+    query = select(users).where(users.c.app_id == app_id)
+    if after is not None:
+        query = query.where(users.c.id > after)
+    if active is not None:
+        query = query.where(users.c.active == active)
+    rows = (await conn.execute(query.order_by(users.c.id).limit(limit))).mappings()
+    return [UserRecord(**row) for row in rows]
+
+
+async def update_user(
+    conn: AsyncConnection, app_id: str, user_id: str, *, changes: dict[str, Any], now: datetime
+) -> None:
+    """Apply changes to a user and bump its version."""
+    await conn.execute(
+        update(users)
+        .where(users.c.app_id == app_id, users.c.id == user_id)
+        .values(**changes, updated_at=now, version=users.c.version + 1)
+    )
+
+
+async def active_user_ids(conn: AsyncConnection, app_id: str, ids: Collection[str]) -> set[str]:
+    """Return which of ``ids`` are active users of the app."""
+    if not ids:
+        return set()
+    query = select(users.c.id).where(
+        users.c.app_id == app_id, users.c.id.in_(list(ids)), users.c.active.is_(True)
+    )
+    return set((await conn.execute(query)).scalars())
+
+
+async def inactive_user_ids(conn: AsyncConnection) -> list[tuple[str, str]]:
+    """Return (app id, user id) of every deactivated user, to refuse their tokens."""
+    query = select(users.c.app_id, users.c.id).where(users.c.active.is_(False))
+    return [(row[0], row[1]) for row in await conn.execute(query)]
+
+
+async def count_users(conn: AsyncConnection, app_id: str) -> int:
+    """Return how many users the app has."""
+    query = select(func.count()).select_from(users).where(users.c.app_id == app_id)
+    return int((await conn.execute(query)).scalar_one())

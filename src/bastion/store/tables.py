@@ -1,0 +1,168 @@
+"""The relational schema, as SQLAlchemy Core tables.
+
+Every tenant-owned table carries ``app_id``; repositories filter on it in every query.
+Times are stored as aware UTC datetimes. Message order is the integer ``seq``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (SQLite keeps no zone, so add it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store UTC; refuse naive datetimes, which would be ambiguous."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Deterministic constraint names keep migrations portable between SQLite and PostgreSQL.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+ID = String(40)
+TS = UTCDateTime()
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+oauth_clients = Table(
+    "oauth_clients",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("app_id", ID, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("secret_hash", String(255), nullable=False),
+    Column("scopes", String(1000), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("app_id", ID, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("display_name", String(1000), nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    UniqueConstraint("app_id", "external_id"),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("app_id", ID, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("name", String(1000), nullable=True),
+    Column("description", String(4000), nullable=True),
+    Column("created_by", ID, nullable=False),
+    # "usr_a:usr_b" (sorted) for direct channels, so one pair has at most one channel.
+    Column("direct_key", String(100), nullable=True),
+    Column("member_count", Integer, nullable=False, default=0),
+    Column("last_message_id", ID, nullable=True),
+    Column("last_message_at", TS, nullable=True),
+    Column("activity_at", TS, nullable=False),
+    Column("archived", Boolean, nullable=False, default=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    UniqueConstraint("app_id", "direct_key"),
+    Index("ix_channels_app_id_activity", "app_id", "activity_at"),
+)
+
+channel_members = Table(
+    "channel_members",
+    metadata,
+    Column("channel_id", ID, ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("app_id", ID, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("joined_at", TS, nullable=False),
+    Column("last_read_seq", SEQ, nullable=False, default=0),
+    Column("last_read_message_id", ID, nullable=True),
+    Column("last_read_at", TS, nullable=True),
+    Index("ix_channel_members_app_id_user_id", "app_id", "user_id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("seq", SEQ, primary_key=True, autoincrement=True),
+    Column("id", ID, nullable=False, unique=True),
+    Column("app_id", ID, nullable=False),
+    Column("channel_id", ID, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("author_id", ID, nullable=False),
+    Column("parent_id", ID, nullable=True),
+    Column("body", Text, nullable=True),
+    Column("mentions", Text, nullable=False, default=""),
+    Column("client_msg_id", String(64), nullable=True),
+    Column("reply_count", Integer, nullable=False, default=0),
+    Column("created_at", TS, nullable=False),
+    Column("edited_at", TS, nullable=True),
+    Column("deleted_at", TS, nullable=True),
+    Column("version", Integer, nullable=False, default=1),
+    UniqueConstraint("app_id", "author_id", "client_msg_id"),
+    Index("ix_messages_channel_id_seq", "channel_id", "seq"),
+    Index("ix_messages_parent_id_seq", "parent_id", "seq"),
+)
+
+reactions = Table(
+    "reactions",
+    metadata,
+    Column("message_id", ID, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ID, primary_key=True),
+    Column("emoji", String(64), primary_key=True),
+    Column("app_id", ID, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
