@@ -1,0 +1,40 @@
+"""Health, readiness, discovery and the OpenAPI document."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.support.server import ServerThread
+
+
+async def test_healthz_and_readyz_answer_without_a_token(http: httpx.AsyncClient) -> None:
+    """The probes are public and report ready once migrations are current."""
+    live = await http.get("/healthz")
+    ready = await http.get("/readyz")
+    assert (live.status_code, live.json()) == (200, {"status": "ok"})
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+
+
+async def test_openapi_is_3_1_and_lists_the_api(http: httpx.AsyncClient) -> None:
+    """OpenAPI 3.1 documents every v1 route and the bearer scheme."""
+    document = (await http.get("/openapi.json")).json()
+    assert document["openapi"].startswith("3.1")
+    assert "/v1/channels/{channel_id}/messages" in document["paths"]
+    assert "HTTPBearer" in document["components"]["securitySchemes"]
+
+
+async def test_jwks_publishes_the_signing_key(http: httpx.AsyncClient, server: ServerThread) -> None:
+    """The JWKS has the active key by kid, public parts only."""
+    keys = (await http.get("/.well-known/jwks.json")).json()["keys"]
+    assert [key["kid"] for key in keys] == [server.services.keys.active.kid]
+    assert all("d" not in key for key in keys)
+
+
+async def test_authorization_server_metadata(http: httpx.AsyncClient, server: ServerThread) -> None:
+    """RFC 8414 metadata advertises exactly what is implemented."""
+    meta = (await http.get("/.well-known/oauth-authorization-server")).json()
+    assert meta["issuer"] == server.settings.issuer
+    assert meta["token_endpoint"] == f"{server.settings.issuer}/oauth/token"
+    assert meta["token_endpoint_auth_methods_supported"] == ["client_secret_basic"]
+    assert "password" not in meta["grant_types_supported"]
+    assert "implicit" not in meta["grant_types_supported"]

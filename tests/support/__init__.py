@@ -1,0 +1,1 @@
+"""Test helpers: a real server in a thread, tenants, tokens."""

@@ -1,0 +1,62 @@
+"""A small WebSocket client for the tests, on the ``websockets`` library."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+
+class Socket:
+    """An authenticated socket with helpers to wait for particular frames."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.ready: dict[str, Any] = {}
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        """Send one JSON frame."""
+        await self.connection.send(json.dumps(frame))
+
+    async def next(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The next frame, skipping heartbeat pings."""
+        while True:
+            raw = await asyncio.wait_for(self.connection.recv(), timeout)
+            frame: dict[str, Any] = json.loads(raw)
+            if frame.get("type") != "ping":
+                return frame
+
+    async def expect(self, type_: str, timeout: float = 5.0) -> dict[str, Any]:
+        """Wait for a frame of ``type_``, skipping others."""
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self.next(timeout)
+                if frame["type"] == type_:
+                    return frame
+
+    async def silent(self, seconds: float = 0.5) -> list[dict[str, Any]]:
+        """Everything but pings received within ``seconds`` (expected: nothing)."""
+        frames = []
+        try:
+            async with asyncio.timeout(seconds):
+                while True:
+                    frames.append(await self.next(seconds))
+        except TimeoutError:
+            pass
+        return frames
+
+
+@asynccontextmanager
+async def socket(url: str, token: str | None, *, via: str = "header") -> AsyncIterator[Socket]:
+    """Connect and authenticate by header or by first frame; yields after ``ready``."""
+    headers = {"Authorization": f"Bearer {token}"} if token and via == "header" else None
+    async with connect(url, additional_headers=headers, open_timeout=5) as connection:
+        sock = Socket(connection)
+        if token and via == "frame":
+            await sock.send({"type": "auth", "token": token})
+        sock.ready = await sock.expect("ready")
+        yield sock
