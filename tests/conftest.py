@@ -11,6 +11,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-async def _admin(url: str, statement: str) -> None:
+async def _admin_async(url: str, statement: str) -> None:
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(statement))
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(text(statement))
     finally:
         await engine.dispose()
+
+
+def _admin(url: str, statement: str) -> None:
+    """Run one statement on its own loop in a thread: callable from sync and async code."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, _admin_async(url, statement)).result()
 
 
 class Databases:
@@ -65,7 +72,7 @@ class Databases:
         name = f"bastion_test_{secrets.token_hex(6)}"
         if self.server_url is None:
             return f"sqlite+aiosqlite:///{self.tmp / name}.db"
-        asyncio.run(_admin(self.server_url, f'CREATE DATABASE "{name}"'))
+        _admin(self.server_url, f'CREATE DATABASE "{name}"')
         self.created.append(name)
         return make_url(self.server_url).set(database=name).render_as_string(hide_password=False)
 
@@ -74,7 +81,7 @@ class Databases:
         assert self.server_url is not None or not self.created
         for name in self.created:
             statement = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-            asyncio.run(_admin(self.server_url or "", statement))
+            _admin(self.server_url or "", statement)
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +89,9 @@ def databases(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Databases]:
     """The database backend under test."""
-    dbs = Databases(request.config.getoption("--database-url"), tmp_path_factory.mktemp("db"))
+    dbs = Databases(
+        request.config.getoption("--database-url") or None, tmp_path_factory.mktemp("db")
+    )
     yield dbs
     dbs.drop_all()
 
@@ -91,8 +100,7 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
     """Test settings: fast argon2, a free port, everything else at its default."""
     port = free_port()
     sections: dict[str, Any] = {
-        "server": {"data_dir": data_dir, "port": port,
-                   "public_url": f"http://127.0.0.1:{port}"},
+        "server": {"data_dir": data_dir, "port": port, "public_url": f"http://127.0.0.1:{port}"},
         "database": {"url": database_url},
         "auth": dict(FAST_ARGON2),
         "log": {"level": "warning", "access_log": False},
@@ -119,10 +127,13 @@ def start_server(settings: Settings) -> ServerThread:
 
 
 @pytest.fixture(scope="session")
-def server(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+def server(
+    databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerThread]:
     """One real Bastion server for the whole session."""
-    settings = make_settings(tmp_path_factory.mktemp("data"), databases.new(),
-                             realtime={"heartbeat_seconds": 2.0})
+    settings = make_settings(
+        tmp_path_factory.mktemp("data"), databases.new(), realtime={"heartbeat_seconds": 2.0}
+    )
     running = start_server(settings)
     yield running
     running.stop()

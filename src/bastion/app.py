@@ -68,6 +68,7 @@ def database(settings: Settings) -> Database:
         pool_size=db.pool_size,
         connect_timeout=db.connect_timeout,
         echo=db.echo,
+        sqlite_inline=db.sqlite_inline,
     )
     return Database(engine)
 

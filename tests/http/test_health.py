@@ -23,7 +23,9 @@ async def test_openapi_is_3_1_and_lists_the_api(http: httpx.AsyncClient) -> None
     assert "HTTPBearer" in document["components"]["securitySchemes"]
 
 
-async def test_jwks_publishes_the_signing_key(http: httpx.AsyncClient, server: ServerThread) -> None:
+async def test_jwks_publishes_the_signing_key(
+    http: httpx.AsyncClient, server: ServerThread
+) -> None:
     """The JWKS has the active key by kid, public parts only."""
     keys = (await http.get("/.well-known/jwks.json")).json()["keys"]
     assert [key["kid"] for key in keys] == [server.services.keys.active.kid]

@@ -95,7 +95,8 @@ class Tenant:
     async def send(self, user: User, channel_id: str, text: str, **extra: Any) -> dict[str, Any]:
         """Send a message as ``user``."""
         response = await self.http.post(
-            f"/v1/channels/{channel_id}/messages", json={"text": text, **extra},
+            f"/v1/channels/{channel_id}/messages",
+            json={"text": text, **extra},
             headers=user.headers,
         )
         assert response.status_code in (200, 201), response.text

@@ -20,14 +20,28 @@ def b64(data: bytes) -> str:
 
 
 def claims_for(
-    *, issuer: str, audience: str, app_id: str, subject: str, client_id: str, scope: str,
-    ttl: int = 300, **extra: Any,
+    *,
+    issuer: str,
+    audience: str,
+    app_id: str,
+    subject: str,
+    client_id: str,
+    scope: str,
+    ttl: int = 300,
+    **extra: Any,
 ) -> dict[str, Any]:
     """A complete, valid-looking claim set."""
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": issuer, "aud": audience, "sub": subject, "client_id": client_id,
-        "app_id": app_id, "scope": scope, "iat": now, "nbf": now, "exp": now + ttl,
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "client_id": client_id,
+        "app_id": app_id,
+        "scope": scope,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
         "jti": new_id(Kind.TOKEN),
     }
     claims.update(extra)

@@ -22,19 +22,19 @@ class Socket:
         """Send one JSON frame."""
         await self.connection.send(json.dumps(frame))
 
-    async def next(self, timeout: float = 5.0) -> dict[str, Any]:
+    async def next(self, wait: float = 5.0) -> dict[str, Any]:
         """The next frame, skipping heartbeat pings."""
         while True:
-            raw = await asyncio.wait_for(self.connection.recv(), timeout)
+            raw = await asyncio.wait_for(self.connection.recv(), wait)
             frame: dict[str, Any] = json.loads(raw)
             if frame.get("type") != "ping":
                 return frame
 
-    async def expect(self, type_: str, timeout: float = 5.0) -> dict[str, Any]:
+    async def expect(self, type_: str, wait: float = 5.0) -> dict[str, Any]:
         """Wait for a frame of ``type_``, skipping others."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(wait):
             while True:
-                frame = await self.next(timeout)
+                frame = await self.next(wait)
                 if frame["type"] == type_:
                     return frame
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from bastion.chat import roles
-from bastion.chat.context import ChatContext, Outbox
+from bastion.chat.context import ChatContext, Outbox, check_name
 from bastion.chat.roles import ChannelType, Role
 from bastion.chat.views import channel_view
 from bastion.core.errors import (
@@ -54,11 +54,10 @@ async def load_membership(
     conn: Connection, app_id: str, channel_id: str, user_id: str
 ) -> tuple[ChannelRecord, MemberRecord]:
     """Load a channel the user belongs to; otherwise it does not exist for them."""
-    member = roles.visible(await repo.get_member(conn, app_id, channel_id, user_id))
-    channel = await repo.get_channel(conn, app_id, channel_id)
-    if channel is None:
+    found = await repo.get_membership(conn, app_id, channel_id, user_id)
+    if found is None:
         raise NotFound("No such channel.")
-    return channel, member
+    return found
 
 
 def check_version(current: int, if_match: int | None) -> None:
@@ -84,6 +83,7 @@ class Channels:
     ) -> tuple[ChannelEntry, bool]:
         """Create a channel (or return the existing direct one); tell whether it is new."""
         user_id = acting_user(caller, scopes.CHAT_WRITE)
+        check_name(self._ctx, "body.name", name)
         others = sorted(set(members) - {user_id})
         self._check_members(type_, others)
         if type_ is ChannelType.DIRECT:
@@ -115,6 +115,15 @@ class Channels:
         if len(others) > limits.initial_members_max:
             raise LimitExceeded(
                 "body.members", f"At most {limits.initial_members_max} members at creation."
+            )
+        cap = (
+            limits.broadcast_max_members
+            if type_ is ChannelType.BROADCAST
+            else limits.group_max_members
+        )
+        if len(others) + 1 > cap:
+            raise LimitExceeded(
+                "body.members", f"A {type_.value} channel holds at most {cap} members."
             )
 
     async def _existing_direct(self, app_id: str, user_id: str, other: str) -> ChannelEntry | None:
@@ -244,6 +253,7 @@ class Channels:
     ) -> ChannelEntry:
         """Rename, describe, archive or unarchive a channel (owners and moderators)."""
         user_id = acting_user(caller, scopes.CHAT_WRITE)
+        check_name(self._ctx, "body.name", changes.get("name"))
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
             channel, member = await load_membership(conn, caller.app_id, channel_id, user_id)

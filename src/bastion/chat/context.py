@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.core.clock import Clock
+from bastion.core.errors import LimitExceeded
 from bastion.core.ids import Kind, new_id
 from bastion.core.settings import LimitSettings
 from bastion.realtime.broker import Broker, Event
@@ -58,3 +59,10 @@ class Outbox:
         """Send every queued event, in order."""
         for event in self.events:
             await broker.publish(event)
+
+
+def check_name(ctx: ChatContext, field: str, name: str | None) -> None:
+    """Names (display names, channel names) are capped by ``limits.name_max_chars``."""
+    cap = ctx.limits.name_max_chars
+    if name is not None and len(name) > cap:
+        raise LimitExceeded(field, f"At most {cap} characters.")

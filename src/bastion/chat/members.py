@@ -30,6 +30,7 @@ class Members:
         outbox = Outbox()
         try:
             async with self._ctx.db.write() as conn:
+                await repo.lock_channel(conn, caller.app_id, channel_id)
                 channel, actor = await load_membership(conn, caller.app_id, channel_id, actor_id)
                 self._check_add(channel, actor, role)
                 if not await user_repo.active_user_ids(conn, caller.app_id, [user_id]):
@@ -93,6 +94,7 @@ class Members:
         actor_id = acting_user(caller, scopes.CHAT_WRITE)
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
+            await repo.lock_channel(conn, caller.app_id, channel_id)
             channel, actor = await load_membership(conn, caller.app_id, channel_id, actor_id)
             target = _found(await repo.get_member(conn, caller.app_id, channel_id, user_id))
             if channel.type == ChannelType.DIRECT:
@@ -110,6 +112,7 @@ class Members:
         actor_id = acting_user(caller, scopes.CHAT_WRITE)
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
+            await repo.lock_channel(conn, caller.app_id, channel_id)
             channel, actor = await load_membership(conn, caller.app_id, channel_id, actor_id)
             target = _found(await repo.get_member(conn, caller.app_id, channel_id, user_id))
             if channel.type == ChannelType.DIRECT:

@@ -20,7 +20,7 @@ from bastion.core.ids import Kind, is_id, new_id
 from bastion.security import scopes
 from bastion.security.principal import Principal
 from bastion.store.db import Connection
-from bastion.store.records import ChannelRecord, DuplicateKeyError, MessageRecord
+from bastion.store.records import Access, DuplicateKeyError, MessageRecord
 from bastion.store.repos import channels as channel_repo
 from bastion.store.repos import messages as repo
 
@@ -75,13 +75,15 @@ class Messages:
         outbox = Outbox()
         try:
             async with self._ctx.db.write() as conn:
-                channel, member = await load_membership(conn, caller.app_id, channel_id, user_id)
+                access = await channel_repo.get_access(conn, caller.app_id, channel_id, user_id)
+                if access is None:
+                    raise NotFound("No such channel.")
                 original = await self._original(conn, caller.app_id, user_id, draft)
                 if original is not None:
                     return await self._same_send(conn, caller, channel_id, original), False
-                roles.require_post(channel, member)
-                _writable(channel)
-                await self._check_refs(conn, caller.app_id, channel, draft)
+                roles.require_post(access, access)
+                _writable(access)
+                await self._check_refs(conn, caller.app_id, channel_id, draft)
                 message = await self._insert(conn, caller.app_id, channel_id, user_id, draft)
         except DuplicateKeyError:
             # A concurrent retry won the race for this client message id.
@@ -124,17 +126,17 @@ class Messages:
             return await self._same_send(conn, caller, channel_id, original)
 
     async def _check_refs(
-        self, conn: Connection, app_id: str, channel: ChannelRecord, draft: Draft
+        self, conn: Connection, app_id: str, channel_id: str, draft: Draft
     ) -> None:
         errors: list[FieldError] = []
         if draft.parent_id is not None:
             parent = await repo.get_message(conn, app_id, draft.parent_id)
-            if parent is None or parent.channel_id != channel.id:
+            if parent is None or parent.channel_id != channel_id:
                 errors.append(FieldError("body.parent_id", "No such message in this channel."))
             elif parent.parent_id is not None:
                 errors.append(FieldError("body.parent_id", "Replies go to the thread's root."))
         if draft.mentions:
-            members = set(await channel_repo.member_ids(conn, app_id, channel.id))
+            members = set(await channel_repo.member_ids(conn, app_id, channel_id))
             errors.extend(
                 FieldError("body.mentions", f"Not a member of this channel: {uid}")
                 for uid in sorted(set(draft.mentions) - members)[:10]
@@ -294,7 +296,7 @@ class Messages:
         return [MessageEntry(m, *summary.get(m.id, ({}, set()))) for m in messages]
 
 
-def _writable(channel: ChannelRecord) -> None:
+def _writable(channel: Access) -> None:
     if channel.archived:
         raise Conflict("The channel is archived.")
 

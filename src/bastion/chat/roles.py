@@ -7,9 +7,28 @@ route-level scope check has already happened.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Protocol
 
 from bastion.core.errors import Forbidden, NotFound
-from bastion.store.records import ChannelRecord, MemberRecord
+from bastion.store.records import MemberRecord
+
+
+class Typed(Protocol):
+    """Anything that knows its channel type (a channel, or a user's access to one)."""
+
+    @property
+    def type(self) -> str:
+        """The channel type."""
+        ...
+
+
+class Roled(Protocol):
+    """Anything that knows a member's role (a membership, or a user's access)."""
+
+    @property
+    def role(self) -> str:
+        """The member's role."""
+        ...
 
 
 class ChannelType(StrEnum):
@@ -45,38 +64,38 @@ def visible(member: MemberRecord | None) -> MemberRecord:
     return member
 
 
-def can_post(channel: ChannelRecord, member: MemberRecord) -> bool:
+def can_post(channel: Typed, member: Roled) -> bool:
     """Broadcast channels: owners and moderators post; elsewhere read-only members cannot."""
     if channel.type == ChannelType.BROADCAST:
         return member.role in _MANAGERS
     return member.role != Role.READ_ONLY
 
 
-def require_post(channel: ChannelRecord, member: MemberRecord) -> None:
+def require_post(channel: Typed, member: Roled) -> None:
     """Raise ``Forbidden`` unless the member may post in the channel."""
     if not can_post(channel, member):
         raise Forbidden("Your role in this channel does not allow posting.")
 
 
-def require_participate(member: MemberRecord) -> None:
+def require_participate(member: Roled) -> None:
     """Reacting and typing need more than read-only access."""
     if member.role == Role.READ_ONLY:
         raise Forbidden("Read-only members cannot do this.")
 
 
-def require_manager(member: MemberRecord) -> None:
+def require_manager(member: Roled) -> None:
     """Raise ``Forbidden`` unless the member is an owner or moderator."""
     if member.role not in _MANAGERS:
         raise Forbidden("Only the channel's owners and moderators can do this.")
 
 
-def require_owner(member: MemberRecord) -> None:
+def require_owner(member: Roled) -> None:
     """Raise ``Forbidden`` unless the member is an owner."""
     if member.role != Role.OWNER:
         raise Forbidden("Only the channel's owners can do this.")
 
 
-def require_may_assign(actor: MemberRecord, role: str, current: str | None = None) -> None:
+def require_may_assign(actor: Roled, role: str, current: str | None = None) -> None:
     """Owners assign any role; moderators only roles below their own, to members below them."""
     if actor.role == Role.OWNER:
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bastion.chat.context import ChatContext, Outbox
+from bastion.chat.context import ChatContext, Outbox, check_name
 from bastion.chat.views import user_view
 from bastion.core.errors import Conflict, NotFound, PreconditionFailed
 from bastion.core.ids import Kind, is_id, new_id
@@ -24,6 +24,7 @@ class Users:
     async def create(self, caller: Principal, *, external_id: str, display_name: str) -> UserRecord:
         """Create a user; an external id already in use is a conflict."""
         caller.require(scopes.USERS_WRITE)
+        check_name(self._ctx, "body.display_name", display_name)
         try:
             async with self._ctx.db.write() as conn:
                 return await repo.insert_user(
@@ -73,6 +74,8 @@ class Users:
     ) -> UserRecord:
         """Apply a merge patch to a user."""
         caller.require(scopes.USERS_WRITE)
+        if "display_name" in changes:
+            check_name(self._ctx, "body.display_name", changes["display_name"])
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
             user = _found(await repo.get_user(conn, caller.app_id, user_id))

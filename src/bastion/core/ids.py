@@ -59,7 +59,7 @@ def new_id(kind: Kind) -> str:
 
 def is_id(kind: Kind, value: str) -> bool:
     """Tell whether ``value`` is a well-formed id of ``kind`` (no lookup is made)."""
-    return bool(_PATTERNS[kind].match(value))
+    return _PATTERNS[kind].fullmatch(value) is not None
 
 
 def pattern(kind: Kind) -> str:

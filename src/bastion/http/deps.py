@@ -46,7 +46,7 @@ class Services:
     broker: Broker
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     """The process's services."""
     found: Services = request.app.state.services
     return found
@@ -67,7 +67,7 @@ def authenticate(request: Request, svc: Services) -> Principal:
     return principal
 
 
-def _caller(
+async def _caller(
     security_scopes: SecurityScopes,
     request: Request,
     svc: ServicesDep,
@@ -98,7 +98,7 @@ class Page:
     limit: int
 
 
-def page(
+async def page(
     svc: ServicesDep,
     limit: Annotated[int | None, Query(ge=1, description="Page size.")] = None,
 ) -> Page:
@@ -116,7 +116,7 @@ PageDep = Annotated[Page, Depends(page)]
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
 
 
-def if_match(request: Request) -> int | None:
+async def if_match(request: Request) -> int | None:
     """The version named by ``If-Match`` (an ETag ``"<version>"``), if any."""
     raw = request.headers.get("if-match")
     if raw is None or raw.strip() == "*":

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from bastion.core.errors import (
     BastionError,
@@ -32,6 +33,7 @@ from bastion.observe.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
 _REALM = "bastion"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _log = get_logger("bastion.errors")
 
 
@@ -113,10 +115,26 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     else:
         error = InvalidRequest("The request could not be processed.")
     response = problem_response(request, error)
+    allow = ", ".join(_allowed_methods(request)) if exc.status_code == 405 else ""
     for name, value in (exc.headers or {}).items():
         if name.lower() == "allow":
-            response.headers["Allow"] = value
+            response.headers["Allow"] = allow or value
     return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """RFC 9110 §15.5.6: every method of the target resource, across all its routes.
+
+    The router's own 405 names only the methods of the first route whose path matched.
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:

@@ -204,8 +204,8 @@ async def _write_loop(session: _Session, reader: asyncio.Task[None]) -> None:
             return
         _check_alive(session, loop.time(), heartbeat)
         try:
-            async with asyncio.timeout(max(0.05, min(heartbeat, _seconds_left(session)))):
-                event = await _next_event(conn, reader)
+            wait = max(0.05, min(heartbeat, _seconds_left(session)))
+            event = await _next_event(conn, reader, wait)
         except TimeoutError:
             await _send_json(ws, {"type": "ping"})
             continue
@@ -214,12 +214,24 @@ async def _write_loop(session: _Session, reader: asyncio.Task[None]) -> None:
         await _deliver(session, event)
 
 
-async def _next_event(conn: Connection, reader: asyncio.Task[None]) -> Event | None:
+async def _next_event(conn: Connection, reader: asyncio.Task[None], wait: float) -> Event | None:
+    """The next queued event; None if the reader ended first; TimeoutError after ``wait``.
+
+    The queue getter is always cancelled unless it returned, so no stray getter is left
+    behind to swallow a later event (``asyncio.Queue.get`` is safe to cancel).
+    """
     getter = asyncio.ensure_future(conn.queue.get())
-    done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        done, _ = await asyncio.wait(
+            {getter, reader}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        if not getter.done():
+            getter.cancel()
     if getter in done:
         return getter.result()
-    getter.cancel()
+    if not done:
+        raise TimeoutError
     return None
 
 
@@ -339,6 +351,8 @@ async def _on_auth(s: _Session, data: dict[str, Any], frame: dict[str, Any]) -> 
     old = s.conn.principal
     if (principal.app_id, principal.subject) != (old.app_id, old.subject):
         raise _ClosedError(CLOSE_AUTH, "the new token is for another user")
+    if scopes.CHAT_READ not in principal.scopes:
+        raise _ClosedError(CLOSE_FORBIDDEN, "a user token with chat:read is required")
     s.conn.principal = principal
     return {"expires_at": principal.expires_at}
 

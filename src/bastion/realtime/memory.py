@@ -15,7 +15,8 @@ class MemoryBroker:
         self._by_channel: dict[tuple[str, str], set[Subscriber]] = defaultdict(set)
         self._by_user: dict[tuple[str, str], set[Subscriber]] = defaultdict(set)
         self._history: dict[str, deque[Event]] = defaultdict(lambda: deque(maxlen=history))
-        self._evicted: set[str] = set()
+        # Per app, the newest event dropped from the history: a cursor older is lost.
+        self._dropped: dict[str, str] = {}
         self._history_size = history
         # Events from before this id happened before the process started: never kept.
         self._started = new_id(Kind.EVENT)
@@ -49,11 +50,11 @@ class MemoryBroker:
 
     def _remember(self, event: Event) -> None:
         if self._history_size == 0:
-            self._evicted.add(event.app_id)
+            self._dropped[event.app_id] = event.id
             return
         history = self._history[event.app_id]
         if len(history) == history.maxlen:
-            self._evicted.add(event.app_id)
+            self._dropped[event.app_id] = history[0].id
         history.append(event)
 
     def attach(self, subscriber: Subscriber) -> None:
@@ -81,9 +82,9 @@ class MemoryBroker:
     def recent(self, app_id: str, after: str) -> list[Event] | None:
         """Events after ``after``, or None if some of them are no longer kept."""
         history = self._history.get(app_id, deque())
-        oldest = history[0].id if history else None
+        dropped = self._dropped.get(app_id)
         lost_before_start = after < self._started
-        lost_by_eviction = app_id in self._evicted and (oldest is None or after < oldest)
+        lost_by_eviction = dropped is not None and after < dropped
         if lost_before_start or lost_by_eviction:
             return None
         return [event for event in history if event.id > after]

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from bastion.core.errors import Unavailable
+from bastion.store import sqlite_inline
 
 Connection = AsyncConnection
 """The connection type repositories take; the domain names it without importing SQLAlchemy."""
@@ -41,16 +42,16 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
 
 
 def create_engine(
-    url: str, *, pool_size: int = 10, connect_timeout: float = 5.0, echo: bool = False
+    url: str,
+    *,
+    pool_size: int = 10,
+    connect_timeout: float = 5.0,
+    echo: bool = False,
+    sqlite_inline: bool = True,
 ) -> AsyncEngine:
     """Create an async engine for ``url``, configured for its backend."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": connect_timeout})
-        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
-        return engine
+    if make_url(url).get_backend_name() == "sqlite":
+        return _sqlite_engine(url, connect_timeout, echo=echo, inline=sqlite_inline)
     return create_async_engine(
         url,
         echo=echo,
@@ -61,20 +62,56 @@ def create_engine(
     )
 
 
+def _sqlite_engine(url: str, timeout: float, *, echo: bool, inline: bool) -> AsyncEngine:
+    path = make_url(url).database
+    options: dict[str, Any] = {"echo": echo, "connect_args": {"timeout": timeout}}
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if inline:
+            options["async_creator"] = sqlite_inline.creator(path, timeout)
+    engine = create_async_engine(url, **options)
+    event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+    return engine
+
+
 class Database:
     """Transactions over one engine; maps driver failures to ``Unavailable``."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._write_lock = asyncio.Lock()
+        # SQLite has one writer at a time anyway: keep its connection instead of checking
+        # one out of the pool (and resetting it) for every command.
+        self._writer: AsyncConnection | None = None
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """Run one command in one transaction: all of it commits, or none of it."""
-        lock = self._write_lock or contextlib.nullcontext()
-        async with lock, self._translate_errors(), self.engine.begin() as conn:
-            yield conn
+        if not self.is_sqlite:
+            async with self._translate_errors(), self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self._translate_errors():
+            conn = await self._writer_connection()
+            try:
+                async with conn.begin():
+                    yield conn
+            except DBAPIError:
+                await self._drop_writer()
+                raise
+
+    async def _writer_connection(self) -> AsyncConnection:
+        if self._writer is None or self._writer.closed or self._writer.invalidated:
+            self._writer = await self.engine.connect()
+        return self._writer
+
+    async def _drop_writer(self) -> None:
+        """After a failed command, start the next one on a fresh connection."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                await writer.close()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -89,6 +126,7 @@ class Database:
 
     async def close(self) -> None:
         """Close every pooled connection."""
+        await self._drop_writer()
         await self.engine.dispose()
 
     @staticmethod

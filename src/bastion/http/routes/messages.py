@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Annotated
 
@@ -25,6 +26,7 @@ Writer = Annotated[Principal, scoped(scopes.CHAT_WRITE)]
 _EMOJI_JOINERS = {"\u200d", "\ufe0f", "\u20e3"}
 _EMOJI_CATEGORIES = {"So", "Sk", "Mn", "Me"}
 _MAX_EMOJI_CHARS = 16
+_KEYCAP = re.compile("[#*0-9]\ufe0f?\u20e3")
 
 
 def _message(message_id: str) -> str:
@@ -35,13 +37,16 @@ def emoji(value: str) -> str:
     """A reaction is one emoji (with its joiners and modifiers), nothing else."""
     value = unicodedata.normalize("NFC", value)
     symbols = [ch for ch in value if ch not in _EMOJI_JOINERS]
-    valid = (
-        0 < len(value) <= _MAX_EMOJI_CHARS
-        and bool(symbols)
-        and all(
-            unicodedata.category(ch) in _EMOJI_CATEGORIES or ch in "#*0123456789" for ch in symbols
+    valid = 0 < len(value) <= _MAX_EMOJI_CHARS and (
+        _KEYCAP.fullmatch(value) is not None
+        or (
+            bool(symbols)
+            # ASCII is never part of an emoji except in a keycap ("^" and "`" are Sk).
+            and all(
+                not ch.isascii() and unicodedata.category(ch) in _EMOJI_CATEGORIES for ch in symbols
+            )
+            and any(unicodedata.category(ch) == "So" for ch in symbols)
         )
-        and any(unicodedata.category(ch) == "So" for ch in symbols)
     )
     if not valid:
         raise ValidationFailed([FieldError("path.emoji", "A reaction must be a single emoji.")])

@@ -10,7 +10,9 @@ from bastion.chat.roles import ChannelType, Role
 from bastion.http.schemas.common import RequestModel, ResponseModel
 from bastion.http.schemas.messages import MessageOut
 
-ChannelName = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+ChannelName = Annotated[
+    str, StringConstraints(min_length=1, max_length=1000, strip_whitespace=True)
+]
 Description = Annotated[str, StringConstraints(max_length=1000)]
 UserIdField = Annotated[str, StringConstraints(pattern=r"^usr_[0-9A-HJKMNP-TV-Z]{26}$")]
 

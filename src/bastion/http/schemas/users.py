@@ -11,7 +11,9 @@ from bastion.http.schemas.common import RequestModel, ResponseModel
 ExternalId = Annotated[
     str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._:@|+=-]+$")
 ]
-DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+DisplayName = Annotated[
+    str, StringConstraints(min_length=1, max_length=1000, strip_whitespace=True)
+]
 
 
 class UserCreate(RequestModel):

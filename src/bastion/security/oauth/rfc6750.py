@@ -20,7 +20,12 @@ def bearer_token(authorization: str | None) -> str:
     """Extract the token from an ``Authorization: Bearer`` header value."""
     if authorization is None or not authorization.strip():
         raise Unauthenticated("An access token is required.", token_present=False)
-    match = _CREDENTIALS.match(authorization.strip())
+    value = authorization.strip()
+    if value.split(" ", 1)[0].lower() != "bearer":
+        # §3.1: an unsupported authentication method is answered like no credentials,
+        # with a bare challenge and no error code.
+        raise Unauthenticated("Authenticate with a Bearer access token.", token_present=False)
+    match = _CREDENTIALS.match(value)
     if match is None:
         raise Unauthenticated("The Authorization header is not a Bearer token.")
     return match.group(1)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bastion.store.records import ChannelRecord, MemberRecord
+from bastion.store.records import Access, ChannelRecord, MemberRecord
 from bastion.store.repos._sql import insert_row
 from bastion.store.tables import channel_members, channels
 
 _CHANNEL_COLUMNS = [c for c in channels.c if c.name != "direct_key"]
+_MEMBER_LABELS = [c.label(f"m_{c.name}") for c in channel_members.c]
 
 
 async def insert_channel(
@@ -31,6 +33,21 @@ async def get_channel(conn: AsyncConnection, app_id: str, channel_id: str) -> Ch
     )
     row = (await conn.execute(query)).mappings().first()
     return ChannelRecord(**row) if row else None
+
+
+async def lock_channel(conn: AsyncConnection, app_id: str, channel_id: str) -> None:
+    """Hold the channel's row until the transaction ends (``SELECT … FOR UPDATE``).
+
+    Membership changes take this lock first, so checks on the whole membership (the
+    member cap, "a channel keeps an owner") cannot race. SQLite writers are serialised
+    already, and SQLAlchemy renders no ``FOR UPDATE`` there.
+    """
+    query = (
+        select(channels.c.id)
+        .where(channels.c.app_id == app_id, channels.c.id == channel_id)
+        .with_for_update()
+    )
+    await conn.execute(query)
 
 
 async def get_direct_channel(
@@ -59,11 +76,8 @@ async def record_message(
     conn: AsyncConnection, app_id: str, channel_id: str, *, message_id: str, at: datetime
 ) -> None:
     """Remember a channel's newest message (without bumping its version)."""
-    await conn.execute(
-        update(channels)
-        .where(channels.c.app_id == app_id, channels.c.id == channel_id)
-        .values(last_message_id=message_id, last_message_at=at, activity_at=at)
-    )
+    params = {"b_app_id": app_id, "b_id": channel_id, "b_message_id": message_id, "b_at": at}
+    await conn.execute(_RECORD_MESSAGE, params)
 
 
 async def change_member_count(
@@ -88,7 +102,7 @@ async def list_user_channels(
 ) -> list[tuple[ChannelRecord, MemberRecord]]:
     """Return the user's channels, most recently active first, after a (time, id) cursor."""
     query = (
-        select(*_CHANNEL_COLUMNS, *[c.label(f"m_{c.name}") for c in channel_members.c])
+        select(*_CHANNEL_COLUMNS, *_MEMBER_LABELS)
         .join(channel_members, channel_members.c.channel_id == channels.c.id)
         .where(channel_members.c.app_id == app_id, channel_members.c.user_id == user_id)
     )
@@ -103,12 +117,63 @@ async def list_user_channels(
             )
         )
     query = query.order_by(channels.c.activity_at.desc(), channels.c.id.desc()).limit(limit)
-    result = []
-    for row in (await conn.execute(query)).mappings():
-        channel = ChannelRecord(**{c.name: row[c.name] for c in _CHANNEL_COLUMNS})
-        member = MemberRecord(**{c.name: row[f"m_{c.name}"] for c in channel_members.c})
-        result.append((channel, member))
-    return result
+    return [_pair(row) for row in (await conn.execute(query)).mappings()]
+
+
+# Built once: the hottest query in the server (every channel action loads it).
+_MEMBERSHIP = (
+    select(*_CHANNEL_COLUMNS, *_MEMBER_LABELS)
+    .join(channel_members, channel_members.c.channel_id == channels.c.id)
+    .where(
+        channel_members.c.app_id == bindparam("app_id"),
+        channel_members.c.channel_id == bindparam("channel_id"),
+        channel_members.c.user_id == bindparam("user_id"),
+        channels.c.app_id == bindparam("app_id"),
+    )
+)
+_ACCESS = (
+    select(channels.c.type, channels.c.archived, channel_members.c.role)
+    .join(channel_members, channel_members.c.channel_id == channels.c.id)
+    .where(
+        channel_members.c.app_id == bindparam("app_id"),
+        channel_members.c.channel_id == bindparam("channel_id"),
+        channel_members.c.user_id == bindparam("user_id"),
+        channels.c.app_id == bindparam("app_id"),
+    )
+)
+_RECORD_MESSAGE = (
+    update(channels)
+    .where(channels.c.app_id == bindparam("b_app_id"), channels.c.id == bindparam("b_id"))
+    .values(
+        last_message_id=bindparam("b_message_id"),
+        last_message_at=bindparam("b_at"),
+        activity_at=bindparam("b_at"),
+    )
+)
+
+
+async def get_membership(
+    conn: AsyncConnection, app_id: str, channel_id: str, user_id: str
+) -> tuple[ChannelRecord, MemberRecord] | None:
+    """Return a channel together with one user's membership of it, or None (one query)."""
+    params = {"app_id": app_id, "channel_id": channel_id, "user_id": user_id}
+    row = (await conn.execute(_MEMBERSHIP, params)).mappings().first()
+    return _pair(row) if row else None
+
+
+async def get_access(
+    conn: AsyncConnection, app_id: str, channel_id: str, user_id: str
+) -> Access | None:
+    """Just what a send needs: the channel's type and state and the user's role in it."""
+    params = {"app_id": app_id, "channel_id": channel_id, "user_id": user_id}
+    row = (await conn.execute(_ACCESS, params)).first()
+    return Access(type=row[0], archived=row[1], role=row[2]) if row else None
+
+
+def _pair(row: Mapping[Any, Any]) -> tuple[ChannelRecord, MemberRecord]:
+    channel = ChannelRecord(**{c.name: row[c.name] for c in _CHANNEL_COLUMNS})
+    member = MemberRecord(**{c.name: row[f"m_{c.name}"] for c in channel_members.c})
+    return channel, member
 
 
 async def insert_member(conn: AsyncConnection, app_id: str, record: MemberRecord) -> None:

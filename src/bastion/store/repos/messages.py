@@ -6,13 +6,23 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.records import DuplicateKeyError, MessageRecord
 from bastion.store.repos._sql import insert_ignoring_duplicates
 from bastion.store.tables import channel_members, messages, reactions
+
+_INSERT = messages.insert().returning(messages.c.seq)
+_BY_ID = select(messages).where(
+    messages.c.app_id == bindparam("app_id"), messages.c.id == bindparam("message_id")
+)
+_BY_CLIENT_MSG_ID = select(messages).where(
+    messages.c.app_id == bindparam("app_id"),
+    messages.c.author_id == bindparam("author_id"),
+    messages.c.client_msg_id == bindparam("client_msg_id"),
+)
 
 
 def _message(row: Mapping[Any, Any]) -> MessageRecord:
@@ -51,7 +61,7 @@ async def insert_message(
         "version": 1,
     }
     try:
-        result = await conn.execute(messages.insert().values(**values).returning(messages.c.seq))
+        result = await conn.execute(_INSERT, values)
     except IntegrityError as exc:
         raise DuplicateKeyError("messages") from exc
     values["seq"] = result.scalar_one()
@@ -60,8 +70,8 @@ async def insert_message(
 
 async def get_message(conn: AsyncConnection, app_id: str, message_id: str) -> MessageRecord | None:
     """Return the app's message, or None."""
-    query = select(messages).where(messages.c.app_id == app_id, messages.c.id == message_id)
-    row = (await conn.execute(query)).mappings().first()
+    params = {"app_id": app_id, "message_id": message_id}
+    row = (await conn.execute(_BY_ID, params)).mappings().first()
     return _message(row) if row else None
 
 
@@ -81,12 +91,8 @@ async def get_by_client_msg_id(
     conn: AsyncConnection, app_id: str, author_id: str, client_msg_id: str
 ) -> MessageRecord | None:
     """Return the message this author sent with this client message id, or None."""
-    query = select(messages).where(
-        messages.c.app_id == app_id,
-        messages.c.author_id == author_id,
-        messages.c.client_msg_id == client_msg_id,
-    )
-    row = (await conn.execute(query)).mappings().first()
+    params = {"app_id": app_id, "author_id": author_id, "client_msg_id": client_msg_id}
+    row = (await conn.execute(_BY_CLIENT_MSG_ID, params)).mappings().first()
     return _message(row) if row else None
 
 

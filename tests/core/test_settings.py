@@ -1,0 +1,258 @@
+"""Settings: environment and TOML sources, production refusals, redaction, immutability."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from bastion.core.settings import CONFIG_FILE_ENV, Environment, Settings, load_settings
+
+PASSPHRASE = "correct horse battery staple"
+DB_PASSWORD = "s3cret-db-pw"
+SECURE_PRODUCTION: dict[str, Any] = {
+    "environment": "production",
+    "server": {"public_url": "https://chat.example.com"},
+    "auth": {"keys_passphrase": PASSPHRASE},
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``BASTION_*`` variable from the caller's shell leaks into these tests."""
+    for name in list(os.environ):
+        if name.startswith("BASTION_"):
+            monkeypatch.delenv(name)
+
+
+def production(**sections: dict[str, Any]) -> dict[str, Any]:
+    """A secure production configuration with ``sections`` merged in."""
+    config: dict[str, Any] = {
+        k: dict(v) if isinstance(v, dict) else v for k, v in SECURE_PRODUCTION.items()
+    }
+    for section, values in sections.items():
+        config.setdefault(section, {}).update(values)
+    return config
+
+
+def test_defaults_are_local_and_safe() -> None:
+    """Out of the box: development, loopback, debug off, issuer and audience = public URL."""
+    settings = Settings()
+    assert settings.environment is Environment.DEVELOPMENT
+    assert settings.debug is False
+    assert settings.server.host == "127.0.0.1"
+    assert settings.issuer == settings.audience == "http://127.0.0.1:8000"
+    assert settings.database_url == f"sqlite+aiosqlite:///{Path('var') / 'bastion.db'}"
+    assert settings.database.echo is False
+
+
+def test_environment_variables_with_prefix_and_nesting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``BASTION_`` prefixed variables set fields; ``__`` reaches into sections."""
+    monkeypatch.setenv("BASTION_DEBUG", "true")
+    monkeypatch.setenv("BASTION_SERVER__PORT", "9123")
+    monkeypatch.setenv("BASTION_SERVER__PUBLIC_URL", "https://chat.example.com/")
+    monkeypatch.setenv("BASTION_AUTH__LEEWAY", "5")
+    monkeypatch.setenv("BASTION_DATABASE__URL", "postgresql+asyncpg://bastion@db/bastion")
+    settings = Settings()
+    assert settings.debug is True
+    assert settings.server.port == 9123
+    assert settings.server.host == "127.0.0.1"
+    assert settings.auth.leeway == 5
+    assert settings.issuer == "https://chat.example.com"
+    assert settings.database_url == "postgresql+asyncpg://bastion@db/bastion"
+
+
+def test_unprefixed_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only ``BASTION_*`` variables count: ``DEBUG`` or ``SERVER__PORT`` change nothing."""
+    monkeypatch.setenv("DEBUG", "true")
+    monkeypatch.setenv("SERVER__PORT", "9123")
+    settings = Settings()
+    assert settings.debug is False
+    assert settings.server.port == 8000
+
+
+def test_invalid_environment_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Out-of-range values and typos in section keys fail loudly, naming the field."""
+    monkeypatch.setenv("BASTION_SERVER__PORT", "70000")
+    with pytest.raises(ValidationError, match=r"server\.port"):
+        Settings()
+    monkeypatch.delenv("BASTION_SERVER__PORT")
+    monkeypatch.setenv("BASTION_SERVER__PROT", "9000")
+    with pytest.raises(ValidationError, match=r"server\.prot"):
+        Settings()
+
+
+def test_toml_file_via_bastion_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``BASTION_CONFIG_FILE`` names a TOML file whose sections fill the settings."""
+    config = tmp_path / "bastion.toml"
+    config.write_text(
+        'debug = false\n[server]\nport = 9001\ndata_dir = "/srv/bastion"\n'
+        '[auth]\nsigning_alg = "Ed25519"\nuser_token_ttl = 600\n'
+        "[limits]\nmessage_max_chars = 500\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv(CONFIG_FILE_ENV, str(config))
+    settings = Settings()
+    assert settings.server.port == 9001
+    assert settings.server.data_dir == Path("/srv/bastion")
+    assert settings.auth.signing_alg == "Ed25519"
+    assert settings.auth.user_token_ttl == 600
+    assert settings.limits.message_max_chars == 500
+
+
+def test_priority_arguments_then_environment_then_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Constructor arguments beat the environment, which beats the TOML file; sections merge."""
+    config = tmp_path / "bastion.toml"
+    config.write_text(
+        '[server]\nport = 9001\nhost = "0.0.0.0"\nmax_body_bytes = 4096\n', encoding="utf-8"
+    )
+    monkeypatch.setenv(CONFIG_FILE_ENV, str(config))
+    monkeypatch.setenv("BASTION_SERVER__PORT", "9002")
+    monkeypatch.setenv("BASTION_SERVER__HOST", "10.0.0.1")
+    settings = load_settings(server={"port": 9003})
+    assert settings.server.port == 9003
+    assert settings.server.host == "10.0.0.1"
+    assert settings.server.max_body_bytes == 4096
+
+
+def test_a_typo_in_the_toml_file_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Unknown keys in the file are an error, not silently ignored."""
+    config = tmp_path / "bastion.toml"
+    config.write_text("[auth]\nleway = 5\n", encoding="utf-8")
+    monkeypatch.setenv(CONFIG_FILE_ENV, str(config))
+    with pytest.raises(ValidationError, match=r"auth\.leway"):
+        Settings()
+
+
+def test_a_secure_production_configuration_is_accepted() -> None:
+    """Production with a passphrase, an https issuer and default argon2 cost starts."""
+    settings = Settings(**production())
+    assert settings.environment is Environment.PRODUCTION
+    assert settings.insecure_findings() == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"debug": True}, "debug"),
+        ({"auth": {"keys_passphrase": None}}, "keys_passphrase"),
+        ({"auth": {"keys_passphrase": "change-me"}}, "keys_passphrase"),
+        ({"auth": {"keys_passphrase": "too-short"}}, "shorter than 16"),
+        ({"server": {"public_url": "http://chat.example.com"}}, "https://"),
+        ({"auth": {"issuer": "http://chat.example.com"}}, "https://"),
+        ({"database": {"echo": True}}, "database.echo"),
+        ({"auth": {"argon2_memory_kib": 1024}}, "argon2"),
+    ],
+)
+def test_production_refuses_each_insecure_setting(changes: dict[str, Any], named: str) -> None:
+    """Each insecure setting alone stops production start-up with a message naming it."""
+    config = production()
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            config[key] = {**config.get(key, {}), **value}
+        else:
+            config[key] = value
+    with pytest.raises(ValidationError) as caught:
+        Settings(**config)
+    message = str(caught.value)
+    assert "refusing to run in production" in message
+    assert named in message
+    assert PASSPHRASE not in message
+
+
+def test_production_names_every_problem_at_once() -> None:
+    """Debug, no passphrase and an http issuer are all reported together."""
+    with pytest.raises(ValidationError) as caught:
+        Settings(environment="production", debug=True)
+    message = str(caught.value)
+    assert "debug" in message
+    assert "keys_passphrase" in message
+    assert "'http://127.0.0.1:8000' is not an https:// URL" in message
+
+
+def test_production_refusal_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``BASTION_ENVIRONMENT=production`` alone is refused with the defaults."""
+    monkeypatch.setenv("BASTION_ENVIRONMENT", "production")
+    with pytest.raises(ValidationError, match="refusing to run in production"):
+        Settings()
+
+
+def test_development_reports_findings_without_refusing() -> None:
+    """Outside production the same findings are available but do not stop start-up."""
+    settings = Settings(debug=True)
+    findings = settings.insecure_findings()
+    assert any("debug" in finding for finding in findings)
+    assert any("keys_passphrase" in finding for finding in findings)
+
+
+def test_redacted_hides_the_database_password_and_the_passphrase() -> None:
+    """``redacted()`` is safe to print: no DB password, no key passphrase."""
+    settings = Settings(
+        **production(
+            database={"url": f"postgresql+asyncpg://bastion:{DB_PASSWORD}@db.internal:5432/chat"}
+        )
+    )
+    data = settings.redacted()
+    dumped = json.dumps(data)
+    assert DB_PASSWORD not in dumped
+    assert PASSPHRASE not in dumped
+    assert (
+        data["database"]["url"] == "postgresql+asyncpg://bastion:**********@db.internal:5432/chat"
+    )
+    assert data["auth"]["keys_passphrase"] == "**********"
+    assert data["auth"]["issuer"] == "https://chat.example.com"
+    assert data["server"]["port"] == 8000
+
+
+def test_redacted_leaves_a_password_free_url_alone() -> None:
+    """A URL without a password is shown as is; the default SQLite URL is resolved."""
+    assert (
+        Settings(database={"url": "postgresql+asyncpg://bastion@db/chat"}).redacted()["database"][
+            "url"
+        ]
+        == "postgresql+asyncpg://bastion@db/chat"
+    )
+    assert Settings().redacted()["database"]["url"].startswith("sqlite+aiosqlite:///")
+
+
+def test_secret_values_do_not_show_in_repr() -> None:
+    """The passphrase never appears in ``repr`` or ``str`` of the settings."""
+    settings = Settings(**production())
+    assert PASSPHRASE not in repr(settings)
+    assert PASSPHRASE not in str(settings)
+    assert settings.auth.keys_passphrase is not None
+    assert settings.auth.keys_passphrase.get_secret_value() == PASSPHRASE
+
+
+def test_settings_are_frozen() -> None:
+    """Neither the settings nor their sections can be changed after start-up."""
+    settings = Settings()
+    with pytest.raises(ValidationError):
+        settings.debug = True  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        settings.server.port = 1  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        settings.auth.leeway = 300  # type: ignore[misc]
+    assert settings.debug is False
+
+
+def test_unknown_arguments_are_refused() -> None:
+    """A misspelt setting is an error, at the top level and in a section."""
+    with pytest.raises(ValidationError):
+        Settings(debugg=True)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        Settings(server={"prot": 1})
+
+
+def test_page_size_default_must_fit_the_maximum() -> None:
+    """Inconsistent limits are refused at start-up."""
+    with pytest.raises(ValidationError, match="page_size_default"):
+        Settings(limits={"page_size_default": 500, "page_size_max": 100})

@@ -1,0 +1,216 @@
+"""``AccessTokens``: issuing, the verified-token cache, and revocation winning over the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bastion.core.clock import FakeClock
+from bastion.core.errors import Unauthenticated
+from bastion.core.ids import Kind, is_id
+from bastion.security.keys import KeyRing, SigningKeyStore
+from bastion.security.tokens import AccessTokens, IssuedToken, Revocations
+
+ISSUER = "https://chat.example.com"
+LEEWAY = 30
+TTL = 600
+APP = "app_01JD0000000000000000000000"
+CLIENT = "cli_01JD0000000000000000000000"
+USER = "usr_01JD0000000000000000000000"
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> KeyRing:
+    """A signing key ring in a temporary folder."""
+    return SigningKeyStore(tmp_path / "keys", None).load_or_create("ES256")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """Time that moves only when the test says so."""
+    return FakeClock()
+
+
+def service(keys: KeyRing, clock: FakeClock, *, cache_size: int = 100) -> AccessTokens:
+    """An ``AccessTokens`` with its own revocation list."""
+    return AccessTokens(
+        keys=keys,
+        issuer=ISSUER,
+        audience=ISSUER,
+        clock=clock,
+        leeway=LEEWAY,
+        cache_size=cache_size,
+        revocations=Revocations(),
+    )
+
+
+@pytest.fixture
+def tokens(keys: KeyRing, clock: FakeClock) -> AccessTokens:
+    """The token service under test, caching verified tokens."""
+    return service(keys, clock)
+
+
+def user_token(tokens: AccessTokens, subject: str = USER) -> IssuedToken:
+    """A delegated user token, as token exchange issues it."""
+    return tokens.issue(
+        app_id=APP,
+        client_id=CLIENT,
+        subject=subject,
+        scopes=frozenset({"chat:read", "chat:write"}),
+        ttl=TTL,
+        actor=CLIENT,
+    )
+
+
+def test_issue_returns_a_principal_matching_the_token(tokens: AccessTokens) -> None:
+    """The issued token authenticates to the same principal the issuer described."""
+    issued = user_token(tokens)
+    principal = tokens.authenticate(issued.token)
+    assert principal == issued.principal
+    assert (principal.app_id, principal.client_id, principal.subject) == (APP, CLIENT, USER)
+    assert principal.user_id == USER
+    assert principal.actor == CLIENT
+    assert principal.scopes == frozenset({"chat:read", "chat:write"})
+    assert issued.scope == "chat:read chat:write"
+    assert issued.expires_in == TTL
+    assert principal.expires_at == 1_800_000_000 + TTL
+    assert is_id(Kind.TOKEN, principal.token_id)
+
+
+def test_backend_token_has_no_user_and_no_actor(tokens: AccessTokens) -> None:
+    """A client_credentials-style token (subject = client) is not a user token."""
+    issued = tokens.issue(
+        app_id=APP, client_id=CLIENT, subject=CLIENT, scopes=frozenset({"users:read"}), ttl=TTL
+    )
+    principal = tokens.authenticate(issued.token)
+    assert principal.user_id is None
+    assert principal.actor is None
+
+
+def test_every_issued_token_has_its_own_jti(tokens: AccessTokens) -> None:
+    """Two tokens issued in the same instant are distinct, with distinct ``jti``."""
+    first, second = user_token(tokens), user_token(tokens)
+    assert first.token != second.token
+    assert first.principal.token_id != second.principal.token_id
+
+
+def test_a_verified_token_is_served_from_the_cache(tokens: AccessTokens) -> None:
+    """The second use of a token returns the remembered principal, not a re-verified copy."""
+    token = user_token(tokens).token
+    first = tokens.authenticate(token)
+    assert tokens.authenticate(token) is first
+
+
+def test_with_cache_size_zero_every_use_is_verified(keys: KeyRing, clock: FakeClock) -> None:
+    """With the cache disabled, each use verifies again (equal, but a new principal)."""
+    tokens = service(keys, clock, cache_size=0)
+    token = user_token(tokens).token
+    first = tokens.authenticate(token)
+    second = tokens.authenticate(token)
+    assert second == first
+    assert second is not first
+
+
+def test_the_cache_forgets_the_least_recently_added(keys: KeyRing, clock: FakeClock) -> None:
+    """A bounded cache evicts the oldest entry; the evicted token still verifies afresh."""
+    tokens = service(keys, clock, cache_size=1)
+    one, two = user_token(tokens).token, user_token(tokens).token
+    first = tokens.authenticate(one)
+    tokens.authenticate(two)
+    again = tokens.authenticate(one)
+    assert again == first
+    assert again is not first
+
+
+def test_a_revoked_jti_is_refused_even_when_cached(tokens: AccessTokens) -> None:
+    """Revoking a token's ``jti`` wins over the cache of verified tokens."""
+    issued = user_token(tokens)
+    tokens.authenticate(issued.token)
+    tokens.revocations.revoke_token(issued.principal.token_id, issued.principal.expires_at)
+    with pytest.raises(Unauthenticated):
+        tokens.authenticate(issued.token)
+
+
+def test_revoking_one_token_leaves_the_others(tokens: AccessTokens) -> None:
+    """Revocation by ``jti`` refuses that token only."""
+    revoked, kept = user_token(tokens), user_token(tokens)
+    tokens.revocations.revoke_token(revoked.principal.token_id, revoked.principal.expires_at)
+    with pytest.raises(Unauthenticated):
+        tokens.authenticate(revoked.token)
+    assert tokens.authenticate(kept.token).subject == USER
+
+
+def test_a_deactivated_subject_is_refused_even_when_cached(tokens: AccessTokens) -> None:
+    """Revoking a subject refuses every token of that user, cached or not."""
+    cached, fresh = user_token(tokens), user_token(tokens)
+    other = user_token(tokens, subject="usr_01JD0000000000000000000001")
+    tokens.authenticate(cached.token)
+    tokens.revocations.revoke_subject(APP, USER)
+    for token in (cached.token, fresh.token):
+        with pytest.raises(Unauthenticated):
+            tokens.authenticate(token)
+    assert tokens.authenticate(other.token).subject == "usr_01JD0000000000000000000001"
+
+
+def test_subject_revocation_is_per_app(tokens: AccessTokens) -> None:
+    """Revoking a subject in another app does not touch this app's user."""
+    issued = user_token(tokens)
+    tokens.revocations.revoke_subject("app_01JD0000000000000000000009", USER)
+    assert tokens.authenticate(issued.token).subject == USER
+
+
+def test_an_expired_cached_token_is_refused(tokens: AccessTokens, clock: FakeClock) -> None:
+    """A cached token is refused once its ``exp`` is ``leeway`` seconds past, and stays refused."""
+    token = user_token(tokens).token
+    tokens.authenticate(token)
+    clock.advance(TTL + LEEWAY - 1)
+    assert tokens.authenticate(token).subject == USER
+    clock.advance(1)
+    with pytest.raises(Unauthenticated):
+        tokens.authenticate(token)
+    with pytest.raises(Unauthenticated):
+        tokens.authenticate(token)
+
+
+def test_an_expired_uncached_token_is_refused(tokens: AccessTokens, clock: FakeClock) -> None:
+    """A token first presented after expiry fails verification itself."""
+    token = user_token(tokens).token
+    clock.advance(TTL + LEEWAY)
+    with pytest.raises(Unauthenticated):
+        tokens.authenticate(token)
+
+
+def test_a_token_from_another_issuer_configuration_is_refused(
+    keys: KeyRing, clock: FakeClock
+) -> None:
+    """A token signed with our key but for another issuer/audience is refused."""
+    elsewhere = AccessTokens(
+        keys=keys,
+        issuer="https://other.example",
+        audience="https://other.example",
+        clock=clock,
+        leeway=LEEWAY,
+        cache_size=10,
+        revocations=Revocations(),
+    )
+    with pytest.raises(Unauthenticated):
+        service(keys, clock).authenticate(user_token(elsewhere).token)
+
+
+@pytest.mark.parametrize("token", ["", "garbage", "a.b.c", "x" * 10_000])
+def test_garbage_is_unauthenticated(tokens: AccessTokens, token: str) -> None:
+    """Anything that is not a valid token raises ``Unauthenticated``, never another error."""
+    with pytest.raises(Unauthenticated):
+        tokens.authenticate(token)
+
+
+def test_purge_forgets_only_expired_revocations(tokens: AccessTokens) -> None:
+    """``purge`` drops revoked jtis whose tokens have expired anyway, keeping live ones."""
+    live, dead = user_token(tokens), user_token(tokens)
+    revocations = tokens.revocations
+    revocations.revoke_token(live.principal.token_id, 2_000_000_000)
+    revocations.revoke_token(dead.principal.token_id, 1_000)
+    revocations.purge(now=1_800_000_000)
+    assert revocations.is_revoked(live.principal)
+    assert not revocations.is_revoked(dead.principal)
