@@ -87,6 +87,13 @@ class Connection:
         except asyncio.QueueFull:
             self.overflowed = True
 
+    def wake(self) -> None:
+        """Wake the writer without an event (it then notices why)."""
+        try:
+            self.queue.put_nowait(None)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
     def may_see(self, event: Event) -> bool:
         """Events of the user's channels, or addressed to the user."""
         return (event.channel_id in self.channels) or (self.user_id in event.user_ids)
@@ -103,6 +110,36 @@ class _Session:
     ws: WebSocket
     conn: Connection
     last_heard: float
+    last_ping: float = 0.0
+    ticker: asyncio.TimerHandle | None = None
+    expiry: asyncio.TimerHandle | None = None
+
+    def wake_at_expiry(self) -> None:
+        """Wake the writer when the current token expires, to close the socket then."""
+        if self.expiry is not None:
+            self.expiry.cancel()
+        delay = max(0.0, _seconds_left(self))
+        self.expiry = asyncio.get_running_loop().call_later(delay, self.conn.wake)
+
+    def start_heartbeat(self, interval: float) -> None:
+        """Wake the writer every ``interval`` seconds to ping and check liveness.
+
+        Timers instead of a timeout around every queue wait: with a thousand sockets on
+        one channel, each event then costs one queue wake-up per socket and nothing more.
+        """
+        loop = asyncio.get_running_loop()
+
+        def tick() -> None:
+            self.conn.wake()
+            self.ticker = loop.call_later(interval, tick)
+
+        self.ticker = loop.call_later(interval, tick)
+
+    def stop_timers(self) -> None:
+        """Cancel every pending wake-up."""
+        for timer in (self.ticker, self.expiry):
+            if timer is not None:
+                timer.cancel()
 
 
 @router.websocket("/v1/ws")
@@ -170,6 +207,10 @@ async def _serve(svc: Services, websocket: WebSocket, principal: Principal) -> N
     session = _Session(svc, websocket, connection, asyncio.get_running_loop().time())
     svc.broker.attach(connection)
     reader = asyncio.create_task(_read_loop(session))
+    # Wake the writer when the reader ends (client closed, protocol error, re-auth refused).
+    reader.add_done_callback(lambda _task: connection.wake())
+    session.start_heartbeat(svc.settings.realtime.heartbeat_seconds)
+    session.wake_at_expiry()
     try:
         await _send_json(
             websocket,
@@ -188,6 +229,7 @@ async def _serve(svc: Services, websocket: WebSocket, principal: Principal) -> N
     except WebSocketDisconnect:
         pass
     finally:
+        session.stop_timers()
         svc.broker.detach(connection)
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -195,44 +237,24 @@ async def _serve(svc: Services, websocket: WebSocket, principal: Principal) -> N
 
 
 async def _write_loop(session: _Session, reader: asyncio.Task[None]) -> None:
-    conn, ws = session.conn, session.ws
+    conn = session.conn
     heartbeat = session.svc.settings.realtime.heartbeat_seconds
     loop = asyncio.get_running_loop()
+    session.last_ping = loop.time()
     while True:
+        event = await conn.queue.get()
+        if event is not None:
+            await _deliver(session, event)
+            continue
+        # A wake-up: the reader ended, a heartbeat is due, or the token may have expired.
         if reader.done():
             reader.result()  # re-raises the reader's closing reason
             return
-        _check_alive(session, loop.time(), heartbeat)
-        try:
-            wait = max(0.05, min(heartbeat, _seconds_left(session)))
-            event = await _next_event(conn, reader, wait)
-        except TimeoutError:
-            await _send_json(ws, {"type": "ping"})
-            continue
-        if event is None:
-            continue
-        await _deliver(session, event)
-
-
-async def _next_event(conn: Connection, reader: asyncio.Task[None], wait: float) -> Event | None:
-    """The next queued event; None if the reader ended first; TimeoutError after ``wait``.
-
-    The queue getter is always cancelled unless it returned, so no stray getter is left
-    behind to swallow a later event (``asyncio.Queue.get`` is safe to cancel).
-    """
-    getter = asyncio.ensure_future(conn.queue.get())
-    try:
-        done, _ = await asyncio.wait(
-            {getter, reader}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
-        )
-    finally:
-        if not getter.done():
-            getter.cancel()
-    if getter in done:
-        return getter.result()
-    if not done:
-        raise TimeoutError
-    return None
+        now = loop.time()
+        _check_alive(session, now, heartbeat)
+        if now - session.last_ping >= heartbeat * 0.99:
+            session.last_ping = now
+            await _send_json(session.ws, {"type": "ping"})
 
 
 async def _deliver(session: _Session, event: Event) -> None:
@@ -354,6 +376,7 @@ async def _on_auth(s: _Session, data: dict[str, Any], frame: dict[str, Any]) -> 
     if scopes.CHAT_READ not in principal.scopes:
         raise _ClosedError(CLOSE_FORBIDDEN, "a user token with chat:read is required")
     s.conn.principal = principal
+    s.wake_at_expiry()
     return {"expires_at": principal.expires_at}
 
 

@@ -27,6 +27,10 @@ class RequestId:
         else:
             request_id = new_id(Kind.REQUEST)
         scope.setdefault("state", {})["request_id"] = request_id
+        if scope["type"] == "websocket":
+            # A socket's frames carry no headers; don't add a layer to every one of them.
+            await self.app(scope, receive, send)
+            return
         encoded = request_id.encode()
 
         async def send_with_id(message: Message) -> None:
