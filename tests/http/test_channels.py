@@ -371,7 +371,7 @@ async def test_list_is_most_recently_active_first_with_unread_and_last_message(
 
 
 async def test_list_pages_by_cursor(tenant: Tenant) -> None:
-    """limit/cursor walk every channel exactly once in activity order; the last page ends it."""
+    """limit/after walk every channel exactly once in activity order; the last page ends it."""
     alice = await tenant.user("alice")
     ids = [(await tenant.channel(alice, [], name=f"c{n}"))["id"] for n in range(5)]
     await tenant.send(alice, ids[1], "bump")
@@ -388,7 +388,7 @@ async def test_list_pages_by_cursor(tenant: Tenant) -> None:
         pages += 1
         if page["next_cursor"] is None:
             break
-        params = {"limit": 2, "cursor": page["next_cursor"]}
+        params = {"limit": 2, "after": page["next_cursor"]}
     assert seen == expected
     assert pages == 3
 
@@ -405,10 +405,8 @@ async def test_list_with_bad_paging_parameters_is_422(tenant: Tenant, server: Se
     zero = await tenant.http.get("/v1/channels", params={"limit": 0}, headers=alice.headers)
     assert error_fields(zero) == {"query.limit"}
     for cursor in ("!!!", "bm90IGpzb24", "WyJ5ZXN0ZXJkYXkiLCJjaF8xIl0"):
-        bad = await tenant.http.get(
-            "/v1/channels", params={"cursor": cursor}, headers=alice.headers
-        )
-        assert error_fields(bad) == {"query.cursor"}
+        bad = await tenant.http.get("/v1/channels", params={"after": cursor}, headers=alice.headers)
+        assert error_fields(bad) == {"query.after"}
     flag = await tenant.http.get(
         "/v1/channels", params={"include_archived": "perhaps"}, headers=alice.headers
     )

@@ -310,7 +310,7 @@ def encode_cursor(at: datetime, channel_id: str) -> str:
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """Read a channel-list cursor back; anything malformed is a validation error."""
-    invalid = ValidationFailed([FieldError("query.cursor", "Invalid cursor.")])
+    invalid = ValidationFailed([FieldError("query.after", "Invalid cursor.")])
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, channel_id = json.loads(raw)

@@ -70,10 +70,9 @@ def authenticate(request: Request, svc: Services) -> Principal:
 async def _caller(
     security_scopes: SecurityScopes,
     request: Request,
-    svc: ServicesDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal:
-    principal = authenticate(request, svc)
+    principal = authenticate(request, request.app.state.services)
     for scope in security_scopes.scopes:
         principal.require(scope)
     return principal

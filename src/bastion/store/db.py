@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,10 @@ _SQLITE_PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
+    # Checkpoints run in a worker thread (Database._checkpoint), never inside a commit.
+    "PRAGMA wal_autocheckpoint=0",
 )
+_CHECKPOINT_EVERY = 1000
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -74,6 +78,21 @@ def _sqlite_engine(url: str, timeout: float, *, echo: bool, inline: bool) -> Asy
     return engine
 
 
+def _checkpoint(path: str) -> None:
+    """A passive WAL checkpoint on a connection of its own (it never blocks writers)."""
+    try:
+        connection = sqlite3.connect(path, timeout=1)
+    except sqlite3.Error:
+        return
+    try:
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error:
+        # Best effort: the next checkpoint picks up where this one could not.
+        return
+    finally:
+        connection.close()
+
+
 class Database:
     """Transactions over one engine; maps driver failures to ``Unavailable``."""
 
@@ -84,6 +103,9 @@ class Database:
         # SQLite has one writer at a time anyway: keep its connection instead of checking
         # one out of the pool (and resetting it) for every command.
         self._writer: AsyncConnection | None = None
+        self._path = engine.url.database if self.is_sqlite else None
+        self._commits = 0
+        self._checkpointing: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -100,6 +122,16 @@ class Database:
             except DBAPIError:
                 await self._drop_writer()
                 raise
+        self._after_commit()
+
+    def _after_commit(self) -> None:
+        """Every so many commits, fold the WAL back into the database, off the event loop."""
+        self._commits += 1
+        running = self._checkpointing is not None and not self._checkpointing.done()
+        if self._commits < _CHECKPOINT_EVERY or running or not self._path:
+            return
+        self._commits = 0
+        self._checkpointing = asyncio.create_task(asyncio.to_thread(_checkpoint, self._path))
 
     async def _writer_connection(self) -> AsyncConnection:
         if self._writer is None or self._writer.closed or self._writer.invalidated:
@@ -126,6 +158,8 @@ class Database:
 
     async def close(self) -> None:
         """Close every pooled connection."""
+        if self._checkpointing is not None:
+            await self._checkpointing
         await self._drop_writer()
         await self.engine.dispose()
 

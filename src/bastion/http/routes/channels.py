@@ -76,12 +76,14 @@ async def list_channels(
     caller: Reader,
     svc: ServicesDep,
     page: PageDep,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor.")] = None,
+    after: Annotated[
+        str | None, Query(max_length=200, description="The previous page's next_cursor.")
+    ] = None,
     include_archived: Annotated[bool, Query()] = False,
 ) -> JSONResponse:
     """The caller's channels, most recently active first, with unread counts."""
     entries, next_cursor = await svc.chat.channels.list_mine(
-        caller, cursor=cursor, limit=page.limit, include_archived=include_archived
+        caller, cursor=after, limit=page.limit, include_archived=include_archived
     )
     return json_response({"data": [entry_view(e) for e in entries], "next_cursor": next_cursor})
 
