@@ -18,9 +18,10 @@ $py -m bench.fanout --subscribers 1,100,1000 --messages 100 --json "$out/fanout.
 
 if [ "${PEER:-0}" = "1" ]; then
   peer=../shared/peer-bench
-  venv=${SYNAPSE_VENV:-$out/synvenv}
+  venv=$(realpath -m "${SYNAPSE_VENV:-$out/synvenv}")
+  work=$(realpath -m "$out/synapse")
   [ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q matrix-synapse httpx; }
-  (cd "$peer" && timeout 1500 "$OLDPWD/$venv/bin/python" synapse_bench.py \
-      --work "$OLDPWD/$out/synapse" --messages 1000 --e2e 200 --rounds 2 --wrk-seconds 10) \
+  (cd "$peer" && timeout 1500 "$venv/bin/python" synapse_bench.py \
+      --work "$work" --messages 1000 --e2e 200 --rounds 2 --wrk-seconds 10) \
     | tee "$out/synapse.log"
 fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from bastion import __version__
 from bastion.chat.apps import ClientDirectory
 from bastion.chat.context import ChatContext
 from bastion.chat.service import Chat
-from bastion.chat.users import UserResolver, load_revocations
+from bastion.chat.users import UserResolver, keep_loading_revocations
 from bastion.core.asgi import ASGIApp, Receive, Scope, Send
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.settings import Settings
@@ -82,7 +83,10 @@ class _Lifespan:
     @contextlib.asynccontextmanager
     async def __call__(self, app: FastAPI) -> AsyncIterator[None]:
         services = build_services(self.settings, self.clock)
-        await load_revocations(services.chat.ctx)
+        # With the database down, start anyway (health probes answer, /readyz says 503)
+        # and keep trying; tokens are refused until the revocations are in.
+        loader = asyncio.create_task(keep_loading_revocations(services.chat.ctx))
+        await asyncio.wait({loader}, timeout=self.settings.database.connect_timeout)
         app.state.services = services
         app.state.connections = ConnectionRegistry(self.settings.realtime.max_connections_per_user)
         # Everything built so far lives as long as the process: keep it out of the cyclic
@@ -91,6 +95,7 @@ class _Lifespan:
         try:
             yield
         finally:
+            loader.cancel()
             await services.broker.close()
             await services.db.close()
 

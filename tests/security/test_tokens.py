@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bastion.core.clock import FakeClock
-from bastion.core.errors import Unauthenticated
+from bastion.core.errors import Unauthenticated, Unavailable
 from bastion.core.ids import Kind, is_id
 from bastion.security.keys import KeyRing, SigningKeyStore
 from bastion.security.tokens import AccessTokens, IssuedToken, Revocations
@@ -32,6 +32,13 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+def loaded() -> Revocations:
+    """A revocation list that has been read from storage (empty)."""
+    revocations = Revocations()
+    revocations.mark_loaded()
+    return revocations
+
+
 def service(keys: KeyRing, clock: FakeClock, *, cache_size: int = 100) -> AccessTokens:
     """An ``AccessTokens`` with its own revocation list."""
     return AccessTokens(
@@ -41,7 +48,7 @@ def service(keys: KeyRing, clock: FakeClock, *, cache_size: int = 100) -> Access
         clock=clock,
         leeway=LEEWAY,
         cache_size=cache_size,
-        revocations=Revocations(),
+        revocations=loaded(),
     )
 
 
@@ -192,7 +199,7 @@ def test_a_token_from_another_issuer_configuration_is_refused(
         clock=clock,
         leeway=LEEWAY,
         cache_size=10,
-        revocations=Revocations(),
+        revocations=loaded(),
     )
     with pytest.raises(Unauthenticated):
         service(keys, clock).authenticate(user_token(elsewhere).token)
@@ -214,3 +221,24 @@ def test_purge_forgets_only_expired_revocations(tokens: AccessTokens) -> None:
     revocations.purge(now=1_800_000_000)
     assert revocations.is_revoked(live.principal)
     assert not revocations.is_revoked(dead.principal)
+
+
+def test_no_token_is_accepted_before_revocations_are_loaded(
+    keys: KeyRing, clock: FakeClock
+) -> None:
+    """Until the deactivated users are known, every token is refused with 503, not accepted."""
+    revocations = Revocations()
+    tokens = AccessTokens(
+        keys=keys,
+        issuer=ISSUER,
+        audience=ISSUER,
+        clock=clock,
+        leeway=LEEWAY,
+        cache_size=10,
+        revocations=revocations,
+    )
+    issued = user_token(tokens)
+    with pytest.raises(Unavailable):
+        tokens.authenticate(issued.token)
+    revocations.mark_loaded()
+    assert tokens.authenticate(issued.token).subject == issued.principal.subject

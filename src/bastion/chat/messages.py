@@ -162,7 +162,7 @@ class Messages:
         )
         if draft.parent_id is not None:
             await repo.change_reply_count(conn, app_id, draft.parent_id, 1)
-        await channel_repo.record_message(conn, app_id, channel_id, message_id=message.id, at=now)
+        # The channel's last message and activity time follow by trigger (migration 0001).
         return message
 
     async def get(self, caller: Principal, message_id: str) -> MessageEntry:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bastion.chat.context import ChatContext, Outbox, check_name
 from bastion.chat.views import user_view
-from bastion.core.errors import Conflict, NotFound, PreconditionFailed
+from bastion.core.errors import Conflict, NotFound, PreconditionFailed, Unavailable
 from bastion.core.ids import Kind, is_id, new_id
 from bastion.security import scopes
 from bastion.security.oauth import rfc8693
@@ -141,3 +142,18 @@ async def load_revocations(ctx: ChatContext) -> None:
     async with ctx.db.read() as conn:
         for app_id, user_id in await repo.inactive_user_ids(conn):
             ctx.revocations.revoke_subject(app_id, user_id)
+    ctx.revocations.mark_loaded()
+
+
+async def keep_loading_revocations(ctx: ChatContext, retry_seconds: float = 2.0) -> None:
+    """Load the revocations, retrying while the database is unreachable.
+
+    Tokens are refused (503) until this has succeeded.
+    """
+    while True:
+        try:
+            await load_revocations(ctx)
+        except Unavailable:
+            await asyncio.sleep(retry_seconds)
+        else:
+            return

@@ -228,6 +228,9 @@ async def _serve(svc: Services, websocket: WebSocket, principal: Principal) -> N
         await _close(websocket, closed.code, closed.reason)
     except WebSocketDisconnect:
         pass
+    except BastionError:
+        # The database or another backing service failed: tell the client to retry later.
+        await _close(websocket, CLOSE_SERVER_ERROR, "server error")
     finally:
         session.stop_timers()
         svc.broker.detach(connection)
@@ -290,8 +293,6 @@ async def _read_loop(session: _Session) -> None:
             reply = await _command(session, frame)
         except BastionError as exc:
             reply = _error_frame(session, frame_id(raw), exc)
-        except _ClosedError:
-            raise
         if reply is not None:
             await _send_json(ws, reply)
 

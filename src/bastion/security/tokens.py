@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bastion.core.clock import Clock
-from bastion.core.errors import Unauthenticated
+from bastion.core.errors import Unauthenticated, Unavailable
 from bastion.core.ids import Kind, new_id
 from bastion.security import scopes as scope_names
 from bastion.security.keys import KeyRing
@@ -21,15 +21,29 @@ from bastion.security.principal import Principal
 
 
 class Revocations:
-    """Tokens and subjects that must no longer be accepted (in-process)."""
+    """Tokens and subjects that must no longer be accepted (in-process).
+
+    Until ``mark_loaded`` has been called (the deactivated users have been read from
+    the database), no token is accepted at all: a revoked token must never slip through
+    because the list was not there yet.
+    """
+
+    _PURGE_AT = 10_000
 
     def __init__(self) -> None:
         self._tokens: dict[str, int] = {}
         self._subjects: set[tuple[str, str]] = set()
+        self.loaded = False
 
-    def revoke_token(self, jti: str, expires_at: int) -> None:
-        """Refuse one token from now on."""
+    def mark_loaded(self) -> None:
+        """The persisted revocations are in: tokens may be accepted from now on."""
+        self.loaded = True
+
+    def revoke_token(self, jti: str, expires_at: int, now: int = 0) -> None:
+        """Refuse one token from now on (until it expires anyway)."""
         self._tokens[jti] = expires_at
+        if len(self._tokens) > self._PURGE_AT:
+            self.purge(now)
 
     def revoke_subject(self, app_id: str, subject: str) -> None:
         """Refuse every token of a subject (a deactivated user) from now on."""
@@ -113,6 +127,8 @@ class AccessTokens:
 
     def authenticate(self, token: str) -> Principal:
         """Return the principal of a valid token; raise ``Unauthenticated`` otherwise."""
+        if not self.revocations.loaded:
+            raise Unavailable("The server is starting; retry shortly.")
         now = int(self._clock.timestamp())
         principal = self._cache.get(token)
         if principal is None:

@@ -72,14 +72,6 @@ async def update_channel(
     )
 
 
-async def record_message(
-    conn: AsyncConnection, app_id: str, channel_id: str, *, message_id: str, at: datetime
-) -> None:
-    """Remember a channel's newest message (without bumping its version)."""
-    params = {"b_app_id": app_id, "b_id": channel_id, "b_message_id": message_id, "b_at": at}
-    await conn.execute(_RECORD_MESSAGE, params)
-
-
 async def change_member_count(
     conn: AsyncConnection, app_id: str, channel_id: str, delta: int
 ) -> None:
@@ -139,15 +131,6 @@ _ACCESS = (
         channel_members.c.channel_id == bindparam("channel_id"),
         channel_members.c.user_id == bindparam("user_id"),
         channels.c.app_id == bindparam("app_id"),
-    )
-)
-_RECORD_MESSAGE = (
-    update(channels)
-    .where(channels.c.app_id == bindparam("b_app_id"), channels.c.id == bindparam("b_id"))
-    .values(
-        last_message_id=bindparam("b_message_id"),
-        last_message_at=bindparam("b_at"),
-        activity_at=bindparam("b_at"),
     )
 )
 

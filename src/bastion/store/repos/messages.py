@@ -14,7 +14,7 @@ from bastion.store.records import DuplicateKeyError, MessageRecord
 from bastion.store.repos._sql import insert_ignoring_duplicates
 from bastion.store.tables import channel_members, messages, reactions
 
-_INSERT = messages.insert().returning(messages.c.seq)
+_INSERT = messages.insert()
 _BY_ID = select(messages).where(
     messages.c.app_id == bindparam("app_id"), messages.c.id == bindparam("message_id")
 )
@@ -64,7 +64,8 @@ async def insert_message(
         result = await conn.execute(_INSERT, values)
     except IntegrityError as exc:
         raise DuplicateKeyError("messages") from exc
-    values["seq"] = result.scalar_one()
+    # The autoincrement key: SQLite reports it without a RETURNING round of its own.
+    (values["seq"],) = result.inserted_primary_key or (None,)
     return _message(values)
 
 

@@ -1,0 +1,120 @@
+"""Errors nobody asks for on purpose: an unexpected exception (500) and a database that
+is down (503). Both answer problem+json and reveal nothing internal."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import APIRouter
+
+from bastion.app import Bastion, create_app
+from bastion.core.ids import Kind, new_id
+from bastion.store import migrate
+from bastion.store.db import create_engine
+from tests.conftest import make_settings
+from tests.support import tokens
+
+SECRET_DETAIL = "SELECT secret_hash FROM oauth_clients -- internal detail"
+
+
+async def _client(app: Bastion) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.api.router.lifespan_context(app.api),
+        httpx.AsyncClient(transport=transport, base_url="http://bastion.test") as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def broken(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """An app with one extra route that fails the way a bug would."""
+    settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'b.db'}")
+    engine = create_engine(settings.database_url)
+    await migrate.upgrade(engine)
+    await engine.dispose()
+    app = create_app(settings)
+    router = APIRouter()
+
+    @router.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError(SECRET_DETAIL)
+
+    app.api.include_router(router)
+    async for client in _client(app):
+        yield client
+
+
+async def test_unexpected_errors_are_a_bare_500(broken: httpx.AsyncClient) -> None:
+    """A bug answers 500 problem+json with a generic detail: no message, no stack trace."""
+    response = await broken.get("/boom")
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == 500
+    assert body["detail"] == "An internal error occurred."
+    assert body["instance"] == response.headers["x-request-id"]
+    assert "secret" not in response.text
+    assert "Traceback" not in response.text
+    assert "RuntimeError" not in response.text
+
+
+@pytest.fixture
+async def no_database(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Bastion]]:
+    """An app whose PostgreSQL server is unreachable (nothing listens on port 1)."""
+    settings = make_settings(
+        tmp_path,
+        "postgresql+asyncpg://bastion@127.0.0.1:1/bastion",
+        database={"connect_timeout": 0.5},
+    )
+    app = create_app(settings)
+    async for client in _client(app):
+        yield client, app
+
+
+async def test_a_database_outage_is_503_everywhere_but_liveness(
+    no_database: tuple[httpx.AsyncClient, Bastion],
+) -> None:
+    """The process stays up; readiness and every API call answer 503 with Retry-After."""
+    client, app = no_database
+    assert (await client.get("/healthz")).status_code == 200
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.headers["content-type"].startswith("application/problem+json")
+    assert ready.headers["retry-after"].isdigit()
+    assert "asyncpg" not in ready.text
+    assert "127.0.0.1" not in ready.text
+
+    services = app.api.state.services
+    claims = tokens.claims_for(
+        issuer=services.settings.issuer,
+        audience=services.settings.audience,
+        app_id=new_id(Kind.APP),
+        subject=new_id(Kind.USER),
+        client_id=new_id(Kind.CLIENT),
+        scope="chat:read chat:write",
+    )
+    token = tokens.sign(services.keys, claims)
+    listed = await client.get("/v1/channels", headers={"Authorization": f"Bearer {token}"})
+    assert listed.status_code == 503
+    assert listed.json()["status"] == 503
+    assert listed.headers["retry-after"].isdigit()
+
+
+async def test_a_failed_token_request_does_not_hang(
+    no_database: tuple[httpx.AsyncClient, Bastion],
+) -> None:
+    """The token endpoint needs the database too: it answers 503 promptly."""
+    client, _ = no_database
+    async with asyncio.timeout(10):
+        response = await client.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(new_id(Kind.CLIENT), "secret"),
+        )
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
