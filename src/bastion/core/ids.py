@@ -1,7 +1,8 @@
 """Prefixed, sortable, opaque identifiers: ``usr_01JD…`` (a ULID after a kind prefix).
 
-Ids made by one process are strictly increasing even within a millisecond, so an
-id's order is its creation order; that is what event resume cursors rely on.
+A ULID is 48 bits of millisecond time then 80 random bits, written as 26 characters of
+Crockford's base32, so ids sort by creation time. Ids made by one process are strictly
+increasing even within a millisecond; event resume cursors rely on that.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import secrets
 import threading
 import time
 from enum import StrEnum
-
-from ulid import ULID
 
 
 class Kind(StrEnum):
@@ -29,24 +28,35 @@ class Kind(StrEnum):
     CONNECTION = "conn"
 
 
-_ULID_RE = "[0-9A-HJKMNP-TV-Z]{26}"
-_PATTERNS = {kind: re.compile(rf"^{kind.value}_{_ULID_RE}$") for kind in Kind}
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_ULID_LENGTH = 26
+_ULID_RE = "[0-7][0-9A-HJKMNP-TV-Z]{25}"
+_PATTERNS = {kind: re.compile(rf"{kind.value}_{_ULID_RE}") for kind in Kind}
 _RANDOM_BITS = 80
 
 
+def encode_ulid(value: int) -> str:
+    """Write a 128-bit ULID value as its 26-character Crockford base32 text."""
+    chars = []
+    for _ in range(_ULID_LENGTH):
+        chars.append(_CROCKFORD[value & 0x1F])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
 class _MonotonicUlid:
-    """ULIDs that never repeat or go backwards within this process."""
+    """ULID values that never repeat or go backwards within this process."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last = 0
 
-    def next(self) -> ULID:
+    def next(self) -> int:
         value = (time.time_ns() // 1_000_000) << _RANDOM_BITS | secrets.randbits(_RANDOM_BITS)
         with self._lock:
             value = max(value, self._last + 1)
             self._last = value
-        return ULID.from_int(value)
+        return value
 
 
 _generator = _MonotonicUlid()
@@ -54,7 +64,7 @@ _generator = _MonotonicUlid()
 
 def new_id(kind: Kind) -> str:
     """Return a fresh id of the given kind."""
-    return f"{kind.value}_{_generator.next()}"
+    return f"{kind.value}_{encode_ulid(_generator.next())}"
 
 
 def is_id(kind: Kind, value: str) -> bool:
@@ -64,4 +74,4 @@ def is_id(kind: Kind, value: str) -> bool:
 
 def pattern(kind: Kind) -> str:
     """Return the regular expression an id of ``kind`` must match (for schemas)."""
-    return _PATTERNS[kind].pattern
+    return f"^{_PATTERNS[kind].pattern}$"

@@ -7,14 +7,13 @@ from typing import Annotated
 from pydantic import Field, StrictBool, StringConstraints
 
 from bastion.chat.roles import ChannelType, Role
-from bastion.http.schemas.common import RequestModel, ResponseModel
+from bastion.http.schemas.common import RequestModel, ResponseModel, UserId
 from bastion.http.schemas.messages import MessageOut
 
 ChannelName = Annotated[
     str, StringConstraints(min_length=1, max_length=1000, strip_whitespace=True)
 ]
 Description = Annotated[str, StringConstraints(max_length=1000)]
-UserIdField = Annotated[str, StringConstraints(pattern=r"^usr_[0-9A-HJKMNP-TV-Z]{26}$")]
 
 
 class ChannelCreate(RequestModel):
@@ -23,7 +22,7 @@ class ChannelCreate(RequestModel):
     type: ChannelType
     name: ChannelName | None = None
     description: Description | None = None
-    members: list[UserIdField] = Field(default_factory=list, max_length=1000)
+    members: list[UserId] = Field(default_factory=list, max_length=1000)
 
 
 class ChannelUpdate(RequestModel):
@@ -74,7 +73,7 @@ class ChannelPage(ResponseModel):
 class MemberAdd(RequestModel):
     """Add a user to a channel."""
 
-    user_id: UserIdField
+    user_id: UserId
     role: Role = Role.MEMBER
 
 

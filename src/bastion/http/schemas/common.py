@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from bastion.core.ids import Kind, pattern
+
+UserId = Annotated[str, StringConstraints(pattern=pattern(Kind.USER))]
+"""A user id in a request body (``usr_`` + ULID)."""
+
+MessageId = Annotated[str, StringConstraints(pattern=pattern(Kind.MESSAGE))]
+"""A message id in a request body (``msg_`` + ULID)."""
 
 
 class RequestModel(BaseModel):

@@ -6,11 +6,9 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from bastion.http.schemas.common import RequestModel, ResponseModel
+from bastion.http.schemas.common import MessageId, RequestModel, ResponseModel, UserId
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
-MessageIdField = Annotated[str, StringConstraints(pattern=r"^msg_[0-9A-HJKMNP-TV-Z]{26}$")]
-UserIdField = Annotated[str, StringConstraints(pattern=r"^usr_[0-9A-HJKMNP-TV-Z]{26}$")]
 ClientMsgId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
 ]
@@ -20,8 +18,8 @@ class MessageCreate(RequestModel):
     """Send a message; ``client_msg_id`` makes retries safe."""
 
     text: Text = Field(description="The message text; its maximum length is a server setting.")
-    parent_id: MessageIdField | None = Field(None, description="Reply in this message's thread.")
-    mentions: list[UserIdField] = Field(default_factory=list, max_length=1000)
+    parent_id: MessageId | None = Field(None, description="Reply in this message's thread.")
+    mentions: list[UserId] = Field(default_factory=list, max_length=1000)
     client_msg_id: ClientMsgId | None = Field(
         None, description="An id the client generated: a retry with it returns the original."
     )
