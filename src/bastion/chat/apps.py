@@ -41,18 +41,6 @@ async def create_app(db: Database, hasher: SecretHasher, clock: Clock, *, name: 
     return NewApp(app=app, client=client, client_secret=secret)
 
 
-async def get_app(db: Database, app_id: str) -> AppRecord | None:
-    """Return an app, or None."""
-    async with db.read() as conn:
-        return await repo.get_app(conn, app_id)
-
-
-async def list_apps(db: Database) -> list[AppRecord]:
-    """Return every app (operator use)."""
-    async with db.read() as conn:
-        return await repo.list_apps(conn)
-
-
 class ClientDirectory:
     """The ``ClientStore`` the token endpoint uses, over the database."""
 

@@ -30,6 +30,7 @@ from bastion.core.errors import (
     problem,
 )
 from bastion.observe.logging import get_logger
+from bastion.security.oauth import rfc6750
 
 PROBLEM_JSON = "application/problem+json"
 _REALM = "bastion"
@@ -56,11 +57,10 @@ def problem_response(request: Request, error: BastionError) -> Response:
 
 def _headers(error: BastionError) -> dict[str, str]:
     if isinstance(error, Unauthenticated):
-        if not error.token_present:
-            return {"WWW-Authenticate": f'Bearer realm="{_REALM}"'}
-        return {"WWW-Authenticate": f'Bearer realm="{_REALM}", error="invalid_token"'}
+        code = "invalid_token" if error.token_present else None
+        return {"WWW-Authenticate": rfc6750.challenge(_REALM, code)}
     if isinstance(error, InsufficientScope):
-        value = f'Bearer realm="{_REALM}", error="insufficient_scope", scope="{error.scope}"'
+        value = rfc6750.challenge(_REALM, "insufficient_scope", scope=error.scope)
         return {"WWW-Authenticate": value}
     if isinstance(error, RateLimited | Unavailable):
         return {"Retry-After": str(error.retry_after)}

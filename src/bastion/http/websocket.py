@@ -227,7 +227,7 @@ async def _serve(svc: Services, websocket: WebSocket, principal: Principal) -> N
     except _ClosedError as closed:
         await _close(websocket, closed.code, closed.reason)
     except WebSocketDisconnect:
-        pass
+        return  # the client went away: nothing left to close
     except BastionError:
         # The database or another backing service failed: tell the client to retry later.
         await _close(websocket, CLOSE_SERVER_ERROR, "server error")

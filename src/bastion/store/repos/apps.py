@@ -19,18 +19,6 @@ async def insert_app(conn: AsyncConnection, *, app_id: str, name: str, now: date
     return AppRecord(id=app_id, name=name, created_at=now)
 
 
-async def get_app(conn: AsyncConnection, app_id: str) -> AppRecord | None:
-    """Return the app, or None."""
-    row = (await conn.execute(select(apps).where(apps.c.id == app_id))).mappings().first()
-    return AppRecord(**row) if row else None
-
-
-async def list_apps(conn: AsyncConnection) -> list[AppRecord]:
-    """Return every app, oldest first (operator use only)."""
-    rows = (await conn.execute(select(apps).order_by(apps.c.id))).mappings()
-    return [AppRecord(**row) for row in rows]
-
-
 def _client(row: Mapping[Any, Any]) -> ClientRecord:
     return ClientRecord(
         id=row["id"],

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.records import Access, ChannelRecord, MemberRecord
@@ -24,15 +24,6 @@ async def insert_channel(
     values = {name: getattr(record, name) for name in record.__slots__}
     values["app_id"] = app_id
     await insert_row(conn, channels, {**values, "direct_key": direct_key})
-
-
-async def get_channel(conn: AsyncConnection, app_id: str, channel_id: str) -> ChannelRecord | None:
-    """Return the app's channel, or None."""
-    query = select(*_CHANNEL_COLUMNS).where(
-        channels.c.app_id == app_id, channels.c.id == channel_id
-    )
-    row = (await conn.execute(query)).mappings().first()
-    return ChannelRecord(**row) if row else None
 
 
 async def lock_channel(conn: AsyncConnection, app_id: str, channel_id: str) -> None:
@@ -112,27 +103,23 @@ async def list_user_channels(
     return [_pair(row) for row in (await conn.execute(query)).mappings()]
 
 
-# Built once: the hottest query in the server (every channel action loads it).
-_MEMBERSHIP = (
-    select(*_CHANNEL_COLUMNS, *_MEMBER_LABELS)
-    .join(channel_members, channel_members.c.channel_id == channels.c.id)
-    .where(
-        channel_members.c.app_id == bindparam("app_id"),
-        channel_members.c.channel_id == bindparam("channel_id"),
-        channel_members.c.user_id == bindparam("user_id"),
-        channels.c.app_id == bindparam("app_id"),
+def _one_membership(*columns: Any) -> Select[Any]:
+    """``columns`` of one user's membership row joined to its channel, by bound ids."""
+    return (
+        select(*columns)
+        .join(channel_members, channel_members.c.channel_id == channels.c.id)
+        .where(
+            channel_members.c.app_id == bindparam("app_id"),
+            channel_members.c.channel_id == bindparam("channel_id"),
+            channel_members.c.user_id == bindparam("user_id"),
+            channels.c.app_id == bindparam("app_id"),
+        )
     )
-)
-_ACCESS = (
-    select(channels.c.type, channels.c.archived, channel_members.c.role)
-    .join(channel_members, channel_members.c.channel_id == channels.c.id)
-    .where(
-        channel_members.c.app_id == bindparam("app_id"),
-        channel_members.c.channel_id == bindparam("channel_id"),
-        channel_members.c.user_id == bindparam("user_id"),
-        channels.c.app_id == bindparam("app_id"),
-    )
-)
+
+
+# Built once: every channel action runs one of these.
+_MEMBERSHIP = _one_membership(*_CHANNEL_COLUMNS, *_MEMBER_LABELS)
+_ACCESS = _one_membership(channels.c.type, channels.c.archived, channel_members.c.role)
 
 
 async def get_membership(

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.records import UserRecord
@@ -96,9 +96,3 @@ async def inactive_user_ids(conn: AsyncConnection) -> list[tuple[str, str]]:
     """Return (app id, user id) of every deactivated user, to refuse their tokens."""
     query = select(users.c.app_id, users.c.id).where(users.c.active.is_(False))
     return [(row[0], row[1]) for row in await conn.execute(query)]
-
-
-async def count_users(conn: AsyncConnection, app_id: str) -> int:
-    """Return how many users the app has."""
-    query = select(func.count()).select_from(users).where(users.c.app_id == app_id)
-    return int((await conn.execute(query)).scalar_one())
