@@ -81,11 +81,17 @@ class TokenEndpoint:
 
 
 def single_valued(form: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """§3.2: parameters MUST NOT be included more than once; empty ones count as absent."""
+    """§3.2: parameters MUST NOT be included more than once; empty ones count as absent.
+
+    A name given twice is refused even when one of the values is empty, so that no
+    reading of a polluted request can pick a different value than another.
+    """
     params: dict[str, str] = {}
+    seen: set[str] = set()
     for name, value in form:
-        if name in params:
+        if name in seen:
             raise OAuthError("invalid_request", f"The parameter {name!r} is repeated.")
+        seen.add(name)
         if len(value) > _MAX_PARAM_LENGTH:
             raise OAuthError("invalid_request", f"The parameter {name!r} is too long.")
         if value:
