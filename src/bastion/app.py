@@ -7,6 +7,7 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -21,6 +22,7 @@ from bastion.core.settings import Settings
 from bastion.http import problems
 from bastion.http.deps import Services
 from bastion.http.routes import channels, health, messages, oauth, problem_pages, users, wellknown
+from bastion.http.schemas.common import Problem
 from bastion.http.websocket import ConnectionRegistry
 from bastion.http.websocket import router as websocket_router
 from bastion.observe.access_log import AccessLog
@@ -138,9 +140,23 @@ def build_services(settings: Settings, clock: Clock) -> Services:
     )
 
 
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": description,
+        "content": {"application/problem+json": {"schema": Problem.model_json_schema()}},
+    }
+    for status, description in (
+        ("4XX", "An RFC 9457 problem: the request was refused."),
+        ("5XX", "An RFC 9457 problem: the server could not answer."),
+    )
+}
+"""Every route may answer a problem document; the OpenAPI document says so."""
+
+
 def create_api(settings: Settings, clock: Clock | None = None) -> FastAPI:
     """The FastAPI application, without the outer ASGI guards."""
     api = FastAPI(
+        responses=PROBLEM_RESPONSES,
         title="Bastion",
         version=__version__,
         description=API_DESCRIPTION,

@@ -40,3 +40,14 @@ async def test_authorization_server_metadata(http: httpx.AsyncClient, server: Se
     assert meta["token_endpoint_auth_methods_supported"] == ["client_secret_basic"]
     assert "password" not in meta["grant_types_supported"]
     assert "implicit" not in meta["grant_types_supported"]
+
+
+async def test_openapi_documents_problem_responses(http: httpx.AsyncClient) -> None:
+    """Every operation documents its 4XX/5XX answers as application/problem+json."""
+    document = (await http.get("/openapi.json")).json()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            for status in ("4XX", "5XX"):
+                assert "application/problem+json" in responses[status]["content"], (path, method)
+    assert "HTTPValidationError" not in document.get("components", {}).get("schemas", {})
