@@ -19,7 +19,13 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from bastion.core.errors import BastionError, InvalidRequest, Unauthenticated, problem
+from bastion.core.errors import (
+    BastionError,
+    InvalidRequest,
+    Unauthenticated,
+    Unavailable,
+    problem,
+)
 from bastion.core.ids import Kind, is_id, new_id
 from bastion.http.deps import Services
 from bastion.realtime.broker import Event
@@ -170,6 +176,8 @@ async def _authenticate(svc: Services, websocket: WebSocket) -> Principal:
         else:
             token = await _auth_frame(websocket, svc.settings.realtime.auth_timeout_seconds)
         principal = svc.tokens.authenticate(token)
+    except Unavailable as exc:
+        raise _ClosedError(CLOSE_SERVER_ERROR, "try again shortly") from exc
     except (BastionError, WebSocketDisconnect) as exc:
         raise _ClosedError(CLOSE_AUTH, "authentication failed") from exc
     if principal.user_id is None or scopes.CHAT_READ not in principal.scopes:
