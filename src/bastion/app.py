@@ -21,6 +21,7 @@ from bastion.core.clock import Clock, SystemClock
 from bastion.core.settings import Settings
 from bastion.http import problems
 from bastion.http.deps import Services
+from bastion.http.idempotency import Idempotency
 from bastion.http.routes import channels, health, messages, oauth, problem_pages, users, wellknown
 from bastion.http.schemas.common import Problem
 from bastion.http.websocket import ConnectionRegistry
@@ -137,6 +138,7 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         token_endpoint=token_endpoint,
         keys=keys,
         broker=broker,
+        idempotency=Idempotency(db, clock, settings.server.idempotency_ttl_seconds),
     )
 
 

@@ -54,6 +54,9 @@ class ServerSettings(_Section):
         1_048_576, ge=1024, le=64 * 1_048_576, description="Largest request body accepted."
     )
     problem_base: str = Field("/problems/", description="Prefix of RFC 9457 problem type URIs.")
+    idempotency_ttl_seconds: int = Field(
+        86_400, ge=60, le=30 * 86_400, description="How long Idempotency-Key answers are kept."
+    )
 
 
 class DatabaseSettings(_Section):

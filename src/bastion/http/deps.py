@@ -24,6 +24,7 @@ from bastion.core.errors import (
 )
 from bastion.core.ids import Kind, is_id
 from bastion.core.settings import Settings
+from bastion.http.idempotency import Idempotency
 from bastion.realtime.broker import Broker
 from bastion.security.keys import KeyRing
 from bastion.security.oauth import rfc6750
@@ -44,6 +45,7 @@ class Services:
     token_endpoint: TokenEndpoint
     keys: KeyRing
     broker: Broker
+    idempotency: Idempotency
 
 
 async def services(request: Request) -> Services:

@@ -166,3 +166,17 @@ reactions = Table(
     Column("app_id", ID, nullable=False),
     Column("created_at", TS, nullable=False),
 )
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("app_id", ID, primary_key=True),
+    Column("principal", ID, primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from bastion.chat.channels import ChannelEntry
 from bastion.chat.views import channel_view, member_view, message_view
 from bastion.core.ids import Kind
-from bastion.http.deps import IfMatch, PageDep, ServicesDep, cursor_id, path_id, scoped
+from bastion.http.deps import (
+    IfMatch,
+    PageDep,
+    Services,
+    ServicesDep,
+    cursor_id,
+    path_id,
+    scoped,
+)
+from bastion.http.idempotency import IdempotencyKey
 from bastion.http.responses import JSONResponse, json_response
 from bastion.http.schemas.channels import (
     ChannelCreate,
@@ -54,8 +63,18 @@ def _channel(channel_id: str) -> str:
     responses={200: {"model": ChannelOut, "description": "The existing direct channel"}},
     summary="Create a channel",
 )
-async def create_channel(body: ChannelCreate, caller: Writer, svc: ServicesDep) -> JSONResponse:
+async def create_channel(
+    body: ChannelCreate,
+    caller: Writer,
+    svc: ServicesDep,
+    request: Request,
+    key: IdempotencyKey = None,
+) -> Response:
     """Create a group or broadcast channel, or open (get or create) a direct channel."""
+    return await svc.idempotency.once(request, caller, key, lambda: _create(body, caller, svc))
+
+
+async def _create(body: ChannelCreate, caller: Principal, svc: Services) -> Response:
     entry, created = await svc.chat.channels.create(
         caller,
         type_=body.type,
@@ -132,15 +151,24 @@ async def list_members(
     "/{channel_id}/members", status_code=201, response_model=MemberOut, summary="Add a member"
 )
 async def add_member(
-    channel_id: str, body: MemberAdd, caller: Writer, svc: ServicesDep
-) -> JSONResponse:
+    channel_id: str,
+    body: MemberAdd,
+    caller: Writer,
+    svc: ServicesDep,
+    request: Request,
+    key: IdempotencyKey = None,
+) -> Response:
     """Add a user to a group or broadcast channel (owners; moderators for lower roles)."""
-    member = await svc.chat.members.add(caller, _channel(channel_id), body.user_id, body.role)
-    return json_response(
-        member_view(member),
-        status=201,
-        location=f"/v1/channels/{channel_id}/members/{member.user_id}",
-    )
+
+    async def add() -> Response:
+        member = await svc.chat.members.add(caller, _channel(channel_id), body.user_id, body.role)
+        return json_response(
+            member_view(member),
+            status=201,
+            location=f"/v1/channels/{channel_id}/members/{member.user_id}",
+        )
+
+    return await svc.idempotency.once(request, caller, key, add)
 
 
 @router.get("/{channel_id}/members/{user_id}", response_model=MemberOut, summary="Get a member")

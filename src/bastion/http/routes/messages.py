@@ -6,13 +6,22 @@ import re
 import unicodedata
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from bastion.chat.messages import Draft
 from bastion.core.errors import FieldError, ValidationFailed
 from bastion.core.ids import Kind
-from bastion.http.deps import IfMatch, PageDep, ServicesDep, cursor_id, path_id, scoped
+from bastion.http.deps import (
+    IfMatch,
+    PageDep,
+    Services,
+    ServicesDep,
+    cursor_id,
+    path_id,
+    scoped,
+)
+from bastion.http.idempotency import IdempotencyKey
 from bastion.http.responses import JSONResponse, json_response
 from bastion.http.schemas.messages import MessageCreate, MessageOut, MessagePage, MessageUpdate
 from bastion.security import scopes
@@ -61,9 +70,20 @@ def emoji(value: str) -> str:
     summary="Send a message",
 )
 async def send_message(
-    channel_id: str, body: MessageCreate, caller: Writer, svc: ServicesDep
-) -> JSONResponse:
+    channel_id: str,
+    body: MessageCreate,
+    caller: Writer,
+    svc: ServicesDep,
+    request: Request,
+    key: IdempotencyKey = None,
+) -> Response:
     """Send a message; a retry with the same ``client_msg_id`` returns the original (200)."""
+    return await svc.idempotency.once(
+        request, caller, key, lambda: _send(channel_id, body, caller, svc)
+    )
+
+
+async def _send(channel_id: str, body: MessageCreate, caller: Principal, svc: Services) -> Response:
     draft = Draft(
         text=body.text,
         parent_id=body.parent_id,

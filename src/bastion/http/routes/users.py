@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
 from bastion.chat.views import user_view
 from bastion.core.ids import Kind
 from bastion.http.deps import IfMatch, PageDep, ServicesDep, cursor_id, path_id, scoped
+from bastion.http.idempotency import IdempotencyKey
 from bastion.http.responses import JSONResponse, json_response
 from bastion.http.schemas.users import UserCreate, UserOut, UserPage, UserUpdate
 from bastion.security import scopes
@@ -22,14 +24,24 @@ ChatReader = Annotated[Principal, scoped(scopes.CHAT_READ)]
 
 
 @router.post("", status_code=201, response_model=UserOut, summary="Create a user")
-async def create_user(body: UserCreate, caller: WriteUsers, svc: ServicesDep) -> JSONResponse:
+async def create_user(
+    body: UserCreate,
+    caller: WriteUsers,
+    svc: ServicesDep,
+    request: Request,
+    key: IdempotencyKey = None,
+) -> Response:
     """Create a user for an id in your own system (409 if that external id exists)."""
-    user = await svc.chat.users.create(
-        caller, external_id=body.external_id, display_name=body.display_name
-    )
-    return json_response(
-        user_view(user), status=201, version=user.version, location=f"/v1/users/{user.id}"
-    )
+
+    async def create() -> Response:
+        user = await svc.chat.users.create(
+            caller, external_id=body.external_id, display_name=body.display_name
+        )
+        return json_response(
+            user_view(user), status=201, version=user.version, location=f"/v1/users/{user.id}"
+        )
+
+    return await svc.idempotency.once(request, caller, key, create)
 
 
 @router.get("", response_model=UserPage, summary="List users")

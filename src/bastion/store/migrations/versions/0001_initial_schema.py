@@ -172,6 +172,20 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("message_id", "user_id", "emoji", name=op.f("pk_reactions")),
     )
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("app_id", sa.String(length=40), nullable=False),
+        sa.Column("principal", sa.String(length=40), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.Integer(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("headers", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("app_id", "principal", "key", name=op.f("pk_idempotency_keys")),
+    )
+    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
+        batch_op.create_index("ix_idempotency_keys_created_at", ["created_at"], unique=False)
     _create_activity_trigger()
 
 
@@ -223,6 +237,9 @@ def _drop_activity_trigger() -> None:
 def downgrade() -> None:
     _drop_activity_trigger()
 
+    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
+        batch_op.drop_index("ix_idempotency_keys_created_at")
+    op.drop_table("idempotency_keys")
     op.drop_table("reactions")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_parent_id_seq")
