@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from bastion.chat import roles
-from bastion.chat.context import ChatContext, Outbox, check_name
+from bastion.chat.context import ChatContext, Outbox, check_name, check_version
 from bastion.chat.roles import ChannelType, Role
 from bastion.chat.views import channel_view
 from bastion.core.errors import (
@@ -19,7 +19,6 @@ from bastion.core.errors import (
     Forbidden,
     LimitExceeded,
     NotFound,
-    PreconditionFailed,
     ValidationFailed,
 )
 from bastion.core.ids import Kind, new_id
@@ -58,12 +57,6 @@ async def load_membership(
     if found is None:
         raise NotFound("No such channel.")
     return found
-
-
-def check_version(current: int, if_match: int | None) -> None:
-    """Raise ``PreconditionFailed`` when an ``If-Match`` version is stale."""
-    if if_match is not None and if_match != current:
-        raise PreconditionFailed("The object has changed; fetch it again and retry.")
 
 
 class Channels:

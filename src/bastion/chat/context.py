@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.core.clock import Clock
-from bastion.core.errors import LimitExceeded
+from bastion.core.errors import LimitExceeded, PreconditionFailed
 from bastion.core.ids import Kind, new_id
 from bastion.core.settings import LimitSettings
 from bastion.realtime.broker import Broker, Event
@@ -66,3 +66,9 @@ def check_name(ctx: ChatContext, field: str, name: str | None) -> None:
     cap = ctx.limits.name_max_chars
     if name is not None and len(name) > cap:
         raise LimitExceeded(field, f"At most {cap} characters.")
+
+
+def check_version(current: int, if_match: int | None) -> None:
+    """Raise ``PreconditionFailed`` when an ``If-Match`` version is stale."""
+    if if_match is not None and if_match != current:
+        raise PreconditionFailed("The object has changed; fetch it again and retry.")

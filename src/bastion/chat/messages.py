@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bastion.chat import roles
-from bastion.chat.channels import acting_user, check_version, load_membership
-from bastion.chat.context import ChatContext, Outbox
+from bastion.chat.channels import acting_user, load_membership
+from bastion.chat.context import ChatContext, Outbox, check_version
 from bastion.chat.views import message_view
 from bastion.core.errors import (
     Conflict,
@@ -20,7 +20,7 @@ from bastion.core.ids import Kind, is_id, new_id
 from bastion.security import scopes
 from bastion.security.principal import Principal
 from bastion.store.db import Connection
-from bastion.store.records import Access, DuplicateKeyError, MessageRecord
+from bastion.store.records import Access, DuplicateKeyError, MemberRecord, MessageRecord
 from bastion.store.repos import channels as channel_repo
 from bastion.store.repos import messages as repo
 
@@ -169,7 +169,7 @@ class Messages:
         """Return a message from a channel the caller belongs to."""
         user_id = acting_user(caller, scopes.CHAT_READ)
         async with self._ctx.db.read() as conn:
-            message = await self._visible(conn, caller.app_id, user_id, message_id)
+            message, _ = await visible_message(conn, caller.app_id, user_id, message_id)
             return (await self._entries(conn, caller, [message]))[0]
 
     async def page(
@@ -226,7 +226,7 @@ class Messages:
         self._check_draft(Draft(text=text))
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
-            message = await self._visible(conn, caller.app_id, user_id, message_id)
+            message, _ = await visible_message(conn, caller.app_id, user_id, message_id)
             check_version(message.version, if_match)
             if message.author_id != user_id:
                 raise Forbidden("Only the author can edit a message.")
@@ -252,12 +252,11 @@ class Messages:
         user_id = acting_user(caller, scopes.CHAT_WRITE)
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
-            message = await self._visible(conn, caller.app_id, user_id, message_id)
+            message, member = await visible_message(conn, caller.app_id, user_id, message_id)
             check_version(message.version, if_match)
             if message.deleted_at is not None:
                 return
             if message.author_id != user_id:
-                _, member = await load_membership(conn, caller.app_id, message.channel_id, user_id)
                 roles.require_manager(member)
             changes = {"body": None, "mentions": "", "deleted_at": self._ctx.clock.now()}
             await repo.update_message(conn, caller.app_id, message_id, changes)
@@ -266,18 +265,6 @@ class Messages:
             caller.app_id, "message.deleted", message_view(deleted), channel_id=deleted.channel_id
         )
         await outbox.publish(self._ctx.broker)
-
-    async def _visible(
-        self, conn: Connection, app_id: str, user_id: str, message_id: str
-    ) -> MessageRecord:
-        message = await repo.get_message(conn, app_id, message_id)
-        if message is None:
-            raise NotFound("No such message.")
-        try:
-            await load_membership(conn, app_id, message.channel_id, user_id)
-        except NotFound:
-            raise NotFound("No such message.") from None
-        return message
 
     @staticmethod
     async def _reload(conn: Connection, caller: Principal, message_id: str) -> MessageRecord:
@@ -294,6 +281,21 @@ class Messages:
             conn, caller.app_id, caller.subject, [m.id for m in messages]
         )
         return [MessageEntry(m, *summary.get(m.id, ({}, set()))) for m in messages]
+
+
+async def visible_message(
+    conn: Connection, app_id: str, user_id: str, message_id: str
+) -> tuple[MessageRecord, MemberRecord]:
+    """A message with the caller's membership of its channel; for anyone else it does not
+    exist (404, like a missing id)."""
+    message = await repo.get_message(conn, app_id, message_id)
+    if message is None:
+        raise NotFound("No such message.")
+    try:
+        _, member = await load_membership(conn, app_id, message.channel_id, user_id)
+    except NotFound:
+        raise NotFound("No such message.") from None
+    return message, member
 
 
 def _writable(channel: Access) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bastion.chat import roles
-from bastion.chat.channels import acting_user, load_membership
+from bastion.chat.channels import acting_user
 from bastion.chat.context import ChatContext, Outbox
-from bastion.chat.messages import MessageEntry
+from bastion.chat.messages import MessageEntry, visible_message
 from bastion.core.errors import Conflict, LimitExceeded, NotFound
 from bastion.security import scopes
 from bastion.security.principal import Principal
@@ -71,13 +71,7 @@ class Reactions:
     async def _load(
         self, conn: Connection, caller: Principal, user_id: str, message_id: str
     ) -> str:
-        message = await repo.get_message(conn, caller.app_id, message_id)
-        if message is None:
-            raise NotFound("No such message.")
-        try:
-            _, member = await load_membership(conn, caller.app_id, message.channel_id, user_id)
-        except NotFound:
-            raise NotFound("No such message.") from None
+        message, member = await visible_message(conn, caller.app_id, user_id, message_id)
         roles.require_participate(member)
         if message.deleted_at is not None:
             raise Conflict("The message has been deleted.")

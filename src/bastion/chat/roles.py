@@ -9,8 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Protocol
 
-from bastion.core.errors import Forbidden, NotFound
-from bastion.store.records import MemberRecord
+from bastion.core.errors import Forbidden
 
 
 class Typed(Protocol):
@@ -55,13 +54,6 @@ _MANAGERS = frozenset({Role.OWNER, Role.MODERATOR})
 def rank(role: str) -> int:
     """Order roles: a higher rank may manage a lower one."""
     return _RANK[Role(role)]
-
-
-def visible(member: MemberRecord | None) -> MemberRecord:
-    """Members see a channel; to anyone else it does not exist (404, like a missing id)."""
-    if member is None:
-        raise NotFound("No such channel.")
-    return member
 
 
 def can_post(channel: Typed, member: Roled) -> bool:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bastion.chat.context import ChatContext, Outbox, check_name
+from bastion.chat.context import ChatContext, Outbox, check_name, check_version
 from bastion.chat.views import user_view
-from bastion.core.errors import Conflict, NotFound, PreconditionFailed, Unavailable
+from bastion.core.errors import Conflict, NotFound, Unavailable
 from bastion.core.ids import Kind, is_id, new_id
 from bastion.security import scopes
 from bastion.security.oauth import rfc8693
@@ -80,7 +80,7 @@ class Users:
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
             user = _found(await repo.get_user(conn, caller.app_id, user_id))
-            _check_version(user.version, if_match)
+            check_version(user.version, if_match)
             if changes:
                 await repo.update_user(
                     conn, caller.app_id, user_id, changes=changes, now=self._ctx.clock.now()
@@ -114,11 +114,6 @@ def _found(user: UserRecord | None) -> UserRecord:
     if user is None:
         raise NotFound("No such user.")
     return user
-
-
-def _check_version(current: int, if_match: int | None) -> None:
-    if if_match is not None and if_match != current:
-        raise PreconditionFailed("The object has changed; fetch it again and retry.")
 
 
 class UserResolver:

@@ -180,9 +180,14 @@ async def _authenticate(svc: Services, websocket: WebSocket) -> Principal:
         raise _ClosedError(CLOSE_SERVER_ERROR, "try again shortly") from exc
     except (BastionError, WebSocketDisconnect) as exc:
         raise _ClosedError(CLOSE_AUTH, "authentication failed") from exc
+    _require_socket_scope(principal)
+    return principal
+
+
+def _require_socket_scope(principal: Principal) -> None:
+    """Sockets are for users with ``chat:read``, at connect and at every re-auth (4003)."""
     if principal.user_id is None or scopes.CHAT_READ not in principal.scopes:
         raise _ClosedError(CLOSE_FORBIDDEN, "a user token with chat:read is required")
-    return principal
 
 
 async def _receive_text(websocket: WebSocket) -> str:
@@ -382,8 +387,7 @@ async def _on_auth(s: _Session, data: dict[str, Any], frame: dict[str, Any]) -> 
     old = s.conn.principal
     if (principal.app_id, principal.subject) != (old.app_id, old.subject):
         raise _ClosedError(CLOSE_AUTH, "the new token is for another user")
-    if scopes.CHAT_READ not in principal.scopes:
-        raise _ClosedError(CLOSE_FORBIDDEN, "a user token with chat:read is required")
+    _require_socket_scope(principal)
     s.conn.principal = principal
     s.wake_at_expiry()
     return {"expires_at": principal.expires_at}
