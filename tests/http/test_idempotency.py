@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+from starlette.requests import Request
+from starlette.responses import Response
 
+from bastion.core.clock import SystemClock
+from bastion.core.errors import Conflict
+from bastion.http.idempotency import Idempotency
+from bastion.security.principal import Principal
+from bastion.store import migrate
+from bastion.store.db import Database, create_engine
+from bastion.store.repos import idempotency as idempotency_repo
 from tests.support.tenants import Tenant
 
 
@@ -105,14 +117,16 @@ async def test_concurrent_requests_with_one_key_create_once(tenant: Tenant) -> N
     alice = await tenant.user("alice")
     channel = await tenant.channel(alice, [])
     url = f"/v1/channels/{channel['id']}/messages"
-    headers = {**alice.headers, "Idempotency-Key": "race"}
-    answers = await asyncio.gather(
-        *(tenant.http.post(url, json={"text": "race"}, headers=headers) for _ in range(8))
-    )
-    assert {a.status_code for a in answers} <= {201, 409}
-    assert len({a.json()["id"] for a in answers if a.status_code == 201}) == 1
-    page = (await tenant.http.get(url, headers=alice.headers)).json()
-    assert [m["text"] for m in page["data"]] == ["race"]
+    rounds = 10
+    for n in range(rounds):
+        headers = {**alice.headers, "Idempotency-Key": f"race-{n}"}
+        answers = await asyncio.gather(
+            *(tenant.http.post(url, json={"text": f"race {n}"}, headers=headers) for _ in range(8))
+        )
+        assert {a.status_code for a in answers} <= {201, 409}
+        assert len({a.json()["id"] for a in answers if a.status_code == 201}) == 1
+    page = (await tenant.http.get(url, headers=alice.headers, params={"limit": 50})).json()
+    assert sorted(m["text"] for m in page["data"]) == sorted(f"race {n}" for n in range(rounds))
 
 
 async def test_malformed_keys_are_400(http: httpx.AsyncClient, tenant: Tenant) -> None:
@@ -128,3 +142,59 @@ async def test_malformed_keys_are_400(http: httpx.AsyncClient, tenant: Tenant) -
         response = await http.post(url, json={"text": "t"}, headers=headers)
         assert response.status_code == 400, key
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_read_that_outlives_the_first_request_does_not_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lookup that starts before the first answer is stored and ends after must not rerun."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'idem.db'}")
+    await migrate.upgrade(engine)
+    db = Database(engine)
+    keys = Idempotency(db, SystemClock(), ttl_seconds=60)
+    caller = Principal("app_1", "cli_1", "usr_1", frozenset(), "tok_1", 0)
+    first_done = asyncio.Event()
+    real_get = idempotency_repo.get
+    lookups = 0
+
+    async def slow_second_lookup(*args: Any) -> Any:
+        nonlocal lookups
+        lookups += 1
+        found = await real_get(*args)
+        if lookups == 2:
+            await first_done.wait()
+        return found
+
+    monkeypatch.setattr(idempotency_repo, "get", slow_second_lookup)
+    runs = 0
+
+    async def run() -> Response:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(0.01)
+        return Response(b"{}", status_code=201, media_type="application/json")
+
+    async def first() -> Response:
+        try:
+            return await keys.once(_post_request(), caller, "k", run)
+        finally:
+            first_done.set()
+
+    try:
+        answers = await asyncio.gather(
+            first(), keys.once(_post_request(), caller, "k", run), return_exceptions=True
+        )
+    finally:
+        await db.close()
+    assert runs == 1
+    assert isinstance(answers[0], Response)
+    assert answers[0].status_code == 201
+    assert isinstance(answers[1], Conflict)
+
+
+def _post_request() -> Request:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/x", "headers": [], "query_string": b""}
+    return Request(scope, receive)

@@ -64,14 +64,16 @@ class Idempotency:
             raise InvalidRequest("Idempotency-Key must be 1 to 255 visible ASCII characters.")
         ident = (caller.app_id, caller.subject, key)
         digest = await _fingerprint(request)
-        async with self._db.read() as conn:
-            stored = await repo.get(conn, *ident)
-        if stored is not None:
-            return _replay(stored, digest)
+        # Claim the key before reading: a read that starts while another request
+        # holds the key may finish after that request stored its answer and left.
         if ident in self._in_flight:
             raise Conflict("A request with this Idempotency-Key is still in progress.")
         self._in_flight.add(ident)
         try:
+            async with self._db.read() as conn:
+                stored = await repo.get(conn, *ident)
+            if stored is not None:
+                return _replay(stored, digest)
             response = await run()
             if 200 <= response.status_code < 300:
                 await self._store(ident, digest, response)
