@@ -27,6 +27,7 @@ from bastion.http.schemas.common import Problem
 from bastion.http.websocket import ConnectionRegistry
 from bastion.http.websocket import router as websocket_router
 from bastion.observe.access_log import AccessLog
+from bastion.observe.events import LogSink, SecurityEvents
 from bastion.observe.logging import configure as configure_logging
 from bastion.realtime.memory import MemoryBroker
 from bastion.security.guard.headers import SecurityHeaders
@@ -139,6 +140,7 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         keys=keys,
         broker=broker,
         idempotency=Idempotency(db, clock, settings.server.idempotency_ttl_seconds),
+        events=SecurityEvents(clock, [LogSink()]),
     )
 
 

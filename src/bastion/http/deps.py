@@ -25,6 +25,7 @@ from bastion.core.errors import (
 from bastion.core.ids import Kind, is_id
 from bastion.core.settings import Settings
 from bastion.http.idempotency import Idempotency
+from bastion.observe.events import Origin, SecurityEvents
 from bastion.realtime.broker import Broker
 from bastion.security.keys import KeyRing
 from bastion.security.oauth import rfc6750
@@ -46,6 +47,7 @@ class Services:
     keys: KeyRing
     broker: Broker
     idempotency: Idempotency
+    events: SecurityEvents
 
 
 async def services(request: Request) -> Services:
@@ -55,6 +57,17 @@ async def services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(services)]
+
+
+def origin_of(request: Request) -> Origin:
+    """Where a request came from, for security events."""
+    state = request.scope.get("state", {})
+    return Origin(
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+        request_id=state.get("request_id"),
+    )
+
 
 # Documents the scheme in OpenAPI; the header is parsed by RFC 6750 rules below.
 _bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", description="RFC 9068 access token")
