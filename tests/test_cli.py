@@ -16,7 +16,16 @@ from typer.testing import CliRunner
 from bastion.cli import cli
 from bastion.core.ids import Kind, is_id
 
-COMMANDS = [[], ["serve"], ["migrate"], ["init"], ["config"], ["config", "show"]]
+COMMANDS = [
+    [],
+    ["serve"],
+    ["migrate"],
+    ["init"],
+    ["config"],
+    ["config", "show"],
+    ["tokens"],
+    ["tokens", "revoke-before"],
+]
 DB_PASSWORD = "hunter2-db-secret"
 PASSPHRASE = "correct horse battery staple"
 FAST_ARGON2 = {

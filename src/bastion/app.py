@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from bastion import __version__
 from bastion.chat.apps import ClientDirectory
 from bastion.chat.context import ChatContext
+from bastion.chat.revocations import CutoffSync
 from bastion.chat.service import Chat
 from bastion.chat.users import UserResolver, keep_loading_revocations
 from bastion.core.asgi import ASGIApp, Receive, Scope, Send
@@ -22,7 +23,16 @@ from bastion.core.settings import Settings
 from bastion.http import problems
 from bastion.http.deps import Services
 from bastion.http.idempotency import Idempotency
-from bastion.http.routes import channels, health, messages, oauth, problem_pages, users, wellknown
+from bastion.http.routes import (
+    channels,
+    health,
+    messages,
+    oauth,
+    problem_pages,
+    revocations,
+    users,
+    wellknown,
+)
 from bastion.http.schemas.common import Problem
 from bastion.http.websocket import ConnectionRegistry
 from bastion.http.websocket import router as websocket_router
@@ -87,12 +97,19 @@ class _Lifespan:
     @contextlib.asynccontextmanager
     async def __call__(self, app: FastAPI) -> AsyncIterator[None]:
         services = build_services(self.settings, self.clock)
+        cutoffs = CutoffSync(services.chat.ctx)
         # With the database down, start anyway (health probes answer, /readyz says 503)
         # and keep trying; tokens are refused until the revocations are in.
-        loader = asyncio.create_task(keep_loading_revocations(services.chat.ctx))
+        loader = asyncio.create_task(
+            keep_loading_revocations(services.chat.ctx, loaders=[cutoffs.load])
+        )
         await asyncio.wait({loader}, timeout=self.settings.database.connect_timeout)
+        refresh = self.settings.resource_server.revocation_refresh_seconds
+        syncer = asyncio.create_task(cutoffs.keep_loading(refresh))
         app.state.services = services
         app.state.connections = ConnectionRegistry(self.settings.realtime.max_connections_per_user)
+        # A revocation closes the affected sockets now, not at their next frame.
+        services.tokens.revocations.subscribe(app.state.connections.on_revoked)
         # Everything built so far lives as long as the process: keep it out of the cyclic
         # collector's full passes, which otherwise stall requests under load.
         gc.freeze()
@@ -100,6 +117,7 @@ class _Lifespan:
             yield
         finally:
             loader.cancel()
+            syncer.cancel()
             await services.broker.close()
             await services.db.close()
 
@@ -118,6 +136,7 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         leeway=settings.auth.leeway,
         cache_size=settings.auth.token_cache_size,
         revocations=revocations,
+        max_token_bytes=settings.resource_server.max_token_bytes,
     )
     ctx = ChatContext(
         db=db, broker=broker, clock=clock, limits=settings.limits, revocations=revocations
@@ -171,7 +190,7 @@ def create_api(settings: Settings, clock: Clock | None = None) -> FastAPI:
     )
     problems.install(api)
     # Routers are tried in order: the busiest first.
-    for module in (messages, channels, users, oauth, wellknown, health, problem_pages):
+    for module in (messages, channels, users, oauth, wellknown, health, problem_pages, revocations):
         api.include_router(module.router)
     api.include_router(websocket_router)
     return api

@@ -112,6 +112,14 @@ FORGERIES: dict[str, Callable[[Target], str]] = {
     "null jti": lambda t: sign(t.keys, {**t.claims(), "jti": None}),
     "string exp": lambda t: sign(t.keys, {**t.claims(), "exp": str(_now() + 300)}),
     "non-string app_id": lambda t: sign(t.keys, t.claims(app_id=["app_x"])),
+    "jku injection": lambda t: with_stranger_key(t.claims(), jku="https://evil.example/jwks"),
+    "jku header on our signature": lambda t: sign(t.keys, t.claims(), jku="https://evil.example/j"),
+    "x5u header on our signature": lambda t: sign(t.keys, t.claims(), x5u="https://evil.example/c"),
+    "embedded jwk": lambda t: with_stranger_key(t.claims(), embed=True),
+    "kid path traversal": lambda t: sign(t.keys, t.claims(), kid="../../keys/signing"),
+    "no kid": lambda t: sign(t.keys, t.claims(), kid=None),
+    "oversized": lambda t: sign(t.keys, t.claims(pad="x" * 9000)),
+    "unknown cnf binding": lambda t: sign(t.keys, t.claims(cnf={"x5t#S256": "abc"})),
 }
 
 

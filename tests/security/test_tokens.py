@@ -10,7 +10,7 @@ from bastion.core.clock import FakeClock
 from bastion.core.errors import Unauthenticated, Unavailable
 from bastion.core.ids import Kind, is_id
 from bastion.security.keys import KeyRing, SigningKeyStore
-from bastion.security.tokens import AccessTokens, IssuedToken, Revocations
+from bastion.security.tokens import AccessTokens, IssuedToken, Revocations, Revoked
 
 ISSUER = "https://chat.example.com"
 LEEWAY = 30
@@ -242,3 +242,72 @@ def test_no_token_is_accepted_before_revocations_are_loaded(
         tokens.authenticate(issued.token)
     revocations.mark_loaded()
     assert tokens.authenticate(issued.token).subject == issued.principal.subject
+
+
+def test_a_subject_cutoff_refuses_older_tokens_even_when_cached(
+    tokens: AccessTokens, clock: FakeClock
+) -> None:
+    """Tokens issued before a subject's cutoff are refused; later ones and others are not."""
+    old = user_token(tokens)
+    other = user_token(tokens, subject="usr_01JD0000000000000000000001")
+    tokens.authenticate(old.token)
+    clock.advance(5)
+    tokens.revocations.cut_off(APP, USER, int(clock.timestamp()))
+    with pytest.raises(Unauthenticated):
+        tokens.authenticate(old.token)
+    assert tokens.authenticate(other.token).subject != USER
+    assert tokens.authenticate(user_token(tokens).token).subject == USER
+
+
+def test_an_app_cutoff_refuses_every_subject_of_that_app_only(
+    tokens: AccessTokens, clock: FakeClock
+) -> None:
+    """An app-wide cutoff covers users and the backend itself, in that app only."""
+    user, backend = user_token(tokens), user_token(tokens, subject=CLIENT)
+    clock.advance(1)
+    tokens.revocations.cut_off("app_01JD0000000000000000000009", None, int(clock.timestamp()))
+    assert tokens.authenticate(user.token).subject == USER
+    tokens.revocations.cut_off(APP, None, int(clock.timestamp()))
+    for token in (user.token, backend.token):
+        with pytest.raises(Unauthenticated):
+            tokens.authenticate(token)
+
+
+def test_cutoffs_only_move_forward(tokens: AccessTokens) -> None:
+    """A later call with an earlier time keeps the later cutoff."""
+    tokens.revocations.cut_off(APP, USER, 2_000)
+    tokens.revocations.cut_off(APP, USER, 1_000)
+    assert tokens.revocations.cutoff(APP, USER) == 2_000
+    tokens.revocations.cut_off(APP, None, 1_500)
+    assert tokens.revocations.cutoff(APP, USER) == 2_000
+    assert tokens.revocations.cutoff(APP, "usr_01JD0000000000000000000001") == 1_500
+
+
+def test_listeners_hear_every_kind_of_revocation(tokens: AccessTokens) -> None:
+    """Subscribers learn of token, subject and cutoff revocations at once."""
+    heard: list[Revoked] = []
+    tokens.revocations.subscribe(heard.append)
+    tokens.revocations.revoke_token("tok_x", 10, app_id=APP)
+    tokens.revocations.revoke_subject(APP, USER)
+    tokens.revocations.cut_off(APP, None, 5)
+    assert heard == [
+        Revoked(app_id=APP, token_id="tok_x"),
+        Revoked(app_id=APP, subject=USER),
+        Revoked(app_id=APP, subject=None),
+    ]
+
+
+def test_an_oversized_token_is_refused(keys: KeyRing, clock: FakeClock) -> None:
+    """The configured maximum size applies before any parsing."""
+    small = AccessTokens(
+        keys=keys,
+        issuer=ISSUER,
+        audience=ISSUER,
+        clock=clock,
+        leeway=LEEWAY,
+        cache_size=0,
+        revocations=loaded(),
+        max_token_bytes=100,
+    )
+    with pytest.raises(Unauthenticated):
+        small.authenticate(user_token(small).token)

@@ -49,8 +49,12 @@ def claims_for(
 
 
 def sign(keys: KeyRing, claims: dict[str, Any], **header: Any) -> str:
-    """Sign with the server's real key (to test claim checks, not signatures)."""
+    """Sign with the server's real key (to test claim checks, not signatures).
+
+    A header value of None removes that header.
+    """
     head = {"alg": keys.alg, "typ": "at+jwt", "kid": keys.active.kid, **header}
+    head = {name: value for name, value in head.items() if value is not None}
     return jwt.encode(head, claims, keys.active, algorithms=[head["alg"]])
 
 
@@ -60,10 +64,20 @@ def unsigned(claims: dict[str, Any]) -> str:
     return f"{b64(json.dumps(head).encode())}.{b64(json.dumps(claims).encode())}."
 
 
-def with_stranger_key(claims: dict[str, Any], kid: str | None = None) -> str:
-    """Signed by a key the server never issued, optionally claiming the server's kid."""
+def with_stranger_key(
+    claims: dict[str, Any], kid: str | None = None, *, jku: str | None = None, embed: bool = False
+) -> str:
+    """Signed by a key the server never issued, optionally claiming the server's kid.
+
+    ``jku`` points the verifier at the attacker's key set; ``embed`` puts the attacker's
+    public key in the header (``jwk``): a verifier must follow neither.
+    """
     key = ECKey.generate_key("P-256", auto_kid=True)
-    head = {"alg": "ES256", "typ": "at+jwt", "kid": kid or key.kid}
+    head: dict[str, Any] = {"alg": "ES256", "typ": "at+jwt", "kid": kid or key.kid}
+    if jku is not None:
+        head["jku"] = jku
+    if embed:
+        head["jwk"] = key.as_dict(private=False)
     return jwt.encode(head, claims, key, algorithms=["ES256"])
 
 

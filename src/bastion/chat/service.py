@@ -10,6 +10,7 @@ from bastion.chat.members import Members
 from bastion.chat.messages import Messages
 from bastion.chat.reactions import Reactions
 from bastion.chat.receipts import Receipts
+from bastion.chat.revocations import TokenCutoffs
 from bastion.chat.users import Users
 
 
@@ -24,6 +25,7 @@ class Chat:
     messages: Messages
     reactions: Reactions
     receipts: Receipts
+    cutoffs: TokenCutoffs
 
     @classmethod
     def build(cls, ctx: ChatContext) -> Chat:
@@ -36,4 +38,5 @@ class Chat:
             messages=Messages(ctx),
             reactions=Reactions(ctx),
             receipts=Receipts(ctx),
+            cutoffs=TokenCutoffs(ctx),
         )

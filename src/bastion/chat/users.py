@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bastion.chat.context import ChatContext, Outbox, check_name, check_version
@@ -132,22 +133,34 @@ class UserResolver:
         return user.id if user is not None and user.active else None
 
 
-async def load_revocations(ctx: ChatContext) -> None:
-    """Refuse the tokens of every user deactivated before this process started."""
+async def load_revocations(
+    ctx: ChatContext, loaders: Sequence[Callable[[], Awaitable[None]]] = ()
+) -> None:
+    """Refuse the tokens of every user deactivated before this process started.
+
+    ``loaders`` read further persisted revocations (such as revoke-before cutoffs)
+    before any token is accepted.
+    """
     async with ctx.db.read() as conn:
         for app_id, user_id in await repo.inactive_user_ids(conn):
             ctx.revocations.revoke_subject(app_id, user_id)
+    for load in loaders:
+        await load()
     ctx.revocations.mark_loaded()
 
 
-async def keep_loading_revocations(ctx: ChatContext, retry_seconds: float = 2.0) -> None:
+async def keep_loading_revocations(
+    ctx: ChatContext,
+    retry_seconds: float = 2.0,
+    loaders: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> None:
     """Load the revocations, retrying while the database is unreachable.
 
     Tokens are refused (503) until this has succeeded.
     """
     while True:
         try:
-            await load_revocations(ctx)
+            await load_revocations(ctx, loaders)
         except Unavailable:
             await asyncio.sleep(retry_seconds)
         else:

@@ -99,6 +99,17 @@ class AuthSettings(_Section):
     argon2_parallelism: int = Field(2, ge=1, le=16, description="argon2id lanes.")
 
 
+class ResourceServerSettings(_Section):
+    """How presented tokens are validated and revoked."""
+
+    max_token_bytes: int = Field(
+        8192, ge=1024, le=65_536, description="Longest access token accepted (RFC 8725 §3.11)."
+    )
+    revocation_refresh_seconds: float = Field(
+        2.0, gt=0, le=300, description="How often revoke-before cutoffs are re-read."
+    )
+
+
 class LimitSettings(_Section):
     """Limits every chat API has, enforced with a clear error."""
 
@@ -164,6 +175,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     realtime: RealtimeSettings = RealtimeSettings()
     log: LogSettings = LogSettings()
+    resource_server: ResourceServerSettings = ResourceServerSettings()
 
     @classmethod
     def settings_customise_sources(

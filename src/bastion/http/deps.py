@@ -20,6 +20,7 @@ from bastion.core.errors import (
     InvalidRequest,
     LimitExceeded,
     NotFound,
+    Unauthenticated,
     ValidationFailed,
 )
 from bastion.core.ids import Kind, is_id
@@ -78,6 +79,9 @@ def authenticate(request: Request, svc: Services) -> Principal:
     rfc6750.refuse_query_token(set(request.query_params.keys()))
     token = rfc6750.bearer_token(request.headers.get("authorization"))
     principal = svc.tokens.authenticate(token)
+    if principal.jkt is not None:
+        # RFC 9449 §7.1: a DPoP-bound token presented as a plain bearer token is refused.
+        raise Unauthenticated("This access token is bound to a DPoP key.")
     request.scope.setdefault("state", {})["principal"] = principal.subject
     return principal
 

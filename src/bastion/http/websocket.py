@@ -32,6 +32,7 @@ from bastion.realtime.broker import Event
 from bastion.security import scopes
 from bastion.security.oauth import rfc6750
 from bastion.security.principal import Principal
+from bastion.security.tokens import Revoked
 
 router = APIRouter()
 
@@ -52,11 +53,32 @@ class _ClosedError(Exception):
 
 
 class ConnectionRegistry:
-    """Counts live sockets per user, to cap them."""
+    """Counts live sockets per user, to cap them, and wakes them when tokens are revoked."""
 
     def __init__(self, per_user: int) -> None:
         self._per_user = per_user
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._live: set[Connection] = set()
+
+    def add(self, connection: Connection) -> None:
+        """Track a serving connection, so a revocation can reach it."""
+        self._live.add(connection)
+
+    def remove(self, connection: Connection) -> None:
+        """Stop tracking a connection."""
+        self._live.discard(connection)
+
+    def on_revoked(self, revoked: Revoked) -> None:
+        """Wake every socket the revocation may concern; each re-checks its own token."""
+        for conn in list(self._live):
+            principal = conn.principal
+            if revoked.app_id not in (None, principal.app_id):
+                continue
+            if revoked.subject not in (None, principal.subject):
+                continue
+            if revoked.token_id not in (None, principal.token_id):
+                continue
+            conn.wake()
 
     def acquire(self, principal: Principal) -> None:
         """Count a new socket, or refuse it with close code 4009."""
@@ -161,7 +183,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await _close(websocket, closed.code, closed.reason)
         return
     try:
-        await _serve(svc, websocket, principal)
+        await _serve(svc, websocket, principal, registry)
     finally:
         registry.release(principal)
 
@@ -214,9 +236,12 @@ async def _auth_frame(websocket: WebSocket, wait: float) -> str:
     return token
 
 
-async def _serve(svc: Services, websocket: WebSocket, principal: Principal) -> None:
+async def _serve(
+    svc: Services, websocket: WebSocket, principal: Principal, registry: ConnectionRegistry
+) -> None:
     channel_ids = await svc.chat.channels.ids_of_caller(principal)
     connection = Connection(principal, channel_ids, svc.settings.realtime.send_queue_max)
+    registry.add(connection)
     session = _Session(svc, websocket, connection, asyncio.get_running_loop().time())
     svc.broker.attach(connection)
     reader = asyncio.create_task(_read_loop(session))
@@ -245,6 +270,7 @@ async def _serve(svc: Services, websocket: WebSocket, principal: Principal) -> N
         # The database or another backing service failed: tell the client to retry later.
         await _close(websocket, CLOSE_SERVER_ERROR, "server error")
     finally:
+        registry.remove(connection)
         session.stop_timers()
         svc.broker.detach(connection)
         reader.cancel()
@@ -288,6 +314,8 @@ def _check_alive(session: _Session, now: float, heartbeat: float) -> None:
         raise _ClosedError(CLOSE_GOING_AWAY, "heartbeat timeout")
     if _seconds_left(session) <= 0:
         raise _ClosedError(CLOSE_AUTH, "token expired")
+    if session.svc.tokens.revocations.is_revoked(session.conn.principal):
+        raise _ClosedError(CLOSE_AUTH, "token revoked")
 
 
 def _seconds_left(session: _Session) -> float:

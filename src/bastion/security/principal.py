@@ -15,7 +15,8 @@ class Principal:
 
     ``subject`` is a user id for tokens acting for a user, or the client id for an
     app backend acting for itself; ``actor`` is the client that obtained a delegated
-    user token (RFC 8693 ``act``).
+    user token (RFC 8693 ``act``); ``issued_at`` is the token's ``iat``, compared with
+    the revoke-before cutoffs.
     """
 
     app_id: str
@@ -25,6 +26,9 @@ class Principal:
     token_id: str
     expires_at: int
     actor: str | None = None
+    issued_at: int = 0
+    jkt: str | None = None
+    """The DPoP key thumbprint the token is bound to (RFC 9449 ``cnf.jkt``), if any."""
 
     @property
     def user_id(self) -> str | None:

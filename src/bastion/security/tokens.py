@@ -8,6 +8,7 @@ use, cached or not, is checked against the revocation list.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,40 +21,87 @@ from bastion.security.oauth import rfc9068
 from bastion.security.principal import Principal
 
 
-class Revocations:
-    """Tokens and subjects that must no longer be accepted (in-process).
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """What was just revoked, for listeners (open sockets): any field may be unknown."""
 
-    Until ``mark_loaded`` has been called (the deactivated users have been read from
+    app_id: str | None = None
+    subject: str | None = None
+    token_id: str | None = None
+
+
+RevocationListener = Callable[[Revoked], None]
+
+
+class Revocations:
+    """Tokens, subjects and issue-time cutoffs that must no longer be accepted (in-process).
+
+    Until ``mark_loaded`` has been called (the persisted revocations have been read from
     the database), no token is accepted at all: a revoked token must never slip through
-    because the list was not there yet.
+    because the list was not there yet. Listeners hear of every revocation at once, so
+    open WebSockets can be closed without waiting for their next request.
     """
 
     _PURGE_AT = 10_000
+    _WHOLE_APP = ""
 
     def __init__(self) -> None:
         self._tokens: dict[str, int] = {}
         self._subjects: set[tuple[str, str]] = set()
+        self._cutoffs: dict[tuple[str, str], int] = {}
+        self._listeners: list[RevocationListener] = []
         self.loaded = False
 
     def mark_loaded(self) -> None:
         """The persisted revocations are in: tokens may be accepted from now on."""
         self.loaded = True
 
-    def revoke_token(self, jti: str, expires_at: int, now: int = 0) -> None:
+    def subscribe(self, listener: RevocationListener) -> None:
+        """Call ``listener`` after every revocation (it must not block)."""
+        self._listeners.append(listener)
+
+    def _notify(self, revoked: Revoked) -> None:
+        for listener in self._listeners:
+            listener(revoked)
+
+    def revoke_token(
+        self, jti: str, expires_at: int, now: int = 0, *, app_id: str | None = None
+    ) -> None:
         """Refuse one token from now on (until it expires anyway)."""
         self._tokens[jti] = expires_at
         if len(self._tokens) > self._PURGE_AT:
             self.purge(now)
+        self._notify(Revoked(app_id=app_id, token_id=jti))
 
     def revoke_subject(self, app_id: str, subject: str) -> None:
         """Refuse every token of a subject (a deactivated user) from now on."""
         self._subjects.add((app_id, subject))
+        self._notify(Revoked(app_id=app_id, subject=subject))
+
+    def cut_off(self, app_id: str, subject: str | None, issued_before: int) -> None:
+        """Refuse every token of the app (or of one subject) issued before a time.
+
+        ``issued_before`` is a Unix time; a token whose ``iat`` is earlier is refused.
+        Cutoffs only move forward: an older cutoff never undoes a newer one.
+        """
+        key = (app_id, subject or self._WHOLE_APP)
+        if issued_before > self._cutoffs.get(key, 0):
+            self._cutoffs[key] = issued_before
+        self._notify(Revoked(app_id=app_id, subject=subject))
+
+    def cutoff(self, app_id: str, subject: str) -> int:
+        """The time before which tokens of this subject are refused (0: none)."""
+        return max(
+            self._cutoffs.get((app_id, self._WHOLE_APP), 0),
+            self._cutoffs.get((app_id, subject), 0),
+        )
 
     def is_revoked(self, principal: Principal) -> bool:
         """Tell whether this principal's token has been revoked."""
         return (
             principal.token_id in self._tokens
             or (principal.app_id, principal.subject) in self._subjects
+            or principal.issued_at < self.cutoff(principal.app_id, principal.subject)
         )
 
     def purge(self, now: int) -> None:
@@ -84,8 +132,10 @@ class AccessTokens:
         leeway: int,
         cache_size: int,
         revocations: Revocations,
+        max_token_bytes: int = rfc9068.MAX_TOKEN_LENGTH,
     ) -> None:
         self._keys = keys
+        self._max_token_bytes = max_token_bytes
         self._issuer = issuer
         self._audience = audience
         self._clock = clock
@@ -150,6 +200,7 @@ class AccessTokens:
                 audience=self._audience,
                 now=now,
                 leeway=self._leeway,
+                max_length=self._max_token_bytes,
             )
             principal = _principal(claims)
         except (rfc9068.InvalidAccessTokenError, KeyError, TypeError) as exc:
@@ -179,4 +230,16 @@ def _principal(claims: dict[str, Any]) -> Principal:
         token_id=claims["jti"],
         expires_at=claims["exp"],
         actor=actor if isinstance(actor, str) else None,
+        issued_at=claims["iat"],
+        jkt=_jkt(claims.get("cnf")),
     )
+
+
+def _jkt(cnf: object) -> str | None:
+    """RFC 9449 §6.1: the ``jkt`` member of a ``cnf`` claim, when it is a string."""
+    if cnf is None:
+        return None
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if not isinstance(jkt, str):
+        raise TypeError("malformed cnf claim")
+    return jkt

@@ -180,3 +180,27 @@ idempotency_keys = Table(
     Column("created_at", TS, nullable=False),
     Index("ix_idempotency_keys_created_at", "created_at"),
 )
+
+token_cutoffs = Table(
+    "token_cutoffs",
+    metadata,
+    # Tokens of the app (subject "") or of one subject issued before `issued_before` are
+    # refused: incident response ("revoke everything before T").
+    Column("app_id", ID, ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True),
+    Column("subject", ID, primary_key=True),
+    Column("issued_before", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_token_cutoffs_updated_at", "updated_at"),
+)
+
+external_identities = Table(
+    "external_identities",
+    metadata,
+    # A user signed in through a trusted external OpenID Provider, keyed by (iss, sub).
+    Column("issuer", String(500), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("app_id", ID, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Index("ix_external_identities_user_id", "user_id"),
+)

@@ -184,11 +184,46 @@ def test_rejects_an_unknown_kid(ring: KeyRing, kid: str) -> None:
     assert_rejected(ring, signed(ring, claims(), kid=kid))
 
 
-def test_a_missing_kid_still_needs_our_signature(ring: KeyRing, tmp_path: Path) -> None:
-    """Without a kid, only a signature by one of our keys verifies (the kid is just a hint)."""
-    assert decode(ring, signed(ring, claims(), kid=None))["jti"]
+def test_a_missing_kid_is_refused_even_with_our_signature(ring: KeyRing, tmp_path: Path) -> None:
+    """The kid must name one of our keys (RFC 8725 §3.10): no kid, no guessing among keys."""
+    assert_rejected(ring, signed(ring, claims(), kid=None))
     other = SigningKeyStore(tmp_path / "other", None).load_or_create(ring.alg)
     assert_rejected(ring, signed(other, claims(), kid=None))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"jku": "https://evil.example/jwks.json"},
+        {"x5u": "https://evil.example/cert.pem"},
+        {"x5c": ["MIIB"]},
+    ],
+)
+def test_rejects_key_source_and_crit_headers_even_with_our_signature(
+    ring: KeyRing, header: dict[str, object]
+) -> None:
+    """jku/x5u/x5c are never followed: a token naming its own key source is refused."""
+    assert_rejected(ring, signed(ring, claims(), **header))
+
+
+def test_rejects_a_key_registered_for_another_algorithm(tmp_path: Path) -> None:
+    """One algorithm per key: a key listed for ES256 never verifies an ES384 header."""
+    es = SigningKeyStore(tmp_path / "es", None).load_or_create("ES256")
+    ring = KeyRing(active=es.active, verification=es.verification, alg="ES256")
+    token = signed(es, claims())
+    _, rest = token.split(".", 1)
+    forged = dict(jws.extract_compact(token.encode()).protected, alg="ES384")
+    new_head = b64(json.dumps(forged).encode())
+    with pytest.raises(rfc9068.InvalidAccessTokenError):
+        rfc9068.decode(
+            f"{new_head}.{rest}",
+            ring.verification,
+            algorithms=["ES256", "ES384"],
+            issuer=ISSUER,
+            audience=AUDIENCE,
+            now=NOW,
+            leeway=LEEWAY,
+        )
 
 
 def test_rejects_another_of_our_algorithms(tmp_path: Path) -> None:
