@@ -97,13 +97,16 @@ def databases(
 
 
 def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settings:
-    """Test settings: fast argon2, a free port, everything else at its default."""
+    """Test settings: fast argon2, a free port, high rate limits, the rest at its default."""
     port = free_port()
     sections: dict[str, Any] = {
         "server": {"data_dir": data_dir, "port": port, "public_url": f"http://127.0.0.1:{port}"},
         "database": {"url": database_url},
         "auth": dict(FAST_ARGON2),
         "log": {"level": "warning", "access_log": False},
+        # Limits stay on, at a scale no functional test reaches: every test user shares
+        # 127.0.0.1 and sends faster than people do. tests/security/ratelimit runs at 1.
+        "ratelimit": {"scale": 1000.0},
     }
     for section, values in overrides.items():
         sections.setdefault(section, {}).update(values)

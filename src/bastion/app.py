@@ -42,10 +42,13 @@ from bastion.observe.logging import configure as configure_logging
 from bastion.realtime.memory import MemoryBroker
 from bastion.security.guard.headers import SecurityHeaders
 from bastion.security.guard.limits import BodyLimits
+from bastion.security.guard.proxies import TrustedProxies
+from bastion.security.guard.ratelimit import RateLimits
 from bastion.security.guard.request_id import RequestId
 from bastion.security.keys import KeyRing, SigningKeyStore
 from bastion.security.oauth.server import TokenEndpoint
 from bastion.security.passwords import SecretHasher
+from bastion.security.ratelimit.service import RateLimiting
 from bastion.security.tokens import AccessTokens, Revocations
 from bastion.store.db import Database, create_engine
 
@@ -118,6 +121,7 @@ class _Lifespan:
         finally:
             loader.cancel()
             syncer.cancel()
+            await services.ratelimit.close()
             await services.broker.close()
             await services.db.close()
 
@@ -150,6 +154,7 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         client_token_ttl=settings.auth.client_token_ttl,
         user_token_ttl=settings.auth.user_token_ttl,
     )
+    events = SecurityEvents(clock, [LogSink()])
     return Services(
         settings=settings,
         db=db,
@@ -159,7 +164,8 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         keys=keys,
         broker=broker,
         idempotency=Idempotency(db, clock, settings.server.idempotency_ttl_seconds),
-        events=SecurityEvents(clock, [LogSink()]),
+        events=events,
+        ratelimit=RateLimiting.build(settings.ratelimit, clock=clock, events=events, tokens=tokens),
     )
 
 
@@ -207,9 +213,16 @@ class Bastion:
             max_body_bytes=settings.server.max_body_bytes,
             problem_base=settings.server.problem_base,
         )
+        app = RateLimits(app, self._rate_limiting, problem_base=settings.server.problem_base)
         if settings.log.access_log:
             app = AccessLog(app)
+        app = TrustedProxies(app, settings.server.forwarded_allow_ips)
         self._app = RequestId(SecurityHeaders(app))
+
+    def _rate_limiting(self) -> RateLimiting | None:
+        """The running rate limiter (None until the services are built at start-up)."""
+        services: Services | None = getattr(self.api.state, "services", None)
+        return services.ratelimit if services is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection."""

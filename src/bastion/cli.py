@@ -131,8 +131,8 @@ def serve(
         http="httptools",
         ws_max_size=settings.realtime.max_frame_bytes,
         server_header=False,
-        proxy_headers=True,
-        forwarded_allow_ips=server.forwarded_allow_ips,
+        # The app resolves the client address itself (security.guard.proxies).
+        proxy_headers=False,
         access_log=False,
         log_level="warning",
         timeout_keep_alive=5,

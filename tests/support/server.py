@@ -41,6 +41,7 @@ class ServerThread:
             log_level="warning",
             access_log=False,
             server_header=False,
+            proxy_headers=False,
             lifespan="on",
         )
         self._server = uvicorn.Server(config)

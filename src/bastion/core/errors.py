@@ -18,6 +18,7 @@ as plain data, so raising one needs no HTTP import::
     │   └── LimitExceeded         422  limit-exceeded
     ├── RateLimited               429  quota-exceeded
     └── Unavailable               503  unavailable
+        └── ReducedCapacity       503  temporary-reduced-capacity
     OAuthError                         RFC 6749 §5.2 body, not problem+json
 """
 
@@ -181,6 +182,14 @@ class Unavailable(BastionError):
         self.retry_after = retry_after
 
 
+class ReducedCapacity(Unavailable):
+    """The server is shedding load or cannot check rate limits; retry after ``retry_after``."""
+
+    type = "temporary-reduced-capacity"
+    title = "Temporarily reduced capacity"
+    status = 503
+
+
 @dataclass(slots=True)
 class OAuthError(Exception):
     """An RFC 6749 §5.2 error: ``error`` is the wire code, ``status`` the HTTP status."""
@@ -209,6 +218,7 @@ PROBLEM_TYPES: tuple[type[BastionError], ...] = (
     LimitExceeded,
     RateLimited,
     Unavailable,
+    ReducedCapacity,
 )
 """Every problem type the server can answer with; each is documented at /problems/{type}."""
 

@@ -9,6 +9,7 @@ the frozen result is passed down explicitly. Nothing reads the environment later
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -48,7 +49,9 @@ class ServerSettings(_Section):
     )
     data_dir: Path = Field(Path("var"), description="Holds the SQLite database and keys.")
     forwarded_allow_ips: str = Field(
-        "127.0.0.1", description="Proxies whose X-Forwarded-* headers are trusted."
+        "127.0.0.1",
+        description="Proxies (IPs or CIDRs, comma-separated) whose Forwarded and "
+        "X-Forwarded-For headers name the client.",
     )
     max_body_bytes: int = Field(
         1_048_576, ge=1024, le=64 * 1_048_576, description="Largest request body accepted."
@@ -149,6 +152,121 @@ class RealtimeSettings(_Section):
     max_frame_bytes: int = Field(65_536, ge=1024, le=1_048_576, description="Largest frame.")
 
 
+EndpointGroup = Literal[
+    "all",
+    "auth",
+    "message-send",
+    "channel-create",
+    "invites",
+    "search",
+    "reads",
+    "writes",
+    "ws-connect",
+]
+"""Route classes a rate-limit policy can apply to (``all`` matches every request)."""
+
+_QUOTA = r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*$"
+
+
+class RateLimitPolicy(_Section):
+    """A named policy: quotas over windows, for one scope, on some endpoint groups."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,40}$", description="Stable policy name.")
+    groups: tuple[EndpointGroup, ...] = Field(min_length=1, description="Route classes.")
+    scope: Literal["ip", "user", "client", "app"] = Field(description="Who is counted.")
+    quotas: tuple[str, ...] = Field(
+        min_length=1, description='Quotas such as "5/second", "60/minute", "10 per 5 minutes".'
+    )
+    on_store_failure: Literal["closed", "open", "local"] = Field(
+        "local", description="With the shared store down: refuse (503), allow, or count locally."
+    )
+    baseline_factor: float | None = Field(
+        None, gt=1, le=1000, description="Tighten to this multiple of the caller's learned rate."
+    )
+
+    @model_validator(mode="after")
+    def _quotas_parse(self) -> Self:
+        for quota in self.quotas:
+            if not re.match(_QUOTA, quota):
+                raise ValueError(f"policy {self.name}: cannot read quota {quota!r}")
+        return self
+
+
+def _policy(
+    name: str, groups: tuple[EndpointGroup, ...], scope: str, *quotas: str, **kw: Any
+) -> RateLimitPolicy:
+    return RateLimitPolicy(name=name, groups=groups, scope=scope, quotas=quotas, **kw)
+
+
+DEFAULT_RATE_LIMIT_POLICIES: tuple[RateLimitPolicy, ...] = (
+    _policy("ip", ("all",), "ip", "100/second", "3000/minute", on_store_failure="local"),
+    _policy("auth-ip", ("auth",), "ip", "10/second", "60/minute", on_store_failure="local"),
+    _policy(
+        "message-send", ("message-send",), "user", "5/second", "120/minute", baseline_factor=10.0
+    ),
+    _policy("message-send-app", ("message-send",), "app", "1000/second"),
+    _policy("channel-create", ("channel-create",), "user", "2/second", "30/minute"),
+    _policy("invites", ("invites",), "user", "5/second", "100/minute"),
+    _policy("search", ("search",), "user", "2/second", "30/minute", on_store_failure="open"),
+    _policy("reads", ("reads",), "user", "20/second", "1200/minute", on_store_failure="open"),
+    _policy("writes", ("writes",), "user", "10/second", "300/minute"),
+    _policy("ws-connect-ip", ("ws-connect",), "ip", "5/second", "60/minute"),
+    _policy("ws-connect", ("ws-connect",), "user", "2/second", "30/minute"),
+)
+"""The chat defaults: per-user message sends ~5/s burst as peers use, per-IP ceilings."""
+
+
+class RateLimitSettings(_Section):
+    """Rate limits, penalties, load shedding and WebSocket flood limits."""
+
+    enabled: bool = Field(True, description="Enforce rate limits (on by default).")
+    storage_url: str = Field(
+        "memory://",
+        description="Counter store: memory:// for one node, redis://host:port/db for many.",
+    )
+    strategy: Literal["moving-window", "sliding-window-counter"] = Field(
+        "moving-window", description="Algorithm from the limits library."
+    )
+    key_prefix: str = Field(
+        "bastion", pattern=r"^[a-z0-9_-]{1,32}$", description="Store key prefix."
+    )
+    store_timeout_seconds: float = Field(
+        0.25, gt=0, le=10, description="Give up on the shared store after this long."
+    )
+    store_retry_seconds: float = Field(
+        2.0, gt=0, le=300, description="After a store failure, use the fail mode this long."
+    )
+    policies: tuple[RateLimitPolicy, ...] = Field(
+        DEFAULT_RATE_LIMIT_POLICIES, description="The policies, as data (see rate-limits.md)."
+    )
+    scale: float = Field(
+        1.0, gt=0, le=1_000_000, description="Multiply every quota (capacity planning, tests)."
+    )
+    penalty_base_seconds: float = Field(1.0, gt=0, le=3600, description="First penalty block.")
+    penalty_max_seconds: float = Field(300.0, gt=0, le=86_400, description="Longest block.")
+    penalty_decay_seconds: float = Field(
+        60.0, gt=0, le=86_400, description="Each quiet period this long forgives one violation."
+    )
+    new_account_seconds: float = Field(
+        86_400.0, ge=0, le=30 * 86_400, description="Accounts younger than this are new."
+    )
+    new_account_factor: float = Field(
+        0.5, gt=0, le=1, description="New accounts get this fraction of user quotas."
+    )
+    baseline_half_life_seconds: float = Field(
+        3600.0, gt=0, le=30 * 86_400, description="Half-life of learned request rates."
+    )
+    baseline_min_samples: int = Field(
+        30, ge=1, le=100_000, description="Intervals observed before a baseline is trusted."
+    )
+    shed_groups: tuple[EndpointGroup, ...] = Field(
+        ("reads", "search"), description="Low-priority route classes shed under overload."
+    )
+    shed_loop_lag_ms: float = Field(250.0, gt=0, description="Shed when event-loop lag exceeds.")
+    shed_in_flight: int = Field(512, ge=1, description="Shed when this many requests run.")
+    shed_latency_ms: float = Field(2000.0, gt=0, description="Shed when mean latency exceeds.")
+
+
 class LogSettings(_Section):
     """Structured logging."""
 
@@ -174,6 +292,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     limits: LimitSettings = LimitSettings()
     realtime: RealtimeSettings = RealtimeSettings()
+    ratelimit: RateLimitSettings = RateLimitSettings()
     log: LogSettings = LogSettings()
     resource_server: ResourceServerSettings = ResourceServerSettings()
 
@@ -227,6 +346,11 @@ class Settings(BaseSettings):
             findings.append(f"auth.keys_passphrase is shorter than {_MIN_PASSPHRASE} characters")
         if not self.issuer.startswith("https://"):
             findings.append(f"the token issuer {self.issuer!r} is not an https:// URL")
+        if "*" in self.server.forwarded_allow_ips:
+            findings.append(
+                "server.forwarded_allow_ips trusts every peer: any client could choose the "
+                "address it is rate-limited and logged under"
+            )
         if self.auth.argon2_memory_kib < 19_456 or self.auth.argon2_time_cost < 2:
             findings.append("argon2 parameters are below OWASP's minimum (19 MiB, t=2)")
         return findings

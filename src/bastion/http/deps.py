@@ -32,6 +32,7 @@ from bastion.security.keys import KeyRing
 from bastion.security.oauth import rfc6750
 from bastion.security.oauth.server import TokenEndpoint
 from bastion.security.principal import Principal
+from bastion.security.ratelimit.service import RateLimiting
 from bastion.security.tokens import AccessTokens
 from bastion.store.db import Database
 
@@ -49,6 +50,7 @@ class Services:
     broker: Broker
     idempotency: Idempotency
     events: SecurityEvents
+    ratelimit: RateLimiting
 
 
 async def services(request: Request) -> Services:

@@ -1,0 +1,156 @@
+"""Rate limits and load shedding for every HTTP request and WebSocket handshake.
+
+Every response carries ``RateLimit-Policy`` and ``RateLimit``; a refused request gets
+429 ``quota-exceeded`` with ``Retry-After``; a fail-closed policy whose store is down,
+or low-priority traffic on an overloaded node, gets 503 with ``Retry-After``. A
+refused WebSocket handshake is answered the same way over HTTP when the server
+supports it, and closed with 4008 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from bastion.core.asgi import ASGIApp, Message, Receive, Scope, Send, header
+from bastion.core.errors import BastionError, RateLimited, ReducedCapacity, problem
+from bastion.observe.events import Origin
+from bastion.security.ratelimit.fields import policy_field, usage_field, usage_policy_field
+from bastion.security.ratelimit.policies import classify
+from bastion.security.ratelimit.service import RateLimiting
+from bastion.security.ratelimit.throttle import Verdict
+
+CLOSE_RATE_LIMITED = 4008
+
+
+class RateLimits:
+    """The rate-limit guard; does nothing until the services exist or when disabled."""
+
+    def __init__(
+        self, app: ASGIApp, runtime: Callable[[], RateLimiting | None], *, problem_base: str
+    ) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.problem_base = problem_base
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Shed, count, refuse or pass the request on with its rate-limit fields."""
+        rl = self.runtime() if scope["type"] in ("http", "websocket") else None
+        if rl is None or not rl.settings.enabled:
+            await self.app(scope, receive, send)
+            return
+        group = classify(scope["type"], scope.get("method", "GET"), scope["path"])
+        if group in rl.settings.shed_groups:
+            reason = rl.load.overloaded()
+            if reason is not None:
+                await self._shed(rl, scope, send, group, reason)
+                return
+        client = scope.get("client")
+        caller = rl.caller(client[0] if client else None, header(scope, b"authorization"))
+        verdict = await rl.throttle.check(group, caller, _origin(scope))
+        fields = _fields(rl, group, verdict)
+        if not verdict.allowed:
+            await self._refuse(scope, send, verdict, fields)
+            return
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        started = rl.load.started()
+        try:
+            await self.app(scope, receive, _adding(send, fields))
+        finally:
+            rl.load.finished(started)
+
+    async def _shed(
+        self, rl: RateLimiting, scope: Scope, send: Send, group: str, reason: str
+    ) -> None:
+        rl.throttle.metrics.shed.labels(group, reason).inc()
+        await rl.throttle.events.emit(
+            "ratelimit.shed",
+            "denied",
+            origin=_origin(scope),
+            reason=reason,
+            details={"group": group},
+        )
+        error = ReducedCapacity("The server is busy; retry shortly.", retry_after=1)
+        await self._respond(scope, send, error, [(b"retry-after", b"1")], None)
+
+    async def _refuse(
+        self, scope: Scope, send: Send, verdict: Verdict, fields: list[tuple[bytes, bytes]]
+    ) -> None:
+        retry = str(max(1, verdict.retry_after)).encode()
+        headers = [*fields, (b"retry-after", retry)]
+        if verdict.unavailable and not verdict.refused_by:
+            error: BastionError = ReducedCapacity(
+                "Rate limits cannot be checked right now; retry shortly.",
+                retry_after=verdict.retry_after,
+            )
+            await self._respond(scope, send, error, headers, None)
+            return
+        error = RateLimited(verdict.retry_after, "Too many requests: slow down and retry later.")
+        await self._respond(scope, send, error, headers, verdict.refused_by)
+
+    async def _respond(
+        self,
+        scope: Scope,
+        send: Send,
+        error: BastionError,
+        headers: list[tuple[bytes, bytes]],
+        violated: list[str] | None,
+    ) -> None:
+        body_doc: dict[str, Any] = problem(
+            error, instance=scope.get("state", {}).get("request_id"), base=self.problem_base
+        )
+        if violated:
+            body_doc["violated-policies"] = violated
+        body = json.dumps(body_doc).encode()
+        start = "http.response.start"
+        if scope["type"] == "websocket":
+            if "websocket.http.response" not in scope.get("extensions", {}):
+                await send({"type": "websocket.close", "code": CLOSE_RATE_LIMITED})
+                return
+            start = "websocket.http.response.start"
+        await send(
+            {
+                "type": start,
+                "status": error.status,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *headers,
+                ],
+            }
+        )
+        body_type = (
+            "websocket.http.response.body" if scope["type"] == "websocket" else "http.response.body"
+        )
+        await send({"type": body_type, "body": body})
+
+
+def _fields(rl: RateLimiting, group: str, verdict: Verdict) -> list[tuple[bytes, bytes]]:
+    if not verdict.usages:
+        return [(b"ratelimit-policy", policy_field(rl.throttle.policies.for_group(group)))]
+    return [
+        (b"ratelimit-policy", usage_policy_field(verdict.usages)),
+        (b"ratelimit", usage_field(verdict.usages)),
+    ]
+
+
+def _adding(send: Send, fields: list[tuple[bytes, bytes]]) -> Send:
+    async def send_with_fields(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *fields]
+        await send(message)
+
+    return send_with_fields
+
+
+def _origin(scope: Scope) -> Origin:
+    client = scope.get("client")
+    agent = header(scope, b"user-agent")
+    return Origin(
+        ip=client[0] if client else None,
+        user_agent=agent.decode("latin-1")[:256] if agent else None,
+        request_id=scope.get("state", {}).get("request_id"),
+    )

@@ -1,0 +1,67 @@
+"""Everything rate limiting needs at run time, built once by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bastion.core.clock import Clock
+from bastion.core.errors import BastionError
+from bastion.core.settings import RateLimitSettings
+from bastion.observe.events import SecurityEvents
+from bastion.security.ratelimit.counters import Counters, open_store
+from bastion.security.ratelimit.identity import Caller, network_of
+from bastion.security.ratelimit.shedding import LoadMonitor
+from bastion.security.ratelimit.throttle import Throttle
+from bastion.security.tokens import AccessTokens
+
+
+@dataclass(slots=True)
+class RateLimiting:
+    """The throttle, the load monitor, and how to tell who a caller is."""
+
+    settings: RateLimitSettings
+    throttle: Throttle
+    load: LoadMonitor
+    tokens: AccessTokens
+
+    @classmethod
+    def build(
+        cls,
+        settings: RateLimitSettings,
+        *,
+        clock: Clock,
+        events: SecurityEvents,
+        tokens: AccessTokens,
+    ) -> RateLimiting:
+        """Open the configured store and build the throttle around it."""
+        timeout = settings.store_timeout_seconds
+        shared = Counters(
+            open_store(settings.storage_url, key_prefix=settings.key_prefix, timeout=timeout),
+            settings.strategy,
+            timeout,
+        )
+        local = Counters(
+            open_store("memory://", key_prefix="", timeout=timeout), settings.strategy, timeout
+        )
+        throttle = Throttle(settings, shared=shared, local=local, clock=clock, events=events)
+        load = LoadMonitor(
+            max_lag_ms=settings.shed_loop_lag_ms,
+            max_in_flight=settings.shed_in_flight,
+            max_latency_ms=settings.shed_latency_ms,
+        )
+        return cls(settings, throttle, load, tokens)
+
+    def caller(self, address: str | None, authorization: bytes | None) -> Caller:
+        """Who is calling: the client network, and the token's identities if it is valid."""
+        network = network_of(address)
+        if not authorization or authorization[:7].lower() != b"bearer ":
+            return Caller(network)
+        try:
+            principal = self.tokens.authenticate(authorization[7:].strip().decode("ascii"))
+        except (BastionError, UnicodeDecodeError):
+            return Caller(network)
+        return Caller(network, principal.user_id, principal.client_id, principal.app_id)
+
+    async def close(self) -> None:
+        """Stop the load probe."""
+        self.load.close()

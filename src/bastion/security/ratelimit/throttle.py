@@ -1,0 +1,238 @@
+"""The rate-limit decision for one request: every applicable policy, penalties, fail modes.
+
+``Throttle.check`` counts the request against each policy of its endpoint group, in
+the shared store when it can and by the policy's fail mode when it cannot, applies
+penalties to repeat offenders, and reports what the response headers must say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+
+from bastion.core.clock import Clock
+from bastion.core.settings import RateLimitSettings
+from bastion.observe.events import Actor, Detail, Origin, SecurityEvents
+from bastion.security.ratelimit.baselines import Baselines
+from bastion.security.ratelimit.counters import Counters, StoreFailure, Window
+from bastion.security.ratelimit.identity import Caller, created_at
+from bastion.security.ratelimit.metrics import rate_limit_metrics
+from bastion.security.ratelimit.overrides import Overrides
+from bastion.security.ratelimit.penalties import Penalties
+from bastion.security.ratelimit.policies import Policy, PolicySet, Quota
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """One quota as it stands for this caller after this request."""
+
+    quota: Quota
+    remaining: int
+    reset: int
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What to do with a request, and what its rate-limit fields say."""
+
+    usages: list[Usage] = field(default_factory=list)
+    refused_by: list[str] = field(default_factory=list)
+    retry_after: int = 0
+    unavailable: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        """True unless a quota, a penalty or a closed store refused the request."""
+        return not self.refused_by and not self.unavailable
+
+
+@dataclass(slots=True)
+class _StoreHealth:
+    down_until: float = 0.0
+
+
+class Throttle:
+    """Applies the policies of an endpoint group to a caller."""
+
+    def __init__(
+        self,
+        settings: RateLimitSettings,
+        *,
+        shared: Counters,
+        local: Counters,
+        clock: Clock,
+        events: SecurityEvents,
+    ) -> None:
+        self.settings = settings
+        self.policies = PolicySet.from_settings(settings)
+        self.shared = shared
+        self.local = local
+        self.clock = clock
+        self.events = events
+        self.overrides = Overrides(settings.scale)
+        self.penalties = Penalties(
+            clock,
+            base=settings.penalty_base_seconds,
+            maximum=settings.penalty_max_seconds,
+            decay=settings.penalty_decay_seconds,
+        )
+        self.baselines = Baselines(
+            clock,
+            half_life=settings.baseline_half_life_seconds,
+            min_samples=settings.baseline_min_samples,
+        )
+        self.metrics = rate_limit_metrics()
+        self._health = _StoreHealth()
+
+    async def check(self, group: str, caller: Caller, origin: Origin) -> Verdict:
+        """Count the request against every policy of ``group`` and decide."""
+        verdict = Verdict()
+        self._learn(caller)
+        for policy in self.policies.for_group(group):
+            await self._apply(policy, caller, origin, verdict)
+            if not verdict.allowed:
+                break  # a refused request consumes nothing from the policies after it
+        return verdict
+
+    async def _apply(self, policy: Policy, caller: Caller, origin: Origin, v: Verdict) -> None:
+        key = f"{policy.name}/{caller.key(policy.scope)}"
+        quotas = self._quotas(policy, caller)
+        blocked = self.penalties.blocked_for(key)
+        if blocked > 0:
+            v.usages += [Usage(q, 0, math.ceil(blocked)) for q in quotas]
+            self._refuse(v, policy, math.ceil(blocked))
+            return
+        try:
+            windows = await self._hit(policy, key, quotas)
+        except StoreUnavailable as exc:
+            v.unavailable = True
+            v.retry_after = max(v.retry_after, exc.retry_after)
+            return
+        if windows is None:
+            return
+        now = self.clock.timestamp()
+        refused = None
+        for quota, window in zip(quotas, windows, strict=True):
+            reset = max(0, math.ceil(window.reset_at - now))
+            v.usages.append(Usage(quota, window.remaining, reset))
+            if not window.allowed:
+                refused = max(refused or 0, reset, 1)
+        if refused is None:
+            self.metrics.decisions.labels(policy.name, policy.scope, "allowed").inc()
+            return
+        penalty = self.penalties.violation(key)
+        self._refuse(v, policy, max(refused, math.ceil(penalty.seconds)))
+        await self._report(policy, caller, origin, penalty.level, v.retry_after)
+
+    def _quotas(self, policy: Policy, caller: Caller) -> tuple[Quota, ...]:
+        quotas = self.overrides.quotas(policy, caller)
+        if policy.scope == "user" and caller.user is not None and self._is_new(caller.user):
+            factor = self.settings.new_account_factor
+            quotas = tuple(Quota(q.name, max(1, int(q.limit * factor)), q.window) for q in quotas)
+        if policy.baseline_factor is not None:
+            quotas = self._relative(policy, caller, quotas)
+        return quotas
+
+    def _relative(
+        self, policy: Policy, caller: Caller, quotas: tuple[Quota, ...]
+    ) -> tuple[Quota, ...]:
+        subject = caller.user if policy.scope == "user" else caller.app
+        baseline = self.baselines.get(f"{policy.scope}:{subject}") if subject else None
+        if baseline is None or policy.baseline_factor is None:
+            return quotas
+        factor = policy.baseline_factor
+        return tuple(
+            Quota(q.name, self.baselines.allowance(baseline, factor, q.limit, q.window), q.window)
+            for q in quotas
+        )
+
+    def _is_new(self, user_id: str) -> bool:
+        born = created_at(user_id)
+        age = self.clock.timestamp() - born if born is not None else math.inf
+        return age < self.settings.new_account_seconds
+
+    def _learn(self, caller: Caller) -> None:
+        if caller.user is not None:
+            self.baselines.observe(f"user:{caller.user}")
+        if caller.app is not None:
+            self.baselines.observe(f"app:{caller.app}")
+
+    async def _hit(
+        self, policy: Policy, key: str, quotas: tuple[Quota, ...]
+    ) -> list[Window] | None:
+        counters = self.shared
+        if counters.remote and self.clock.timestamp() < self._health.down_until:
+            return await self._degraded(policy, key, quotas)
+        try:
+            return await self._hit_all(counters, key, quotas)
+        except StoreFailure as exc:
+            await self._store_failed(policy, str(exc))
+            return await self._degraded(policy, key, quotas)
+
+    async def _hit_all(
+        self, counters: Counters, key: str, quotas: tuple[Quota, ...]
+    ) -> list[Window]:
+        if counters.remote and len(quotas) > 1:
+            found = await asyncio.gather(*(counters.hit(key, q.limit, q.window) for q in quotas))
+            windows = list(found)
+        else:
+            windows = [await counters.hit(key, q.limit, q.window) for q in quotas]
+        if counters.remote and self._health.down_until:
+            self._health.down_until = 0.0
+            await self.events.emit("ratelimit.store_recovered", "success", reason="store answers")
+        return windows
+
+    async def _degraded(
+        self, policy: Policy, key: str, quotas: tuple[Quota, ...]
+    ) -> list[Window] | None:
+        mode = policy.on_store_failure
+        self.metrics.store_failures.labels(mode).inc()
+        if mode == "open":
+            return None
+        if mode == "closed":
+            raise StoreUnavailable(math.ceil(self.settings.store_retry_seconds))
+        return await self._hit_all(self.local, key, quotas)
+
+    async def _store_failed(self, policy: Policy, error: str) -> None:
+        first = self._health.down_until == 0.0
+        self._health.down_until = self.clock.timestamp() + self.settings.store_retry_seconds
+        if first:
+            await self.events.emit(
+                "ratelimit.store_failure",
+                "failure",
+                reason=error,
+                details={"policy": policy.name, "mode": policy.on_store_failure},
+            )
+
+    def _refuse(self, verdict: Verdict, policy: Policy, retry_after: int) -> None:
+        verdict.refused_by.append(policy.name)
+        verdict.retry_after = max(verdict.retry_after, retry_after)
+        self.metrics.decisions.labels(policy.name, policy.scope, "limited").inc()
+
+    async def _report(
+        self, policy: Policy, caller: Caller, origin: Origin, level: int, retry_after: int
+    ) -> None:
+        actor = Actor(app_id=caller.app, subject=caller.user, client_id=caller.client)
+        details: dict[str, Detail] = {
+            "policy": policy.name,
+            "scope": policy.scope,
+            "level": level,
+            "retry_after": retry_after,
+        }
+        await self.events.emit(
+            "ratelimit.block", "denied", actor=actor, origin=origin, details=details
+        )
+        if level > 1:
+            self.metrics.penalties.labels(policy.name).inc()
+            await self.events.emit(
+                "ratelimit.penalty", "denied", actor=actor, origin=origin, details=details
+            )
+
+
+class StoreUnavailable(Exception):
+    """A fail-closed policy could not reach the shared store."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("rate-limit store unavailable")
+        self.retry_after = retry_after
