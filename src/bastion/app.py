@@ -24,9 +24,11 @@ from bastion.http import problems
 from bastion.http.deps import Services
 from bastion.http.idempotency import Idempotency
 from bastion.http.routes import (
+    audit,
     channels,
     health,
     messages,
+    metrics,
     oauth,
     problem_pages,
     revocations,
@@ -36,10 +38,19 @@ from bastion.http.routes import (
 from bastion.http.schemas.common import Problem
 from bastion.http.websocket import ConnectionRegistry
 from bastion.http.websocket import router as websocket_router
+from bastion.observe import metrics as metric_families
+from bastion.observe import system as system_metrics
 from bastion.observe.access_log import AccessLog
+from bastion.observe.event_metrics import MetricsSink
 from bastion.observe.events import LogSink, SecurityEvents
+from bastion.observe.http_metrics import RequestMetrics
 from bastion.observe.logging import configure as configure_logging
 from bastion.realtime.memory import MemoryBroker
+from bastion.security.audit import keys as audit_keys
+from bastion.security.audit.checkpoints import Checkpoints
+from bastion.security.audit.context import AuditContext
+from bastion.security.audit.log import AuditLog, ChangeAudit
+from bastion.security.audit.records import Redactor
 from bastion.security.guard.headers import SecurityHeaders
 from bastion.security.guard.limits import BodyLimits
 from bastion.security.guard.proxies import TrustedProxies
@@ -92,6 +103,28 @@ def database(settings: Settings) -> Database:
     return Database(engine)
 
 
+def audit_log(settings: Settings, db: Database) -> AuditLog:
+    """The audit log sink with its HMAC key and failure policy."""
+    audit = settings.audit
+    configured = audit.hmac_key.get_secret_value() if audit.hmac_key else None
+    key = audit_keys.load_hmac_key(settings.server.data_dir, configured)
+    return AuditLog(
+        db,
+        Redactor(key, audit.hmac_fields, audit.ip),
+        fail_closed=audit.fail_closed,
+        reads_fail_closed=audit.reads_fail_closed,
+    )
+
+
+def checkpoints(settings: Settings, db: Database, clock: Clock) -> Checkpoints:
+    """The signer of audit checkpoints, with its own key."""
+    passphrase = settings.auth.keys_passphrase
+    keys = audit_keys.checkpoint_keys(
+        settings.server.data_dir, passphrase.get_secret_value() if passphrase else None
+    )
+    return Checkpoints(db, keys, clock)
+
+
 @dataclass(slots=True)
 class _Lifespan:
     settings: Settings
@@ -115,6 +148,12 @@ class _Lifespan:
         services.tokens.revocations.subscribe(app.state.connections.on_revoked)
         # Everything built so far lives as long as the process: keep it out of the cyclic
         # collector's full passes, which otherwise stall requests under load.
+        background = [
+            asyncio.create_task(
+                services.checkpoints.run(self.settings.audit.checkpoint_interval_seconds)
+            ),
+            asyncio.create_task(system_metrics.sample_loop_lag()),
+        ]
         gc.freeze()
         try:
             yield
@@ -122,6 +161,8 @@ class _Lifespan:
             loader.cancel()
             syncer.cancel()
             await services.ratelimit.close()
+            for task in background:
+                task.cancel()
             await services.broker.close()
             await services.db.close()
 
@@ -129,7 +170,14 @@ class _Lifespan:
 def build_services(settings: Settings, clock: Clock) -> Services:
     """Create the database, keys, broker, token service and chat services."""
     db = database(settings)
+    db.time_queries(metric_families.DB_QUERY_LATENCY.observe)
+    system_metrics.install(settings.server.data_dir, db.pool_status)
     keys = signing_keys(settings)
+    audit_sink = audit_log(settings, db)
+    events = SecurityEvents(clock, [LogSink(), MetricsSink(), audit_sink])
+    # Order matters: the change is reported first, then the audit log appends it.
+    db.add_hook(ChangeAudit(events))
+    db.add_hook(audit_sink)
     broker = MemoryBroker(settings.realtime.resume_buffer_events)
     revocations = Revocations()
     tokens = AccessTokens(
@@ -154,7 +202,6 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         client_token_ttl=settings.auth.client_token_ttl,
         user_token_ttl=settings.auth.user_token_ttl,
     )
-    events = SecurityEvents(clock, [LogSink()])
     return Services(
         settings=settings,
         db=db,
@@ -166,6 +213,8 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         idempotency=Idempotency(db, clock, settings.server.idempotency_ttl_seconds),
         events=events,
         ratelimit=RateLimiting.build(settings.ratelimit, clock=clock, events=events, tokens=tokens),
+        audit=audit_sink,
+        checkpoints=checkpoints(settings, db, clock),
     )
 
 
@@ -196,7 +245,19 @@ def create_api(settings: Settings, clock: Clock | None = None) -> FastAPI:
     )
     problems.install(api)
     # Routers are tried in order: the busiest first.
-    for module in (messages, channels, users, oauth, wellknown, health, problem_pages, revocations):
+    routers = (
+        messages,
+        channels,
+        users,
+        oauth,
+        audit,
+        wellknown,
+        health,
+        metrics,
+        problem_pages,
+        revocations,
+    )
+    for module in routers:
         api.include_router(module.router)
     api.include_router(websocket_router)
     return api
@@ -216,8 +277,9 @@ class Bastion:
         app = RateLimits(app, self._rate_limiting, problem_base=settings.server.problem_base)
         if settings.log.access_log:
             app = AccessLog(app)
+        app = RequestMetrics(app)
         app = TrustedProxies(app, settings.server.forwarded_allow_ips)
-        self._app = RequestId(SecurityHeaders(app))
+        self._app = RequestId(AuditContext(SecurityHeaders(app)))
 
     def _rate_limiting(self) -> RateLimiting | None:
         """The running rate limiter (None until the services are built at start-up)."""

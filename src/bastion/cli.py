@@ -15,6 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from bastion.app import create_app, database, secret_hasher, signing_keys
 from bastion.chat.apps import create_app as create_tenant
+from bastion.cli_audit import audit_cli
 from bastion.cli_tokens import tokens_cli
 from bastion.core.clock import SystemClock
 from bastion.core.settings import Settings, load_settings
@@ -29,6 +30,7 @@ cli = typer.Typer(
 config_cli = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 cli.add_typer(config_cli, name="config")
 cli.add_typer(tokens_cli, name="tokens")
+cli.add_typer(audit_cli, name="audit")
 console = Console(stderr=True)
 
 DataDir = Annotated[

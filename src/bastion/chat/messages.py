@@ -17,6 +17,7 @@ from bastion.core.errors import (
     ValidationFailed,
 )
 from bastion.core.ids import Kind, is_id, new_id
+from bastion.observe import metrics
 from bastion.security import scopes
 from bastion.security.principal import Principal
 from bastion.store.db import Connection
@@ -88,6 +89,7 @@ class Messages:
         except DuplicateKeyError:
             # A concurrent retry won the race for this client message id.
             return await self._retry_lookup(caller, channel_id, user_id, draft), False
+        metrics.MESSAGES_SENT.inc()
         outbox.add(caller.app_id, "message.new", message_view(message), channel_id=channel_id)
         await outbox.publish(self._ctx.broker)
         return MessageEntry(message, {}, set()), True

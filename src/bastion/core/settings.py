@@ -275,6 +275,37 @@ class LogSettings(_Section):
     access_log: bool = Field(True, description="One line per request.")
 
 
+class AuditSettings(_Section):
+    """The tamper-evident audit log."""
+
+    fail_closed: bool = Field(
+        True,
+        description="A state-changing request whose audit record cannot be written fails "
+        "with 503 and changes nothing.",
+    )
+    reads_fail_closed: bool = Field(
+        False,
+        description="Also refuse reads (503) whose audit event cannot be written; off: "
+        "they are served and the failure is counted and logged.",
+    )
+    hmac_key: SecretStr | None = Field(
+        None,
+        description="Key for HMAC-SHA256 of identifiers kept only as hashes; default: "
+        "generated once in <data_dir>/audit/hmac.key.",
+    )
+    hmac_fields: tuple[str, ...] = Field(
+        ("username", "external_id", "email", "jti", "token_id", "family_id"),
+        description="Event detail fields stored only as their HMAC (secrets always are).",
+    )
+    ip: Literal["full", "truncate", "hmac"] = Field(
+        "full",
+        description="Client addresses in audit records: full, truncated (/24, /48) or HMAC'd.",
+    )
+    checkpoint_interval_seconds: float = Field(
+        300.0, ge=1, le=86_400, description="How often a signed checkpoint is written."
+    )
+
+
 class Settings(BaseSettings):
     """Every setting Bastion has, with secure defaults."""
 
@@ -295,6 +326,7 @@ class Settings(BaseSettings):
     ratelimit: RateLimitSettings = RateLimitSettings()
     log: LogSettings = LogSettings()
     resource_server: ResourceServerSettings = ResourceServerSettings()
+    audit: AuditSettings = AuditSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -28,6 +28,9 @@ from bastion.core.settings import Settings
 from bastion.http.idempotency import Idempotency
 from bastion.observe.events import Origin, SecurityEvents
 from bastion.realtime.broker import Broker
+from bastion.security.audit.checkpoints import Checkpoints
+from bastion.security.audit.context import CALLER_KEY
+from bastion.security.audit.log import AuditLog
 from bastion.security.keys import KeyRing
 from bastion.security.oauth import rfc6750
 from bastion.security.oauth.server import TokenEndpoint
@@ -51,6 +54,8 @@ class Services:
     idempotency: Idempotency
     events: SecurityEvents
     ratelimit: RateLimiting
+    audit: AuditLog
+    checkpoints: Checkpoints
 
 
 async def services(request: Request) -> Services:
@@ -84,7 +89,9 @@ def authenticate(request: Request, svc: Services) -> Principal:
     if principal.jkt is not None:
         # RFC 9449 §7.1: a DPoP-bound token presented as a plain bearer token is refused.
         raise Unauthenticated("This access token is bound to a DPoP key.")
-    request.scope.setdefault("state", {})["principal"] = principal.subject
+    state = request.scope.setdefault("state", {})
+    state["principal"] = principal.subject
+    state[CALLER_KEY] = principal
     return principal
 
 

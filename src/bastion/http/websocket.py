@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from bastion.core.errors import (
 )
 from bastion.core.ids import Kind, is_id, new_id
 from bastion.http.deps import Services
+from bastion.observe import metrics
 from bastion.realtime.broker import Event
 from bastion.security import scopes
 from bastion.security.oauth import rfc6750
@@ -307,6 +309,8 @@ async def _deliver(session: _Session, event: Event) -> None:
         raise _ClosedError(CLOSE_AUTH, "user deactivated")
     if conn.may_see(event):
         await session.ws.send_text(conn.frame(event))
+        if event.type == "message.new":
+            metrics.message_delivered(event.id, time.time())
 
 
 def _check_alive(session: _Session, now: float, heartbeat: float) -> None:

@@ -11,6 +11,8 @@ USERS_WRITE = "users:write"
 TOKENS_EXCHANGE = "tokens:exchange"
 CHAT_READ = "chat:read"
 CHAT_WRITE = "chat:write"
+AUDIT_READ = "audit:read"
+METRICS_READ = "metrics:read"
 
 BACKEND_SCOPES = frozenset({USERS_READ, USERS_WRITE, TOKENS_EXCHANGE})
 """Scopes an app backend client may be granted."""
@@ -18,7 +20,10 @@ BACKEND_SCOPES = frozenset({USERS_READ, USERS_WRITE, TOKENS_EXCHANGE})
 USER_SCOPES = frozenset({CHAT_READ, CHAT_WRITE})
 """Scopes a token acting for an end user may carry."""
 
-ALL_SCOPES = BACKEND_SCOPES | USER_SCOPES
+OPERATOR_SCOPES = frozenset({AUDIT_READ, METRICS_READ})
+"""Monitoring scopes, granted only to clients created for them (``bastion audit client``)."""
+
+ALL_SCOPES = BACKEND_SCOPES | USER_SCOPES | OPERATOR_SCOPES
 
 DESCRIPTIONS = {
     USERS_READ: "Read the app's users.",
@@ -26,6 +31,8 @@ DESCRIPTIONS = {
     TOKENS_EXCHANGE: "Obtain short-lived access tokens for the app's users (RFC 8693).",
     CHAT_READ: "Read the channels, members and messages the user can see.",
     CHAT_WRITE: "Send, edit and react to messages; create and manage channels.",
+    AUDIT_READ: "Read and export the app's audit log, and the alert state.",
+    METRICS_READ: "Scrape the Prometheus metrics of the whole server.",
 }
 
 

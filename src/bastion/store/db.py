@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -93,6 +96,34 @@ def _checkpoint(path: str) -> None:
         connection.close()
 
 
+@dataclass(slots=True)
+class Transaction:
+    """One ``write()`` in progress: its connection and scratch space for transaction hooks."""
+
+    conn: AsyncConnection
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class TransactionHook(Protocol):
+    """Runs at the edges of every ``write()``: the audit log commits with the change."""
+
+    async def before_commit(self, tx: Transaction) -> None:
+        """Called as the last statement of a transaction; raising rolls it back."""
+        ...
+
+    async def after_rollback(self, tx: Transaction) -> None:
+        """Called once a transaction has rolled back and the writer is free again."""
+        ...
+
+
+_active: ContextVar[Transaction | None] = ContextVar("bastion_write", default=None)
+
+
+def active_transaction() -> Transaction | None:
+    """The ``write()`` transaction this task is inside, if any."""
+    return _active.get()
+
+
 class Database:
     """Transactions over one engine; maps driver failures to ``Unavailable``."""
 
@@ -106,23 +137,74 @@ class Database:
         self._path = engine.url.database if self.is_sqlite else None
         self._commits = 0
         self._checkpointing: asyncio.Task[None] | None = None
+        self._hooks: list[TransactionHook] = []
+
+    def time_queries(self, observe: Callable[[float], None]) -> None:
+        """Call ``observe(seconds)`` after every statement (for the latency histogram)."""
+        started: ContextVar[float] = ContextVar("bastion_query_started", default=0.0)
+
+        def before(*_args: Any) -> None:
+            started.set(time.perf_counter())
+
+        def after(*_args: Any) -> None:
+            observe(time.perf_counter() - started.get())
+
+        event.listen(self.engine.sync_engine, "before_cursor_execute", before)
+        event.listen(self.engine.sync_engine, "after_cursor_execute", after)
+
+    def pool_status(self) -> tuple[int, int]:
+        """The pool's size and how many connections are checked out."""
+        pool: Any = self.engine.pool
+        size = pool.size() if hasattr(pool, "size") else 1
+        in_use = pool.checkedout() if hasattr(pool, "checkedout") else 0
+        return int(size), int(in_use)
+
+    def add_hook(self, hook: TransactionHook) -> None:
+        """Run ``hook`` before every commit and after every rollback of ``write()``."""
+        self._hooks.append(hook)
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """Run one command in one transaction: all of it commits, or none of it."""
-        if not self.is_sqlite:
-            async with self._translate_errors(), self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self._translate_errors():
-            conn = await self._writer_connection()
-            try:
-                async with conn.begin():
+        holder: list[Transaction] = []
+        try:
+            if not self.is_sqlite:
+                async with (
+                    self._translate_errors(),
+                    self.engine.begin() as conn,
+                    self._hooked(conn, holder),
+                ):
                     yield conn
-            except DBAPIError:
-                await self._drop_writer()
-                raise
-        self._after_commit()
+                return
+            async with self._write_lock, self._translate_errors():
+                conn = await self._writer_connection()
+                try:
+                    async with conn.begin(), self._hooked(conn, holder):
+                        yield conn
+                except DBAPIError:
+                    await self._drop_writer()
+                    raise
+            self._after_commit()
+        except Exception:
+            for tx in holder:
+                for hook in self._hooks:
+                    await hook.after_rollback(tx)
+            raise
+
+    @contextlib.asynccontextmanager
+    async def _hooked(
+        self, conn: AsyncConnection, holder: list[Transaction]
+    ) -> AsyncIterator[None]:
+        """Mark the transaction active for this task and run the before-commit hooks."""
+        tx = Transaction(conn)
+        holder.append(tx)
+        token = _active.set(tx)
+        try:
+            yield
+            for hook in self._hooks:
+                await hook.before_commit(tx)
+        finally:
+            _active.reset(token)
 
     def _after_commit(self) -> None:
         """Every so many commits, fold the WAL back into the database, off the event loop."""

@@ -204,3 +204,47 @@ external_identities = Table(
     Column("created_at", TS, nullable=False),
     Index("ix_external_identities_user_id", "user_id"),
 )
+
+# The tamper-evident audit log: append-only (triggers refuse UPDATE and DELETE), each
+# record carrying the hash of the one before it. Times are stored as the RFC 3339 text
+# that was hashed, so no backend can change a byte of what the hash covers.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", SEQ, primary_key=True, autoincrement=False),
+    Column("at", String(32), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("node", String(255), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+    Column("app_id", String(40), nullable=True),
+    Column("subject", String(255), nullable=True),
+    Column("client_id", String(255), nullable=True),
+    Column("roles", Text, nullable=False),
+    Column("ip", String(100), nullable=True),
+    Column("user_agent", String(512), nullable=True),
+    Column("request_id", String(100), nullable=True),
+    Column("resource", String(255), nullable=True),
+    Column("reason", String(255), nullable=True),
+    Column("details", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_app_id_seq", "app_id", "seq"),
+    Index("ix_audit_log_at", "at"),
+)
+
+# Signed checkpoints over the audit log (as CloudTrail's digest files): each signs the
+# newest record's hash, a digest of the records since the last checkpoint, and the
+# previous checkpoint's signature.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("first_seq", SEQ, nullable=False),
+    Column("last_seq", SEQ, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("kid", String(100), nullable=False),
+    Column("signature", Text, nullable=False),
+)

@@ -69,7 +69,7 @@ class TokenEndpoint:
 
     def _client_credentials(self, params: Mapping[str, str], client: ClientRecord) -> IssuedToken:
         """§4.4: the client acts for itself, within the scopes it was registered with."""
-        allowed = client.scopes & scope_names.BACKEND_SCOPES
+        allowed = client.scopes & (scope_names.BACKEND_SCOPES | scope_names.OPERATOR_SCOPES)
         scopes = rfc6749.granted_scopes(scope_names.parse(params.get("scope")), allowed)
         return self._tokens.issue(
             app_id=client.app_id,

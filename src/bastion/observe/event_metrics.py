@@ -1,0 +1,21 @@
+"""Counts security events into the Prometheus families (an :class:`EventSink`)."""
+
+from __future__ import annotations
+
+from bastion.observe import metrics
+from bastion.observe.events import SecurityEvent
+
+_AUTH_ACTIONS = frozenset({"auth.login", "token.issue", "mfa.verify"})
+
+
+class MetricsSink:
+    """Turns events into counters; never raises."""
+
+    async def record(self, event: SecurityEvent) -> None:
+        """Count the event in its families."""
+        metrics.SECURITY_EVENTS.labels(action=event.action, outcome=event.outcome).inc()
+        reason = (event.reason or "none")[:40]
+        if event.action in _AUTH_ACTIONS:
+            metrics.AUTH_ATTEMPTS.labels(outcome=event.outcome, reason=reason).inc()
+        elif event.action.startswith("authz.") and event.outcome == "denied":
+            metrics.AUTHZ_DENIALS.labels(reason=reason).inc()

@@ -1,0 +1,46 @@
+"""The audit log's own keys: an HMAC key for identifiers and a checkpoint signing key.
+
+Both live under ``<data_dir>/audit`` and are separate from the token signing keys, so
+a leaked token key cannot forge checkpoints and rotating one leaves the other alone.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from bastion.security.keys import KeyRing, SigningKeyStore
+
+CHECKPOINT_ALG = "Ed25519"
+_HMAC_FILE = "hmac.key"
+_KEY_BYTES = 32
+
+
+def audit_dir(data_dir: Path) -> Path:
+    """Where the audit keys are kept."""
+    return data_dir / "audit"
+
+
+def load_hmac_key(data_dir: Path, configured: str | None) -> bytes:
+    """The configured HMAC key, or the one generated at first start (file mode 0600)."""
+    if configured:
+        return configured.encode()
+    path = audit_dir(data_dir) / _HMAC_FILE
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = secrets.token_bytes(_KEY_BYTES)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key
+
+
+def checkpoint_keys(data_dir: Path, passphrase: str | None) -> KeyRing:
+    """The Ed25519 key ring that signs checkpoints (created on first use)."""
+    store = SigningKeyStore(audit_dir(data_dir) / "checkpoint-keys", passphrase)
+    return store.load_or_create(CHECKPOINT_ALG)

@@ -1,0 +1,122 @@
+"""The audit log's records and checkpoints (the chain logic lives in ``security.audit``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bastion.store.tables import audit_checkpoints, audit_log
+
+AuditRow = dict[str, Any]
+"""One audit record as its column values."""
+
+_CHAIN_LOCK = 0x0B457_A0D17
+"""PostgreSQL advisory lock id: one appender extends the chain at a time, on every node."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """What an auditor asks for; every field is optional except the tenant scope."""
+
+    app_id: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    subject: str | None = None
+    request_id: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+async def lock_chain(conn: AsyncConnection) -> None:
+    """Serialise appenders until this transaction ends (SQLite has one writer anyway)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
+
+
+async def chain_head(conn: AsyncConnection) -> tuple[int, str] | None:
+    """The newest record's sequence number and hash, or None for an empty log."""
+    row = (
+        await conn.execute(
+            select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+        )
+    ).first()
+    return None if row is None else (int(row.seq), str(row.hash))
+
+
+async def insert_records(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append records (already numbered and hashed)."""
+    await conn.execute(audit_log.insert(), [dict(row) for row in rows])
+
+
+async def records_after(conn: AsyncConnection, after_seq: int, limit: int) -> list[AuditRow]:
+    """Up to ``limit`` records after ``after_seq``, in sequence order."""
+    result = await conn.execute(
+        select(audit_log).where(audit_log.c.seq > after_seq).order_by(audit_log.c.seq).limit(limit)
+    )
+    return [dict(row) for row in result.mappings()]
+
+
+async def query(
+    conn: AsyncConnection, where: AuditFilter, *, after_seq: int, limit: int
+) -> list[AuditRow]:
+    """A page of records matching ``where``, oldest first, after the cursor."""
+    statement = select(audit_log).where(audit_log.c.seq > after_seq)
+    for column, value in (
+        (audit_log.c.app_id, where.app_id),
+        (audit_log.c.action, where.action),
+        (audit_log.c.outcome, where.outcome),
+        (audit_log.c.subject, where.subject),
+        (audit_log.c.request_id, where.request_id),
+    ):
+        if value is not None:
+            statement = statement.where(column == value)
+    if where.since is not None:
+        statement = statement.where(audit_log.c.at >= where.since)
+    if where.until is not None:
+        statement = statement.where(audit_log.c.at < where.until)
+    result = await conn.execute(statement.order_by(audit_log.c.seq).limit(limit))
+    return [dict(row) for row in result.mappings()]
+
+
+async def hashes_between(conn: AsyncConnection, first_seq: int, last_seq: int) -> list[str]:
+    """The stored hashes of records ``first_seq..last_seq``, in sequence order."""
+    result = await conn.execute(
+        select(audit_log.c.hash)
+        .where(audit_log.c.seq >= first_seq, audit_log.c.seq <= last_seq)
+        .order_by(audit_log.c.seq)
+    )
+    return [str(value) for value in result.scalars()]
+
+
+async def count(conn: AsyncConnection) -> int:
+    """How many records the log holds."""
+    return int((await conn.execute(select(func.count()).select_from(audit_log))).scalar_one())
+
+
+async def last_checkpoint(conn: AsyncConnection) -> AuditRow | None:
+    """The newest checkpoint, or None."""
+    row = (
+        (
+            await conn.execute(
+                select(audit_checkpoints).order_by(audit_checkpoints.c.number.desc()).limit(1)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else dict(row)
+
+
+async def checkpoints(conn: AsyncConnection) -> list[AuditRow]:
+    """Every checkpoint, oldest first."""
+    result = await conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.number))
+    return [dict(row) for row in result.mappings()]
+
+
+async def insert_checkpoint(conn: AsyncConnection, row: Mapping[str, Any]) -> None:
+    """Store a signed checkpoint."""
+    await conn.execute(audit_checkpoints.insert().values(**row))
