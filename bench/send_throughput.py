@@ -110,7 +110,11 @@ def main() -> None:
     parser.add_argument("--access-log", action="store_true", help="keep Bastion's access log on")
     parser.add_argument("--json", type=Path, help="write raw results here")
     args = parser.parse_args()
-    env = {} if args.access_log else {"BASTION_LOG__ACCESS_LOG": "false"}
+    # One user sending as fast as wrk can measures the send path, not the rate limiter
+    # (bench/ratelimit_overhead.py measures that).
+    env = {"BASTION_RATELIMIT__ENABLED": "false"}
+    if not args.access_log:
+        env["BASTION_LOG__ACCESS_LOG"] = "false"
     with tempfile.TemporaryDirectory(prefix="bastion-bench-") as tmp:
         work = Path(tmp)
         server = start_bastion(work, core=1, extra_env=env)

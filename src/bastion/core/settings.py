@@ -265,6 +265,14 @@ class RateLimitSettings(_Section):
     shed_loop_lag_ms: float = Field(250.0, gt=0, description="Shed when event-loop lag exceeds.")
     shed_in_flight: int = Field(512, ge=1, description="Shed when this many requests run.")
     shed_latency_ms: float = Field(2000.0, gt=0, description="Shed when mean latency exceeds.")
+    ws_connections_per_ip: int = Field(50, ge=1, le=100_000, description="Sockets per IP.")
+    ws_frames: str = Field("20/second", pattern=_QUOTA, description="Inbound frames per socket.")
+    ws_violations_before_close: int = Field(
+        10, ge=1, le=10_000, description="Refused frames before close code 4008."
+    )
+    typing_coalesce_seconds: float = Field(
+        2.0, ge=0, le=60, description="Repeated typing frames within this are merged."
+    )
 
 
 class LogSettings(_Section):

@@ -23,6 +23,7 @@ from starlette.websockets import WebSocketState
 from bastion.core.errors import (
     BastionError,
     InvalidRequest,
+    RateLimited,
     Unauthenticated,
     Unavailable,
     problem,
@@ -30,10 +31,12 @@ from bastion.core.errors import (
 from bastion.core.ids import Kind, is_id, new_id
 from bastion.http.deps import Services
 from bastion.observe import metrics
+from bastion.observe.events import Actor
 from bastion.realtime.broker import Event
 from bastion.security import scopes
 from bastion.security.oauth import rfc6750
 from bastion.security.principal import Principal
+from bastion.security.ratelimit.sockets import FrameBudget
 from bastion.security.tokens import Revoked
 
 router = APIRouter()
@@ -44,6 +47,7 @@ CLOSE_POLICY = 1008
 CLOSE_SERVER_ERROR = 1011
 CLOSE_AUTH = 4001
 CLOSE_FORBIDDEN = 4003
+CLOSE_RATE_LIMITED = 4008
 CLOSE_TOO_MANY = 4009
 
 
@@ -140,6 +144,7 @@ class _Session:
     ws: WebSocket
     conn: Connection
     last_heard: float
+    frames: FrameBudget
     last_ping: float = 0.0
     ticker: asyncio.TimerHandle | None = None
     expiry: asyncio.TimerHandle | None = None
@@ -244,7 +249,8 @@ async def _serve(
     channel_ids = await svc.chat.channels.ids_of_caller(principal)
     connection = Connection(principal, channel_ids, svc.settings.realtime.send_queue_max)
     registry.add(connection)
-    session = _Session(svc, websocket, connection, asyncio.get_running_loop().time())
+    frames = svc.ratelimit.frame_budget(connection.id)
+    session = _Session(svc, websocket, connection, asyncio.get_running_loop().time(), frames)
     svc.broker.attach(connection)
     reader = asyncio.create_task(_read_loop(session))
     # Wake the writer when the reader ends (client closed, protocol error, re-auth refused).
@@ -333,6 +339,8 @@ async def _read_loop(session: _Session) -> None:
     while True:
         raw = await _receive_text(ws)
         session.last_heard = loop.time()
+        if not await _admitted(session, raw):
+            continue
         try:
             frame = _parse(raw)
             reply = await _command(session, frame)
@@ -340,6 +348,30 @@ async def _read_loop(session: _Session) -> None:
             reply = _error_frame(session, frame_id(raw), exc)
         if reply is not None:
             await _send_json(ws, reply)
+
+
+async def _admitted(session: _Session, raw: str) -> bool:
+    """Count an inbound frame; a refused one gets an error frame, persistent abuse 4008."""
+    if not session.svc.settings.ratelimit.enabled:
+        return True
+    admission = await session.frames.admit()
+    if admission.allowed:
+        return True
+    if admission.first_refusal:
+        await session.svc.ratelimit.throttle.events.emit(
+            "ratelimit.block",
+            "denied",
+            actor=Actor(app_id=session.conn.app_id, subject=session.conn.user_id),
+            reason="inbound frame rate",
+            details={"policy": "ws-frames", "scope": "connection"},
+        )
+    if admission.close:
+        raise _ClosedError(CLOSE_RATE_LIMITED, "rate limited")
+    error = RateLimited(admission.retry_after, "Too many frames: slow down.")
+    reply = _error_frame(session, frame_id(raw), error)
+    reply["data"]["retry_after"] = admission.retry_after
+    await _send_json(session.ws, reply)
+    return False
 
 
 def frame_id(raw: str) -> str | None:
@@ -380,7 +412,11 @@ async def _on_typing(s: _Session, data: dict[str, Any], _f: dict[str, Any]) -> d
     state = data.get("state", "start")
     if state not in ("start", "stop"):
         raise InvalidRequest("state must be 'start' or 'stop'.")
-    await s.svc.chat.receipts.typing(s.conn.principal, channel_id, active=state == "start")
+    active = state == "start"
+    coalesce = s.svc.settings.ratelimit.typing_coalesce_seconds
+    if not s.frames.typing_is_news(channel_id, active, coalesce):
+        return {"coalesced": True}
+    await s.svc.chat.receipts.typing(s.conn.principal, channel_id, active=active)
     return {}
 
 

@@ -3,8 +3,8 @@
 Every response carries ``RateLimit-Policy`` and ``RateLimit``; a refused request gets
 429 ``quota-exceeded`` with ``Retry-After``; a fail-closed policy whose store is down,
 or low-priority traffic on an overloaded node, gets 503 with ``Retry-After``. A
-refused WebSocket handshake is answered the same way over HTTP when the server
-supports it, and closed with 4008 otherwise.
+refused WebSocket handshake is accepted, sent one ``error`` frame carrying the same
+problem and ``retry_after``, and closed with 4008 (1013 when the server is busy).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from bastion.security.ratelimit.service import RateLimiting
 from bastion.security.ratelimit.throttle import Verdict
 
 CLOSE_RATE_LIMITED = 4008
+CLOSE_TOO_MANY = 4009
+CLOSE_TRY_LATER = 1013
 
 
 class RateLimits:
@@ -44,17 +46,17 @@ class RateLimits:
         if group in rl.settings.shed_groups:
             reason = rl.load.overloaded()
             if reason is not None:
-                await self._shed(rl, scope, send, group, reason)
+                await self._shed(rl, scope, receive, send, group, reason)
                 return
         client = scope.get("client")
         caller = rl.caller(client[0] if client else None, header(scope, b"authorization"))
         verdict = await rl.throttle.check(group, caller, _origin(scope))
         fields = _fields(rl, group, verdict)
         if not verdict.allowed:
-            await self._refuse(scope, send, verdict, fields)
+            await self._refuse(scope, receive, send, verdict, fields)
             return
         if scope["type"] == "websocket":
-            await self.app(scope, receive, send)
+            await self._socket(rl, caller.network, scope, receive, send)
             return
         started = rl.load.started()
         try:
@@ -62,8 +64,35 @@ class RateLimits:
         finally:
             rl.load.finished(started)
 
+    async def _socket(
+        self, rl: RateLimiting, network: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Cap open sockets per client network (close code 4009 past the cap)."""
+        if not rl.sockets.acquire(network):
+            await rl.throttle.events.emit(
+                "ratelimit.block",
+                "denied",
+                origin=_origin(scope),
+                reason="too many connections",
+                details={"policy": "ws-connections-per-ip", "scope": "ip"},
+            )
+            if (await receive())["type"] == "websocket.connect":
+                await send({"type": "websocket.accept"})
+                await send(
+                    {
+                        "type": "websocket.close",
+                        "code": CLOSE_TOO_MANY,
+                        "reason": "too many connections",
+                    }
+                )
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            rl.sockets.release(network)
+
     async def _shed(
-        self, rl: RateLimiting, scope: Scope, send: Send, group: str, reason: str
+        self, rl: RateLimiting, scope: Scope, receive: Receive, send: Send, group: str, reason: str
     ) -> None:
         rl.throttle.metrics.shed.labels(group, reason).inc()
         await rl.throttle.events.emit(
@@ -74,10 +103,15 @@ class RateLimits:
             details={"group": group},
         )
         error = ReducedCapacity("The server is busy; retry shortly.", retry_after=1)
-        await self._respond(scope, send, error, [(b"retry-after", b"1")], None)
+        await self._respond(scope, receive, send, error, [(b"retry-after", b"1")], None)
 
     async def _refuse(
-        self, scope: Scope, send: Send, verdict: Verdict, fields: list[tuple[bytes, bytes]]
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        verdict: Verdict,
+        fields: list[tuple[bytes, bytes]],
     ) -> None:
         retry = str(max(1, verdict.retry_after)).encode()
         headers = [*fields, (b"retry-after", retry)]
@@ -86,14 +120,15 @@ class RateLimits:
                 "Rate limits cannot be checked right now; retry shortly.",
                 retry_after=verdict.retry_after,
             )
-            await self._respond(scope, send, error, headers, None)
+            await self._respond(scope, receive, send, error, headers, None)
             return
         error = RateLimited(verdict.retry_after, "Too many requests: slow down and retry later.")
-        await self._respond(scope, send, error, headers, verdict.refused_by)
+        await self._respond(scope, receive, send, error, headers, verdict.refused_by)
 
     async def _respond(
         self,
         scope: Scope,
+        receive: Receive,
         send: Send,
         error: BastionError,
         headers: list[tuple[bytes, bytes]],
@@ -104,16 +139,13 @@ class RateLimits:
         )
         if violated:
             body_doc["violated-policies"] = violated
-        body = json.dumps(body_doc).encode()
-        start = "http.response.start"
         if scope["type"] == "websocket":
-            if "websocket.http.response" not in scope.get("extensions", {}):
-                await send({"type": "websocket.close", "code": CLOSE_RATE_LIMITED})
-                return
-            start = "websocket.http.response.start"
+            await _refuse_socket(receive, send, body_doc, error)
+            return
+        body = json.dumps(body_doc).encode()
         await send(
             {
-                "type": start,
+                "type": "http.response.start",
                 "status": error.status,
                 "headers": [
                     (b"content-type", b"application/problem+json"),
@@ -122,10 +154,25 @@ class RateLimits:
                 ],
             }
         )
-        body_type = (
-            "websocket.http.response.body" if scope["type"] == "websocket" else "http.response.body"
-        )
-        await send({"type": body_type, "body": body})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse_socket(
+    receive: Receive, send: Send, body_doc: dict[str, Any], error: BastionError
+) -> None:
+    """Accept, send one ``error`` frame with ``retry_after``, and close (4008 or 1013).
+
+    Frames rather than an HTTP denial response: every client library can read them,
+    and every ASGI server supports them.
+    """
+    if (await receive())["type"] != "websocket.connect":
+        return
+    body_doc["retry_after"] = getattr(error, "retry_after", 1)
+    frame = {"type": "error", "id": None, "data": body_doc}
+    code = CLOSE_RATE_LIMITED if error.status == 429 else CLOSE_TRY_LATER
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": json.dumps(frame)})
+    await send({"type": "websocket.close", "code": code, "reason": error.title.lower()})
 
 
 def _fields(rl: RateLimiting, group: str, verdict: Verdict) -> list[tuple[bytes, bytes]]:

@@ -10,7 +10,9 @@ from bastion.core.settings import RateLimitSettings
 from bastion.observe.events import SecurityEvents
 from bastion.security.ratelimit.counters import Counters, open_store
 from bastion.security.ratelimit.identity import Caller, network_of
+from bastion.security.ratelimit.policies import parse_quota
 from bastion.security.ratelimit.shedding import LoadMonitor
+from bastion.security.ratelimit.sockets import FrameBudget, SocketCounts
 from bastion.security.ratelimit.throttle import Throttle
 from bastion.security.tokens import AccessTokens
 
@@ -23,6 +25,7 @@ class RateLimiting:
     throttle: Throttle
     load: LoadMonitor
     tokens: AccessTokens
+    sockets: SocketCounts
 
     @classmethod
     def build(
@@ -49,7 +52,7 @@ class RateLimiting:
             max_in_flight=settings.shed_in_flight,
             max_latency_ms=settings.shed_latency_ms,
         )
-        return cls(settings, throttle, load, tokens)
+        return cls(settings, throttle, load, tokens, SocketCounts(settings.ws_connections_per_ip))
 
     def caller(self, address: str | None, authorization: bytes | None) -> Caller:
         """Who is calling: the client network, and the token's identities if it is valid."""
@@ -61,6 +64,16 @@ class RateLimiting:
         except (BastionError, UnicodeDecodeError):
             return Caller(network)
         return Caller(network, principal.user_id, principal.client_id, principal.app_id)
+
+    def frame_budget(self, connection_id: str) -> FrameBudget:
+        """The inbound frame budget of a new socket (counted in this node's memory)."""
+        quota = parse_quota("ws-frames", self.settings.ws_frames)
+        return FrameBudget(
+            self.throttle.local,
+            f"ws-frames/{connection_id}",
+            quota,
+            self.settings.ws_violations_before_close,
+        )
 
     async def close(self) -> None:
         """Stop the load probe."""
