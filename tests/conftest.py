@@ -107,6 +107,8 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
         # Limits stay on, at a scale no functional test reaches: every test user shares
         # 127.0.0.1 and sends faster than people do. tests/security/ratelimit runs at 1.
         "ratelimit": {"scale": 1000.0},
+        # Plain HTTP keeps the shared test server simple; tests/security/guard covers HTTPS.
+        "transport": {"tls": False},
     }
     for section, values in overrides.items():
         sections.setdefault(section, {}).update(values)

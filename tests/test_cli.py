@@ -132,7 +132,7 @@ def test_init_prints_one_json_object_and_stores_only_a_hash(
     assert is_id(Kind.CLIENT, created["client_id"])
     assert created["app_name"] == "Acme"
     assert created["scope"] == "tokens:exchange users:read users:write"
-    assert created["token_endpoint"] == "http://127.0.0.1:8000/oauth/token"
+    assert created["token_endpoint"] == "https://127.0.0.1:8000/oauth/token"
     secret = created["client_secret"]
     assert len(secret) >= 43
 
@@ -188,7 +188,11 @@ def test_production_with_an_insecure_config_exits_cleanly(tmp_path: Path) -> Non
         "migrate",
         "--data-dir",
         str(tmp_path),
-        env={"BASTION_ENVIRONMENT": "production", "BASTION_DEBUG": "true"},
+        env={
+            "BASTION_ENVIRONMENT": "production",
+            "BASTION_DEBUG": "true",
+            "BASTION_SERVER__PUBLIC_URL": "http://127.0.0.1:8000",
+        },
     )
     assert result.returncode == 2
     message = " ".join(result.stderr.split())

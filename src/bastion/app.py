@@ -51,7 +51,9 @@ from bastion.security.audit.checkpoints import Checkpoints
 from bastion.security.audit.context import AuditContext
 from bastion.security.audit.log import AuditLog, ChangeAudit
 from bastion.security.audit.records import Redactor
-from bastion.security.guard.headers import SecurityHeaders
+from bastion.security.guard.cors import OriginPolicy
+from bastion.security.guard.headers import SecurityHeaders, hsts_value
+from bastion.security.guard.https import HttpsOnly
 from bastion.security.guard.limits import BodyLimits
 from bastion.security.guard.proxies import TrustedProxies
 from bastion.security.guard.ratelimit import RateLimits
@@ -99,6 +101,7 @@ def database(settings: Settings) -> Database:
         connect_timeout=db.connect_timeout,
         echo=db.echo,
         sqlite_inline=db.sqlite_inline,
+        tls_ca_file=settings.transport.database_ca_file,
     )
     return Database(engine)
 
@@ -263,6 +266,29 @@ def create_api(settings: Settings, clock: Clock | None = None) -> FastAPI:
     return api
 
 
+def transport_guards(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """Origin checks (CORS, WebSocket), security headers and the HTTPS-only redirect."""
+    transport, server = settings.transport, settings.server
+    app = OriginPolicy(
+        app,
+        allowed=transport.allowed_origins,
+        own_origin=server.public_url,
+        max_age=transport.cors_max_age,
+        problem_base=server.problem_base,
+    )
+    hsts = hsts_value(
+        transport.hsts_max_age,
+        include_subdomains=transport.hsts_include_subdomains,
+        preload=transport.hsts_preload,
+    )
+    app = SecurityHeaders(app, hsts=hsts if transport.hsts_max_age else None)
+    if transport.behind_tls_proxy:
+        app = HttpsOnly(
+            app, public_url=server.public_url, trusted_proxies=server.forwarded_allow_ips
+        )
+    return app
+
+
 class Bastion:
     """The complete ASGI application: guards around the API."""
 
@@ -279,7 +305,7 @@ class Bastion:
             app = AccessLog(app)
         app = RequestMetrics(app)
         app = TrustedProxies(app, settings.server.forwarded_allow_ips)
-        self._app = RequestId(AuditContext(SecurityHeaders(app)))
+        self._app = RequestId(AuditContext(transport_guards(app, settings)))
 
     def _rate_limiting(self) -> RateLimiting | None:
         """The running rate limiter (None until the services are built at start-up)."""

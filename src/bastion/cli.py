@@ -19,6 +19,7 @@ from bastion.cli_audit import audit_cli
 from bastion.cli_tokens import tokens_cli
 from bastion.core.clock import SystemClock
 from bastion.core.settings import Settings, load_settings
+from bastion.http import serving
 from bastion.store import migrate as migrations
 
 cli = typer.Typer(
@@ -116,30 +117,40 @@ def serve(
     port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Run the server: migrate, load or create keys, then serve HTTP and WebSocket."""
+    """Run the server: migrate, load or create keys, then serve HTTPS and WebSocket."""
     settings = _settings(data_dir, host=host, port=port)
     _migrate(settings)
     signing_keys(settings)
     server = settings.server
+    tls = serving.prepare_tls(settings, SystemClock().now())
+    _report_tls(tls)
+    scheme = "https" if tls else "http"
     console.print(
-        f"Bastion listening on http://{server.host}:{server.port} "
+        f"Bastion listening on {scheme}://{server.host}:{server.port} "
         f"(data in {server.data_dir.resolve()})"
     )
-    uvicorn.run(
-        create_app(settings),
-        host=server.host,
-        port=server.port,
-        loop="uvloop",
-        http="httptools",
-        ws_max_size=settings.realtime.max_frame_bytes,
-        server_header=False,
-        # The app resolves the client address itself (security.guard.proxies).
-        proxy_headers=False,
-        access_log=False,
-        log_level="warning",
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=10,
+    config = serving.uvicorn_config(
+        create_app(settings), settings, tls, loop="uvloop", http="httptools"
     )
+    if tls is not None:
+        tls.reloader.start()
+    uvicorn.Server(config).run()
+
+
+def _report_tls(tls: serving.Tls | None) -> None:
+    if tls is None:
+        console.print("[yellow]TLS is off (transport.tls): serving plain HTTP.[/yellow]")
+        return
+    cert = tls.certificate
+    if cert.self_signed:
+        made = "Created" if cert.created else "Using"
+        console.print(
+            f"{made} a self-signed certificate for localhost: {cert.cert_file} "
+            "(trust it in your client, or configure transport.cert_file/key_file)."
+        )
+    else:
+        console.print(f"Serving certificate {cert.cert_file} (reloaded when it changes).")
+    console.print(f"Certificate SHA-256 fingerprint: {cert.fingerprint}", soft_wrap=True)
 
 
 @config_cli.command("show")

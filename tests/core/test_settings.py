@@ -45,7 +45,8 @@ def test_defaults_are_local_and_safe() -> None:
     assert settings.environment is Environment.DEVELOPMENT
     assert settings.debug is False
     assert settings.server.host == "127.0.0.1"
-    assert settings.issuer == settings.audience == "http://127.0.0.1:8000"
+    assert settings.issuer == settings.audience == "https://127.0.0.1:8000"
+    assert settings.transport.tls is True
     assert settings.database_url == f"sqlite+aiosqlite:///{Path('var') / 'bastion.db'}"
     assert settings.database.echo is False
 
@@ -171,11 +172,17 @@ def test_production_refuses_each_insecure_setting(changes: dict[str, Any], named
 def test_production_names_every_problem_at_once() -> None:
     """Debug, no passphrase and an http issuer are all reported together."""
     with pytest.raises(ValidationError) as caught:
-        Settings(environment="production", debug=True)
+        Settings(
+            environment="production",
+            debug=True,
+            server={"public_url": "http://127.0.0.1:8000"},
+            transport={"tls": False},
+        )
     message = str(caught.value)
     assert "debug" in message
     assert "keys_passphrase" in message
     assert "'http://127.0.0.1:8000' is not an https:// URL" in message
+    assert "plain HTTP" in message
 
 
 def test_production_refusal_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -29,11 +31,16 @@ def quickstart() -> str:
     return block.group(1)
 
 
+def ssl_context(cert: Path) -> ssl.SSLContext:
+    """Trust exactly the server's self-signed certificate."""
+    return ssl.create_default_context(cafile=str(cert))
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """`bastion serve` on a free port with its own data folder, as a real process."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"https://127.0.0.1:{port}"
     env = {
         **os.environ,
         "BASTION_SERVER__DATA_DIR": str(tmp_path / "var"),
@@ -55,9 +62,11 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                cert = tmp_path / "var" / "tls" / "server.crt"
+                ready = httpx.get(f"{url}/readyz", timeout=1, verify=ssl_context(cert))
+                if ready.status_code == 200:
                     break
-            except httpx.TransportError:
+            except (httpx.TransportError, OSError, ssl.SSLError):
                 time.sleep(0.1)
         else:
             pytest.fail("bastion serve did not become ready")
@@ -84,3 +93,18 @@ def test_readme_quickstart_runs(served: tuple[str, dict[str, str]], tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert "bob received: Hello, Bob!" in result.stdout.splitlines()
     assert '"text":"Hello, Bob!"' in result.stdout
+
+
+def test_serve_reports_its_certificate(served: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    """`serve` is HTTPS out of the box and prints the certificate's SHA-256 fingerprint."""
+    url, _env = served
+    log = (tmp_path / "serve.log").read_text(encoding="utf-8")
+    assert f"listening on {url}" in " ".join(log.split())
+    match = re.search(r"fingerprint: ((?:[0-9A-F]{2}:){31}[0-9A-F]{2})", log)
+    assert match is not None, log
+    pem = (tmp_path / "var" / "tls" / "server.crt").read_text(encoding="ascii")
+    der = ssl.PEM_cert_to_DER_cert(pem)
+    assert match.group(1) == hashlib.sha256(der).digest().hex(":").upper()
+    assert (tmp_path / "var" / "tls" / "server.key").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url.replace("https://", "http://") + "/readyz", timeout=2)

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import threading
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import uvicorn
@@ -13,6 +14,7 @@ import uvicorn
 from bastion.app import Bastion, create_app
 from bastion.core.settings import Settings
 from bastion.http.deps import Services
+from bastion.http.serving import Tls, prepare_tls
 
 T = TypeVar("T")
 
@@ -32,6 +34,11 @@ class ServerThread:
         self.settings = settings
         self.port = settings.server.port
         self.app: Bastion = create_app(settings)
+        self.tls: Tls | None = prepare_tls(settings, datetime.now(UTC))
+        tls_options: dict[str, Any] = {}
+        if self.tls is not None:
+            context = self.tls.context
+            tls_options["ssl_context_factory"] = lambda _config, _default: context
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
@@ -43,6 +50,7 @@ class ServerThread:
             server_header=False,
             proxy_headers=False,
             lifespan="on",
+            **tls_options,
         )
         self._server = uvicorn.Server(config)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -51,12 +59,12 @@ class ServerThread:
     @property
     def base_url(self) -> str:
         """The server's HTTP URL."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def ws_url(self) -> str:
         """The server's WebSocket endpoint."""
-        return f"ws://127.0.0.1:{self.port}/v1/ws"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}/v1/ws"
 
     @property
     def services(self) -> Services:

@@ -44,7 +44,7 @@ class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Interface to bind; loopback by default.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
     public_url: str = Field(
-        "http://127.0.0.1:8000",
+        "https://127.0.0.1:8000",
         description="The URL clients use to reach the server; the default token issuer.",
     )
     data_dir: Path = Field(Path("var"), description="Holds the SQLite database and keys.")
@@ -314,6 +314,60 @@ class AuditSettings(_Section):
     )
 
 
+class TransportSettings(_Section):
+    """HTTPS, security headers, CORS and TLS to the backing services."""
+
+    tls: bool = Field(
+        True,
+        description="Serve HTTPS. Off only for tests or behind a TLS-terminating proxy "
+        "(then set behind_tls_proxy).",
+    )
+    cert_file: Path | None = Field(
+        None,
+        description="PEM certificate chain; unset means a self-signed localhost certificate "
+        "made at first start in <data_dir>/tls.",
+    )
+    key_file: Path | None = Field(None, description="PEM private key for cert_file.")
+    cert_reload_seconds: float = Field(
+        10.0, gt=0, le=3600, description="How often the certificate files are checked for change."
+    )
+    tls_min_version: Literal["1.2", "1.3"] = Field("1.2", description="Oldest TLS version.")
+    tls_ciphers: str | None = Field(
+        None, description="OpenSSL TLS 1.2 cipher list; unset means Mozilla intermediate."
+    )
+    client_ca_file: Path | None = Field(
+        None, description="CA bundle that client certificates (mutual TLS) are verified against."
+    )
+    behind_tls_proxy: bool = Field(
+        False,
+        description="A trusted proxy (server.forwarded_allow_ips) terminates TLS; plain-HTTP "
+        "requests it forwards are redirected to https.",
+    )
+    hsts_max_age: int = Field(
+        31_536_000, ge=0, le=63_072_000, description="Strict-Transport-Security max-age, s."
+    )
+    hsts_include_subdomains: bool = Field(True, description="HSTS includeSubDomains.")
+    hsts_preload: bool = Field(False, description="HSTS preload (only once you submitted it).")
+    allowed_origins: tuple[str, ...] = Field(
+        (),
+        description="Browser origins allowed by CORS and on the WebSocket; empty means none.",
+    )
+    cors_max_age: int = Field(600, ge=0, le=86_400, description="Preflight cache time, s.")
+    database_ca_file: Path | None = Field(
+        None,
+        description="CA file for PostgreSQL TLS: set it to connect with verify-full "
+        "(certificate chain and host name checked).",
+    )
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> Self:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("transport.cert_file and transport.key_file go together")
+        if "*" in self.allowed_origins:
+            raise ValueError("transport.allowed_origins lists origins; '*' is not allowed")
+        return self
+
+
 class Settings(BaseSettings):
     """Every setting Bastion has, with secure defaults."""
 
@@ -335,6 +389,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     resource_server: ResourceServerSettings = ResourceServerSettings()
     audit: AuditSettings = AuditSettings()
+    transport: TransportSettings = TransportSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -391,6 +446,13 @@ class Settings(BaseSettings):
                 "server.forwarded_allow_ips trusts every peer: any client could choose the "
                 "address it is rate-limited and logged under"
             )
+        if not self.transport.tls and not self.transport.behind_tls_proxy:
+            findings.append(
+                "plain HTTP (transport.tls off) without a TLS-terminating proxy "
+                "(transport.behind_tls_proxy)"
+            )
+        if self.transport.hsts_max_age < 31_536_000:
+            findings.append("transport.hsts_max_age is below one year")
         if self.auth.argon2_memory_kib < 19_456 or self.auth.argon2_time_cost < 2:
             findings.append("argon2 parameters are below OWASP's minimum (19 MiB, t=2)")
         return findings

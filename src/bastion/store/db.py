@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
@@ -55,18 +56,35 @@ def create_engine(
     connect_timeout: float = 5.0,
     echo: bool = False,
     sqlite_inline: bool = True,
+    tls_ca_file: Path | None = None,
 ) -> AsyncEngine:
-    """Create an async engine for ``url``, configured for its backend."""
+    """Create an async engine for ``url``, configured for its backend.
+
+    With ``tls_ca_file`` a PostgreSQL connection is TLS with ``verify-full`` semantics:
+    the server's chain must lead to that CA and its name must match the URL's host.
+    """
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url, connect_timeout, echo=echo, inline=sqlite_inline)
+    connect_args: dict[str, Any] = {"timeout": connect_timeout}
+    if tls_ca_file is not None:
+        connect_args["ssl"] = verify_full_context(tls_ca_file)
     return create_async_engine(
         url,
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        connect_args={"timeout": connect_timeout},
+        connect_args=connect_args,
     )
+
+
+def verify_full_context(ca_file: Path) -> ssl.SSLContext:
+    """A client TLS context that trusts only ``ca_file`` and checks the host name."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def _sqlite_engine(url: str, timeout: float, *, echo: bool, inline: bool) -> AsyncEngine:

@@ -1,0 +1,110 @@
+"""Every use of the ``cryptography`` library in Bastion, behind a small recipe API.
+
+Nothing else imports ``cryptography`` (an import-linter contract says so), so this is
+the one module to review for how keys and ciphertexts are made:
+
+- ``seal``/``unseal``: AES-256-GCM with a fresh 96-bit random nonce per message and
+  caller-supplied associated data (AAD). ``unseal`` raises ``InvalidCiphertext`` for
+  every failure and never says which check failed.
+- ``derive_key``: HKDF-SHA256, used to give each app its own key from a root key.
+- ``self_signed_certificate``/``certificate_fingerprint``: the localhost certificate
+  the server makes at first start, and the SHA-256 fingerprint it reports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+
+from cryptography import x509
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+KEY_BYTES = 32
+"""AES-256."""
+NONCE_BYTES = 12
+TAG_BYTES = 16
+OVERHEAD = NONCE_BYTES + TAG_BYTES
+"""Bytes a sealed value carries beyond its plaintext."""
+# Mozilla's "intermediate" guidance caps server certificate lifetime at 366 days.
+_CERT_DAYS = 365
+
+
+class InvalidCiphertext(Exception):
+    """A ciphertext failed authentication: wrong key, wrong context, or tampered."""
+
+    def __init__(self) -> None:
+        super().__init__("the ciphertext could not be opened")
+
+
+def new_key() -> bytes:
+    """A fresh random 256-bit key."""
+    return AESGCM.generate_key(bit_length=256)
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """Encrypt and authenticate ``plaintext`` bound to ``aad``: nonce ‖ ciphertext ‖ tag."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def unseal(key: bytes, sealed: bytes, aad: bytes) -> bytes:
+    """Open a value made by ``seal`` with the same key and AAD, or raise ``InvalidCiphertext``."""
+    if len(sealed) < OVERHEAD or len(key) != KEY_BYTES:
+        raise InvalidCiphertext
+    try:
+        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
+    except InvalidTag:
+        raise InvalidCiphertext from None
+
+
+def derive_key(root: bytes, info: bytes, salt: bytes = b"bastion/v1") -> bytes:
+    """A 256-bit key derived from ``root`` for the purpose named by ``info`` (HKDF-SHA256)."""
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=info).derive(root)
+
+
+def self_signed_certificate(hosts: list[str], *, now: dt.datetime) -> tuple[bytes, bytes]:
+    """A P-256 key and a self-signed server certificate for ``hosts``, both PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=_CERT_DAYS))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def certificate_fingerprint(cert_pem: bytes) -> str:
+    """The SHA-256 fingerprint of the first certificate in ``cert_pem``, as AA:BB:… hex."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def certificate_expiry(cert_pem: bytes) -> dt.datetime:
+    """When the first certificate in ``cert_pem`` stops being valid (aware UTC)."""
+    return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
