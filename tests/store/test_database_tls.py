@@ -107,13 +107,13 @@ async def test_verify_full_connects_over_tls(cluster: TlsCluster) -> None:
 
 async def test_a_certificate_from_another_ca_is_refused(cluster: TlsCluster) -> None:
     """A server certificate that does not chain to the configured CA fails the connection."""
-    with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+    with pytest.raises(Exception, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
         await connection_is_tls(cluster.url(), cluster.other_ca_file)
 
 
 async def test_a_host_name_mismatch_is_refused(cluster: TlsCluster) -> None:
     """verify-full checks the name: the certificate names 127.0.0.1, not localhost."""
-    with pytest.raises(Exception, match="(?i)hostname|IP address mismatch|verify failed"):
+    with pytest.raises(Exception, match=r"(?i)hostname|IP address mismatch|verify failed"):
         await connection_is_tls(cluster.url("localhost"), cluster.ca_file)
 
 
