@@ -24,6 +24,7 @@ from bastion.http import problems
 from bastion.http.deps import Services
 from bastion.http.idempotency import Idempotency
 from bastion.http.routes import (
+    admin,
     audit,
     channels,
     health,
@@ -51,6 +52,7 @@ from bastion.security.audit.checkpoints import Checkpoints
 from bastion.security.audit.context import AuditContext
 from bastion.security.audit.log import AuditLog, ChangeAudit
 from bastion.security.audit.records import Redactor
+from bastion.security.authz import Authorizer
 from bastion.security.guard.cors import OriginPolicy
 from bastion.security.guard.headers import SecurityHeaders, hsts_value
 from bastion.security.guard.https import HttpsOnly
@@ -64,6 +66,7 @@ from bastion.security.passwords import SecretHasher
 from bastion.security.ratelimit.service import RateLimiting
 from bastion.security.tokens import AccessTokens, Revocations
 from bastion.store.db import Database, create_engine
+from bastion.store.repos.authz import AuthzReader
 
 API_DESCRIPTION = """\
 Bastion is a self-hostable, secure-by-design chat API: 1:1, group and broadcast
@@ -193,8 +196,21 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         revocations=revocations,
         max_token_bytes=settings.resource_server.max_token_bytes,
     )
+    events = SecurityEvents(clock, [LogSink()])
+    authz = Authorizer(
+        AuthzReader(db),
+        events,
+        cache_seconds=settings.authz.cache_seconds,
+        audit_allows=settings.authz.audit_allows,
+    )
     ctx = ChatContext(
-        db=db, broker=broker, clock=clock, limits=settings.limits, revocations=revocations
+        db=db,
+        broker=broker,
+        clock=clock,
+        limits=settings.limits,
+        revocations=revocations,
+        authz=authz,
+        events=events,
     )
     token_endpoint = TokenEndpoint(
         clients=ClientDirectory(db),
@@ -218,6 +234,7 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         ratelimit=RateLimiting.build(settings.ratelimit, clock=clock, events=events, tokens=tokens),
         audit=audit_sink,
         checkpoints=checkpoints(settings, db, clock),
+        authz=authz,
     )
 
 
@@ -252,6 +269,7 @@ def create_api(settings: Settings, clock: Clock | None = None) -> FastAPI:
         messages,
         channels,
         users,
+        admin,
         oauth,
         audit,
         wellknown,

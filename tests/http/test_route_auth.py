@@ -1,6 +1,6 @@
-"""Every route either declares the scope it needs or is explicitly public, and refuses
-requests without a valid token — generated from the mounted routes, so new routes are
-covered without anyone remembering to add them here."""
+"""Every route either declares the permission (and so the scope) it needs or is
+explicitly public, and refuses requests without a valid token — generated from the
+mounted routes, so new routes are covered without anyone remembering to add them here."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 
 from bastion.core.ids import Kind, new_id
+from bastion.http.permissions import declared
+from bastion.security.policy import PERMISSIONS
 from tests.support import tokens
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant
@@ -31,6 +33,7 @@ _SAMPLE = {
     "user_id": new_id(Kind.USER),
     "reaction": "%F0%9F%91%8D",
     "slug": "not-found",
+    "role": "member",
 }
 
 
@@ -66,6 +69,19 @@ def test_every_route_declares_a_scope_or_is_public(server: ServerThread) -> None
     mounted = {(method, path) for method, path, _ in _routes(server)}
     assert mounted >= PUBLIC - {("GET", "/openapi.json")}
     assert len(mounted) > len(PUBLIC)
+
+
+def test_every_protected_route_declares_a_known_permission(server: ServerThread) -> None:
+    """Function level: each non-public route names one permission of the vocabulary, and
+    the scope it declares is that permission's scope."""
+    scopes_of = {(m, p): s for m, p, s in _routes(server)}
+    for item in declared(server.app.api):
+        if (item.method, item.path) in PUBLIC:
+            assert item.permission is None, item
+            continue
+        assert item.permission is not None, item
+        assert item.permission in PERMISSIONS, item
+        assert scopes_of[(item.method, item.path)] == {PERMISSIONS[item.permission].scope}
 
 
 def test_websocket_is_the_only_websocket_route(server: ServerThread) -> None:

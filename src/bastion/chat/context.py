@@ -9,20 +9,25 @@ from bastion.core.clock import Clock
 from bastion.core.errors import LimitExceeded, PreconditionFailed
 from bastion.core.ids import Kind, new_id
 from bastion.core.settings import LimitSettings
+from bastion.observe.events import SecurityEvents
 from bastion.realtime.broker import Broker, Event
+from bastion.security.authz import Authorizer
 from bastion.security.tokens import Revocations
 from bastion.store.db import Database
 
 
 @dataclass(frozen=True, slots=True)
 class ChatContext:
-    """Database, broker, clock, limits and token revocations, shared by the services."""
+    """Database, broker, clock, limits, token revocations, the authorizer and the
+    security events, shared by the services."""
 
     db: Database
     broker: Broker
     clock: Clock
     limits: LimitSettings
     revocations: Revocations
+    authz: Authorizer
+    events: SecurityEvents
 
 
 @dataclass(slots=True)

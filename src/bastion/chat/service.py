@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bastion.chat.app_roles import AppRoles
 from bastion.chat.channels import Channels
 from bastion.chat.context import ChatContext
 from bastion.chat.members import Members
@@ -26,6 +27,7 @@ class Chat:
     reactions: Reactions
     receipts: Receipts
     cutoffs: TokenCutoffs
+    app_roles: AppRoles
 
     @classmethod
     def build(cls, ctx: ChatContext) -> Chat:
@@ -39,4 +41,5 @@ class Chat:
             reactions=Reactions(ctx),
             receipts=Receipts(ctx),
             cutoffs=TokenCutoffs(ctx),
+            app_roles=AppRoles(ctx),
         )

@@ -275,6 +275,23 @@ class RateLimitSettings(_Section):
     )
 
 
+class AuthzSettings(_Section):
+    """Authorization: how long role and policy lookups are cached, what is recorded."""
+
+    cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="How long another node's role or policy change may take to apply here "
+        "(changes made on this node apply at once).",
+    )
+    audit_allows: bool = Field(
+        False,
+        description="Also record an authz.decision event for every allowed use of a "
+        "sensitive permission (denials are always recorded).",
+    )
+
+
 class LogSettings(_Section):
     """Structured logging."""
 
@@ -390,6 +407,7 @@ class Settings(BaseSettings):
     resource_server: ResourceServerSettings = ResourceServerSettings()
     audit: AuditSettings = AuditSettings()
     transport: TransportSettings = TransportSettings()
+    authz: AuthzSettings = AuthzSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,13 +1,16 @@
 """FastAPI dependencies: the services, who is calling, and parameters shared by routes.
 
-Every non-public route depends on ``scoped(scope)``, which authenticates the bearer
-token and checks the scope; the route walker in the test suite checks that no route
-is left without one.
+Every non-public route declares the permission it needs with ``requires(permission)``,
+which authenticates the bearer token, resolves the caller's app roles and checks both
+the role policy and the token's scope (:mod:`bastion.security.policy`).
+:func:`bastion.http.permissions.declared` lists the declarations, and the route walker in
+the test suite fails on any route without one that is not explicitly public.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -31,9 +34,11 @@ from bastion.realtime.broker import Broker
 from bastion.security.audit.checkpoints import Checkpoints
 from bastion.security.audit.context import CALLER_KEY
 from bastion.security.audit.log import AuditLog
+from bastion.security.authz import Authorizer
 from bastion.security.keys import KeyRing
 from bastion.security.oauth import rfc6750
 from bastion.security.oauth.server import TokenEndpoint
+from bastion.security.policy import PERMISSIONS
 from bastion.security.principal import Principal
 from bastion.security.ratelimit.service import RateLimiting
 from bastion.security.tokens import AccessTokens
@@ -56,6 +61,7 @@ class Services:
     ratelimit: RateLimiting
     audit: AuditLog
     checkpoints: Checkpoints
+    authz: Authorizer
 
 
 async def services(request: Request) -> Services:
@@ -109,6 +115,37 @@ async def _caller(
 def scoped(scope: str) -> Any:
     """A dependency: the authenticated caller, whose token must carry ``scope``."""
     return Security(_caller, scopes=[scope])
+
+
+PERMISSION_ATTRIBUTE = "bastion_permission"
+"""Where ``requires`` marks its dependency with the permission it checks."""
+
+
+def requires(permission: str) -> Any:
+    """A dependency: the authenticated caller, whose role and token allow ``permission``.
+
+    The declaration is data the router can list (see ``bastion.http.permissions``); the
+    permission's scope is also declared as an OAuth scope, so OpenAPI documents it.
+    """
+    if permission not in PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
+
+    async def authorized(
+        request: Request,
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    ) -> Principal:
+        svc: Services = request.app.state.services
+        principal = authenticate(request, svc)
+        return await svc.authz.authorize(principal, permission, origin_of(request))
+
+    setattr(authorized, PERMISSION_ATTRIBUTE, permission)
+    return Security(authorized, scopes=[PERMISSIONS[permission].scope])
+
+
+def declared_permission(call: Callable[..., Awaitable[Any]] | Any) -> str | None:
+    """The permission a dependency made by ``requires`` checks, else None."""
+    value = getattr(call, PERMISSION_ATTRIBUTE, None)
+    return value if isinstance(value, str) else None
 
 
 def path_id(kind: Kind, value: str, what: str) -> str:

@@ -17,6 +17,8 @@ class Principal:
     app backend acting for itself; ``actor`` is the client that obtained a delegated
     user token (RFC 8693 ``act``); ``issued_at`` is the token's ``iat``, compared with
     the revoke-before cutoffs.
+    user token (RFC 8693 ``act``). ``roles`` are the caller's app roles, filled in by
+    the authorizer when a route declares its permission (empty until then).
     """
 
     app_id: str
@@ -29,6 +31,7 @@ class Principal:
     issued_at: int = 0
     jkt: str | None = None
     """The DPoP key thumbprint the token is bound to (RFC 9449 ``cnf.jkt``), if any."""
+    roles: frozenset[str] = frozenset()
 
     @property
     def user_id(self) -> str | None:

@@ -13,12 +13,19 @@ CHAT_READ = "chat:read"
 CHAT_WRITE = "chat:write"
 AUDIT_READ = "audit:read"
 METRICS_READ = "metrics:read"
+ADMIN_READ = "admin:read"
+ADMIN_WRITE = "admin:write"
 
 BACKEND_SCOPES = frozenset({USERS_READ, USERS_WRITE, TOKENS_EXCHANGE})
 """Scopes an app backend client may be granted."""
 
-USER_SCOPES = frozenset({CHAT_READ, CHAT_WRITE})
-"""Scopes a token acting for an end user may carry."""
+USER_SCOPES = frozenset({CHAT_READ, CHAT_WRITE, ADMIN_READ, ADMIN_WRITE, AUDIT_READ})
+"""Scopes a token acting for an end user may carry; the user's app roles decide whether
+they are of any use (``audit:read`` only for auditors and admins, for instance). Never
+``metrics:read``: those metrics cover the whole server, not one app."""
+
+DEFAULT_USER_SCOPES = frozenset({CHAT_READ, CHAT_WRITE})
+"""What a user token carries when the backend asks for no scope: chat only."""
 
 OPERATOR_SCOPES = frozenset({AUDIT_READ, METRICS_READ})
 """Monitoring scopes, granted only to clients created for them (``bastion audit client``)."""
@@ -33,6 +40,8 @@ DESCRIPTIONS = {
     CHAT_WRITE: "Send, edit and react to messages; create and manage channels.",
     AUDIT_READ: "Read and export the app's audit log, and the alert state.",
     METRICS_READ: "Scrape the Prometheus metrics of the whole server.",
+    ADMIN_READ: "Read the app's role assignments and policy (for users holding such a role).",
+    ADMIN_WRITE: "Change the app's role assignments and policy (for users holding such a role).",
 }
 
 

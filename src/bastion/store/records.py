@@ -78,6 +78,8 @@ class MemberRecord:
     last_read_seq: int
     last_read_message_id: str | None
     last_read_at: datetime | None
+    role_expires_at: datetime | None = None
+    role_after: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,9 @@ channel_members = Table(
     Column("last_read_seq", SEQ, nullable=False, default=0),
     Column("last_read_message_id", ID, nullable=True),
     Column("last_read_at", TS, nullable=True),
+    # A timed role (a ban or mute with an expiry): once past, the role becomes role_after.
+    Column("role_expires_at", TS, nullable=True),
+    Column("role_after", String(16), nullable=True),
     Index("ix_channel_members_app_id_user_id", "app_id", "user_id"),
 )
 
@@ -247,4 +250,39 @@ audit_checkpoints = Table(
     Column("created_at", String(32), nullable=False),
     Column("kid", String(100), nullable=False),
     Column("signature", Text, nullable=False),
+)
+
+# Authorization (migration 0005): app role assignments, per-app policy overrides, ACLs.
+app_roles = Table(
+    "app_roles",
+    metadata,
+    Column("app_id", ID, ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    # Space-separated role names; a user without a row holds "member".
+    Column("roles", String(1000), nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+app_policies = Table(
+    "app_policies",
+    metadata,
+    Column("app_id", ID, ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(32), primary_key=True),
+    # Space-separated permission names: this app's definition of the role.
+    Column("permissions", Text, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+acl_entries = Table(
+    "acl_entries",
+    metadata,
+    Column("app_id", ID, ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True),
+    # "channel:<id>": the resource the entry is on.
+    Column("resource", String(60), primary_key=True),
+    # "user:<id>", "role:<role>" or "*".
+    Column("subject", String(50), primary_key=True),
+    Column("level", String(16), primary_key=True),
+    Column("effect", String(8), primary_key=True),
+    Column("created_by", ID, nullable=False),
+    Column("created_at", TS, nullable=False),
 )

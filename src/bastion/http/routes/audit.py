@@ -13,17 +13,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from bastion.core.errors import FieldError, ValidationFailed
-from bastion.http.deps import PageDep, ServicesDep, origin_of, scoped
+from bastion.http.deps import PageDep, ServicesDep, origin_of, requires
 from bastion.http.responses import JSONResponse, json_response
 from bastion.observe.events import Actor
-from bastion.security import scopes
 from bastion.security.audit.reader import AuditReader, stored_time
 from bastion.security.principal import Principal
 from bastion.store.repos.audit import AuditFilter
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
-Auditor = Annotated[Principal, scoped(scopes.AUDIT_READ)]
+Auditor = Annotated[Principal, requires("audit:read")]
 _NAME = r"^[a-z][a-z0-9_.]{0,63}$"
 
 

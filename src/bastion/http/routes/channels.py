@@ -17,7 +17,7 @@ from bastion.http.deps import (
     ServicesDep,
     cursor_id,
     path_id,
-    scoped,
+    requires,
 )
 from bastion.http.idempotency import IdempotencyKey
 from bastion.http.responses import JSONResponse, json_response
@@ -33,13 +33,19 @@ from bastion.http.schemas.channels import (
     ReadOut,
     ReadUpdate,
 )
-from bastion.security import scopes
 from bastion.security.principal import Principal
 
 router = APIRouter(prefix="/v1/channels", tags=["channels"])
 
-Reader = Annotated[Principal, scoped(scopes.CHAT_READ)]
-Writer = Annotated[Principal, scoped(scopes.CHAT_WRITE)]
+# Each route declares the permission it needs; the domain then checks the channel itself.
+CreateChannel = Annotated[Principal, requires("channel:create")]
+ReadChannel = Annotated[Principal, requires("channel:read")]
+UpdateChannel = Annotated[Principal, requires("channel:update")]
+ReadMembers = Annotated[Principal, requires("member:read")]
+AddMember = Annotated[Principal, requires("member:add")]
+UpdateMember = Annotated[Principal, requires("member:update")]
+RemoveMember = Annotated[Principal, requires("member:remove")]
+WriteReceipt = Annotated[Principal, requires("receipt:write")]
 
 
 def entry_view(entry: ChannelEntry) -> dict[str, Any]:
@@ -65,7 +71,7 @@ def _channel(channel_id: str) -> str:
 )
 async def create_channel(
     body: ChannelCreate,
-    caller: Writer,
+    caller: CreateChannel,
     svc: ServicesDep,
     request: Request,
     key: IdempotencyKey = None,
@@ -92,7 +98,7 @@ async def _create(body: ChannelCreate, caller: Principal, svc: Services) -> Resp
 
 @router.get("", response_model=ChannelPage, summary="List my channels")
 async def list_channels(
-    caller: Reader,
+    caller: ReadChannel,
     svc: ServicesDep,
     page: PageDep,
     after: Annotated[
@@ -108,7 +114,7 @@ async def list_channels(
 
 
 @router.get("/{channel_id}", response_model=ChannelOut, summary="Get a channel")
-async def get_channel(channel_id: str, caller: Reader, svc: ServicesDep) -> JSONResponse:
+async def get_channel(channel_id: str, caller: ReadChannel, svc: ServicesDep) -> JSONResponse:
     """One channel the caller belongs to."""
     entry = await svc.chat.channels.get(caller, _channel(channel_id))
     return json_response(entry_view(entry), version=entry.channel.version)
@@ -116,7 +122,7 @@ async def get_channel(channel_id: str, caller: Reader, svc: ServicesDep) -> JSON
 
 @router.patch("/{channel_id}", response_model=ChannelOut, summary="Update or archive a channel")
 async def update_channel(
-    channel_id: str, body: ChannelUpdate, caller: Writer, svc: ServicesDep, version: IfMatch
+    channel_id: str, body: ChannelUpdate, caller: UpdateChannel, svc: ServicesDep, version: IfMatch
 ) -> JSONResponse:
     """JSON Merge Patch: ``name``/``description`` (moderators), ``archived`` (owners)."""
     changes = body.model_dump(exclude_unset=True)
@@ -129,7 +135,7 @@ async def update_channel(
 @router.get("/{channel_id}/members", response_model=MemberPage, summary="List members")
 async def list_members(
     channel_id: str,
-    caller: Reader,
+    caller: ReadMembers,
     svc: ServicesDep,
     page: PageDep,
     after: Annotated[
@@ -153,7 +159,7 @@ async def list_members(
 async def add_member(
     channel_id: str,
     body: MemberAdd,
-    caller: Writer,
+    caller: AddMember,
     svc: ServicesDep,
     request: Request,
     key: IdempotencyKey = None,
@@ -173,7 +179,7 @@ async def add_member(
 
 @router.get("/{channel_id}/members/{user_id}", response_model=MemberOut, summary="Get a member")
 async def get_member(
-    channel_id: str, user_id: str, caller: Reader, svc: ServicesDep
+    channel_id: str, user_id: str, caller: ReadMembers, svc: ServicesDep
 ) -> JSONResponse:
     """One member of a channel the caller belongs to."""
     member = await svc.chat.members.get(
@@ -186,7 +192,7 @@ async def get_member(
     "/{channel_id}/members/{user_id}", response_model=MemberOut, summary="Change a member's role"
 )
 async def update_member(
-    channel_id: str, user_id: str, body: MemberUpdate, caller: Writer, svc: ServicesDep
+    channel_id: str, user_id: str, body: MemberUpdate, caller: UpdateMember, svc: ServicesDep
 ) -> JSONResponse:
     """Change a member's role within what the caller's own role allows."""
     member = await svc.chat.members.set_role(
@@ -199,7 +205,7 @@ async def update_member(
     "/{channel_id}/members/{user_id}", status_code=204, summary="Remove a member, or leave"
 )
 async def remove_member(
-    channel_id: str, user_id: str, caller: Writer, svc: ServicesDep
+    channel_id: str, user_id: str, caller: RemoveMember, svc: ServicesDep
 ) -> Response:
     """Remove a member (owners and moderators), or leave by naming yourself."""
     await svc.chat.members.remove(
@@ -210,7 +216,7 @@ async def remove_member(
 
 @router.put("/{channel_id}/read", response_model=ReadOut, summary="Mark messages as read")
 async def mark_read(
-    channel_id: str, body: ReadUpdate, caller: Reader, svc: ServicesDep
+    channel_id: str, body: ReadUpdate, caller: WriteReceipt, svc: ServicesDep
 ) -> JSONResponse:
     """Move the caller's read position forward to a message; returns the unread count."""
     state = await svc.chat.receipts.mark_read(caller, _channel(channel_id), body.message_id)

@@ -19,18 +19,21 @@ from bastion.http.deps import (
     ServicesDep,
     cursor_id,
     path_id,
-    scoped,
+    requires,
 )
 from bastion.http.idempotency import IdempotencyKey
 from bastion.http.responses import JSONResponse, json_response
 from bastion.http.schemas.messages import MessageCreate, MessageOut, MessagePage, MessageUpdate
-from bastion.security import scopes
 from bastion.security.principal import Principal
 
 router = APIRouter(tags=["messages"])
 
-Reader = Annotated[Principal, scoped(scopes.CHAT_READ)]
-Writer = Annotated[Principal, scoped(scopes.CHAT_WRITE)]
+# Each route declares the permission it needs; the domain then checks the message itself.
+SendMessage = Annotated[Principal, requires("message:send")]
+ReadMessages = Annotated[Principal, requires("message:read")]
+EditMessage = Annotated[Principal, requires("message:edit:own")]
+DeleteMessage = Annotated[Principal, requires("message:delete:own")]
+React = Annotated[Principal, requires("reaction:write")]
 
 _EMOJI_JOINERS = {"\u200d", "\ufe0f", "\u20e3"}
 _EMOJI_CATEGORIES = {"So", "Sk", "Mn", "Me"}
@@ -72,7 +75,7 @@ def emoji(value: str) -> str:
 async def send_message(
     channel_id: str,
     body: MessageCreate,
-    caller: Writer,
+    caller: SendMessage,
     svc: ServicesDep,
     request: Request,
     key: IdempotencyKey = None,
@@ -106,7 +109,7 @@ async def _send(channel_id: str, body: MessageCreate, caller: Principal, svc: Se
 )
 async def list_messages(
     channel_id: str,
-    caller: Reader,
+    caller: ReadMessages,
     svc: ServicesDep,
     page: PageDep,
     before: Annotated[
@@ -140,7 +143,7 @@ async def list_messages(
 
 
 @router.get("/v1/messages/{message_id}", response_model=MessageOut, summary="Get a message")
-async def get_message(message_id: str, caller: Reader, svc: ServicesDep) -> JSONResponse:
+async def get_message(message_id: str, caller: ReadMessages, svc: ServicesDep) -> JSONResponse:
     """One message from a channel the caller belongs to."""
     entry = await svc.chat.messages.get(caller, _message(message_id))
     return json_response(entry.view(), version=entry.message.version)
@@ -148,7 +151,7 @@ async def get_message(message_id: str, caller: Reader, svc: ServicesDep) -> JSON
 
 @router.patch("/v1/messages/{message_id}", response_model=MessageOut, summary="Edit a message")
 async def edit_message(
-    message_id: str, body: MessageUpdate, caller: Writer, svc: ServicesDep, version: IfMatch
+    message_id: str, body: MessageUpdate, caller: EditMessage, svc: ServicesDep, version: IfMatch
 ) -> JSONResponse:
     """Change the text of your own message."""
     entry = await svc.chat.messages.edit(caller, _message(message_id), body.text, version)
@@ -157,7 +160,7 @@ async def edit_message(
 
 @router.delete("/v1/messages/{message_id}", status_code=204, summary="Delete a message")
 async def delete_message(
-    message_id: str, caller: Writer, svc: ServicesDep, version: IfMatch
+    message_id: str, caller: DeleteMessage, svc: ServicesDep, version: IfMatch
 ) -> Response:
     """Delete your own message (moderators: any); the body is removed, the place kept."""
     await svc.chat.messages.delete(caller, _message(message_id), version)
@@ -170,7 +173,7 @@ async def delete_message(
     summary="Add a reaction",
 )
 async def add_reaction(
-    message_id: str, reaction: str, caller: Writer, svc: ServicesDep
+    message_id: str, reaction: str, caller: React, svc: ServicesDep
 ) -> JSONResponse:
     """React with one emoji; doing it twice changes nothing."""
     entry = await svc.chat.reactions.add(caller, _message(message_id), emoji(reaction))
@@ -183,7 +186,7 @@ async def add_reaction(
     summary="Remove a reaction",
 )
 async def remove_reaction(
-    message_id: str, reaction: str, caller: Writer, svc: ServicesDep
+    message_id: str, reaction: str, caller: React, svc: ServicesDep
 ) -> JSONResponse:
     """Take your reaction back."""
     entry = await svc.chat.reactions.remove(caller, _message(message_id), emoji(reaction))

@@ -13,16 +13,15 @@ from fastapi import APIRouter, Request
 
 from bastion.core.clock import rfc3339
 from bastion.core.ids import Kind
-from bastion.http.deps import ServicesDep, origin_of, path_id, scoped
+from bastion.http.deps import ServicesDep, origin_of, path_id, requires
 from bastion.http.responses import JSONResponse, json_response
 from bastion.http.schemas.revocations import RevokeBefore, RevokeBeforeOut
 from bastion.observe.events import Actor
-from bastion.security import scopes
 from bastion.security.principal import Principal
 
 router = APIRouter(tags=["token revocation"])
 
-WriteUsers = Annotated[Principal, scoped(scopes.USERS_WRITE)]
+RevokeTokens = Annotated[Principal, requires("token:revoke")]
 
 
 @router.post(
@@ -31,7 +30,7 @@ WriteUsers = Annotated[Principal, scoped(scopes.USERS_WRITE)]
     summary="Revoke every token of the app issued before a time",
 )
 async def revoke_app_tokens(
-    caller: WriteUsers, svc: ServicesDep, request: Request, body: RevokeBefore | None = None
+    caller: RevokeTokens, svc: ServicesDep, request: Request, body: RevokeBefore | None = None
 ) -> JSONResponse:
     """Refuse every access token of the app (users and backends) issued before the time."""
     return await _revoke(svc, request, caller, None, body)
@@ -44,7 +43,7 @@ async def revoke_app_tokens(
 )
 async def revoke_user_tokens(
     user_id: str,
-    caller: WriteUsers,
+    caller: RevokeTokens,
     svc: ServicesDep,
     request: Request,
     body: RevokeBefore | None = None,

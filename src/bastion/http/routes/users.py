@@ -9,18 +9,17 @@ from fastapi.responses import Response
 
 from bastion.chat.views import user_view
 from bastion.core.ids import Kind
-from bastion.http.deps import IfMatch, PageDep, ServicesDep, cursor_id, path_id, scoped
+from bastion.http.deps import IfMatch, PageDep, ServicesDep, cursor_id, path_id, requires
 from bastion.http.idempotency import IdempotencyKey
 from bastion.http.responses import JSONResponse, json_response
 from bastion.http.schemas.users import UserCreate, UserOut, UserPage, UserUpdate
-from bastion.security import scopes
 from bastion.security.principal import Principal
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
-ReadUsers = Annotated[Principal, scoped(scopes.USERS_READ)]
-WriteUsers = Annotated[Principal, scoped(scopes.USERS_WRITE)]
-ChatReader = Annotated[Principal, scoped(scopes.CHAT_READ)]
+ReadUsers = Annotated[Principal, requires("user:read")]
+WriteUsers = Annotated[Principal, requires("user:write")]
+ReadProfile = Annotated[Principal, requires("profile:read")]
 
 
 @router.post("", status_code=201, response_model=UserOut, summary="Create a user")
@@ -68,7 +67,7 @@ async def list_users(
 
 
 @router.get("/me", response_model=UserOut, summary="The user the token acts for")
-async def me(caller: ChatReader, svc: ServicesDep) -> JSONResponse:
+async def me(caller: ReadProfile, svc: ServicesDep) -> JSONResponse:
     """Return the calling user."""
     user = await svc.chat.users.me(caller)
     return json_response(user_view(user), version=user.version)

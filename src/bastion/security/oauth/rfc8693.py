@@ -64,7 +64,8 @@ async def exchange(
     user_id = await directory.resolve_user(client.app_id, subject_type, subject_token)
     if user_id is None:
         raise _invalid("The subject is not an active user of this app.")
-    scopes = granted_scopes(scope_names.parse(params.get("scope")), scope_names.USER_SCOPES)
+    requested = scope_names.parse(params.get("scope")) or scope_names.DEFAULT_USER_SCOPES
+    scopes = granted_scopes(requested, scope_names.USER_SCOPES)
     return tokens.issue(
         app_id=client.app_id,
         client_id=client.id,
