@@ -21,6 +21,7 @@ PLACEHOLDERS: dict[str, Callable[[], str]] = {
     "channel_id": lambda: new_id(Kind.CHANNEL),
     "message_id": lambda: new_id(Kind.MESSAGE),
     "reaction": lambda: "thumbsup",
+    "role": lambda: "member",
 }
 
 
