@@ -196,7 +196,6 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         revocations=revocations,
         max_token_bytes=settings.resource_server.max_token_bytes,
     )
-    events = SecurityEvents(clock, [LogSink()])
     authz = Authorizer(
         AuthzReader(db),
         events,

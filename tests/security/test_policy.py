@@ -26,7 +26,8 @@ all_scopes = frozenset(scopes.ALL_SCOPES)
 
 def test_defaults_are_least_privilege() -> None:
     """Auditors only read audit data; moderators never manage roles or policy; members
-    never moderate app-wide; a backend only manages users."""
+    never moderate app-wide; a backend only manages users and (monitoring clients, by
+    scope) reads the audit log and metrics."""
     assert DEFAULT_POLICY[AppRole.AUDITOR] == {"audit:read", "metrics:read"}
     for role in (AppRole.MODERATOR, AppRole.MEMBER, AppRole.AUDITOR, AppRole.SERVICE):
         assert not DEFAULT_POLICY[role] & {"role:manage", "policy:manage"}
@@ -36,6 +37,8 @@ def test_defaults_are_least_privilege() -> None:
         "user:write",
         "user:read:private",
         "token:revoke",
+        "audit:read",
+        "metrics:read",
     }
     assert DEFAULT_POLICY[AppRole.ADMIN] == frozenset(PERMISSIONS)
 

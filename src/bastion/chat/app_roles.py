@@ -83,8 +83,9 @@ class AppRoles:
                 lambda: check_role_assignment(policy, caller.roles, before, roles),
             )
             await repo.set_user_roles(conn, caller.app_id, user_id, roles, self._ctx.clock.now())
+            # Inside the transaction: the audit log records the change with it, or neither.
+            await self._changed(caller, origin, f"user:{user_id}", "role.assign", before, roles)
         self._ctx.authz.forget_roles(caller.app_id, user_id)
-        await self._changed(caller, origin, f"user:{user_id}", "role.assign", before, roles)
         return Assignment(user_id, roles, True)
 
     async def policy(self, caller: Principal) -> tuple[Policy, frozenset[str]]:
@@ -109,8 +110,8 @@ class AppRoles:
         wanted = frozenset(permissions)
         async with self._ctx.db.write() as conn:
             await repo.set_policy_role(conn, caller.app_id, role, wanted, self._ctx.clock.now())
+            await self._changed(caller, origin, f"role:{role}", "policy.define", before, wanted)
         self._ctx.authz.forget_policy(caller.app_id)
-        await self._changed(caller, origin, f"role:{role}", "policy.define", before, wanted)
         return wanted
 
     async def reset(self, caller: Principal, role: str, origin: Origin) -> None:
@@ -130,8 +131,8 @@ class AppRoles:
         async with self._ctx.db.write() as conn:
             if not await repo.delete_policy_role(conn, caller.app_id, role):
                 raise NotFound("This app has not customised that role.")
+            await self._changed(caller, origin, f"role:{role}", "policy.reset", before, default)
         self._ctx.authz.forget_policy(caller.app_id)
-        await self._changed(caller, origin, f"role:{role}", "policy.reset", before, default)
 
     async def _check(
         self,

@@ -18,4 +18,6 @@ class MetricsSink:
         if event.action in _AUTH_ACTIONS:
             metrics.AUTH_ATTEMPTS.labels(outcome=event.outcome, reason=reason).inc()
         elif event.action.startswith("authz.") and event.outcome == "denied":
-            metrics.AUTHZ_DENIALS.labels(reason=reason).inc()
+            permission = event.details.get("permission")
+            label = permission[:40] if isinstance(permission, str) else "none"
+            metrics.AUTHZ_DENIALS.labels(reason=reason, permission=label).inc()

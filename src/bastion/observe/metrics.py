@@ -26,7 +26,9 @@ AUTH_ATTEMPTS = Counter(
     ["outcome", "reason"],
 )
 AUTHZ_DENIALS = Counter(
-    "bastion_authz_denials", "Authorization denials (403 and policy denials).", ["reason"]
+    "bastion_authz_denials",
+    "Authorization denials (403 and policy denials), by reason and permission.",
+    ["reason", "permission"],
 )
 WEBSOCKETS_ACTIVE = Gauge("bastion_websocket_connections", "Open WebSocket connections.")
 MESSAGES_SENT = Counter("bastion_messages_sent", "Messages stored by a send.")

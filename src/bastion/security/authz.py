@@ -2,8 +2,8 @@
 
 Routes call :meth:`Authorizer.authorize` with the permission they declare; the domain
 calls :meth:`Authorizer.holds` for app-wide permissions and :meth:`Authorizer.deny`
-when an object-level check refuses. Every denial becomes an ``authz.decision`` event
-and a count in ``bastion_authz_denials_total``.
+when an object-level check refuses. Every denial becomes an ``authz.decision`` event,
+which the metrics sink counts in ``bastion_authz_denials_total{reason, permission}``.
 
 Role assignments and policies are read through :class:`AuthzStore` and cached for
 ``authz.cache_seconds``; a change made through this process drops its cache entry at
@@ -17,19 +17,10 @@ import time
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
-from prometheus_client import Counter
-
 from bastion.core.errors import Forbidden, InsufficientScope
 from bastion.observe.events import Actor, Origin, SecurityEvents
 from bastion.security.policy import PERMISSIONS, AppRole, Decision, Policy, decide
 from bastion.security.principal import Principal
-
-DENIALS = Counter(
-    "bastion_authz_denials_total",
-    "Authorization denials, by permission (or object-level action) and reason.",
-    ["permission", "reason"],
-)
-"""Registered in the default registry, so any /metrics exposition of it includes it."""
 
 _CACHE_MAX = 100_000
 K = TypeVar("K")
@@ -171,9 +162,7 @@ class Authorizer:
         decision: Decision,
         origin: Origin,
     ) -> None:
-        """Emit an ``authz.decision`` event; count it when it is a denial."""
-        if not decision.allowed:
-            DENIALS.labels(permission=permission, reason=decision.reason).inc()
+        """Emit an ``authz.decision`` event (the metrics sink counts the denials)."""
         await self._events.emit(
             "authz.decision",
             "allowed" if decision.allowed else "denied",
