@@ -53,15 +53,24 @@ from bastion.security.audit.context import AuditContext
 from bastion.security.audit.log import AuditLog, ChangeAudit
 from bastion.security.audit.records import Redactor
 from bastion.security.authz import Authorizer
+from bastion.security.guard.body_text import BodyText
 from bastion.security.guard.cors import OriginPolicy
 from bastion.security.guard.headers import SecurityHeaders, hsts_value
+from bastion.security.guard.headers_size import HeaderLimits
 from bastion.security.guard.https import HttpsOnly
+from bastion.security.guard.json_shape import JsonShape
 from bastion.security.guard.limits import BodyLimits
+from bastion.security.guard.malformed import MalformedTraffic
+from bastion.security.guard.media_types import MediaTypes
+from bastion.security.guard.offenders import Offenders
 from bastion.security.guard.proxies import TrustedProxies
 from bastion.security.guard.ratelimit import RateLimits
 from bastion.security.guard.request_id import RequestId
+from bastion.security.guard.request_target import RequestTarget
+from bastion.security.guard.timeouts import BodyTimeouts
 from bastion.security.keys import KeyRing, SigningKeyStore
 from bastion.security.oauth.server import TokenEndpoint
+from bastion.security.outbound import OutboundGuard, OutboundPolicy
 from bastion.security.passwords import SecretHasher
 from bastion.security.ratelimit.service import RateLimiting
 from bastion.security.tokens import AccessTokens, Revocations
@@ -92,6 +101,20 @@ def secret_hasher(settings: Settings) -> SecretHasher:
         time_cost=auth.argon2_time_cost,
         memory_kib=auth.argon2_memory_kib,
         parallelism=auth.argon2_parallelism,
+    )
+
+
+def outbound_guard(settings: Settings) -> OutboundGuard:
+    """The SSRF guard every outbound fetch (webhooks, IdP metadata) goes through."""
+    limits = settings.validation
+    return OutboundGuard(
+        OutboundPolicy.of(
+            allow_http=limits.outbound_allow_http,
+            allow_networks=limits.outbound_allow_networks,
+            timeout_seconds=limits.outbound_timeout_seconds,
+            max_bytes=limits.outbound_max_bytes,
+            max_redirects=limits.outbound_max_redirects,
+        )
     )
 
 
@@ -234,6 +257,7 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         audit=audit_sink,
         checkpoints=checkpoints(settings, db, clock),
         authz=authz,
+        outbound=outbound_guard(settings),
     )
 
 
@@ -306,21 +330,63 @@ def transport_guards(app: ASGIApp, settings: Settings) -> ASGIApp:
     return app
 
 
+def guarded(api: ASGIApp, settings: Settings) -> ASGIApp:
+    """Wrap the API in the input guards, cheapest first: nothing is parsed before them."""
+    limits = settings.validation
+    base = settings.server.problem_base
+    app: ASGIApp = JsonShape(
+        api,
+        max_depth=limits.max_json_depth,
+        max_elements=limits.max_json_elements,
+        problem_base=base,
+    )
+    app = BodyText(app, problem_base=base)
+    app = BodyLimits(
+        app,
+        max_body_bytes=settings.server.max_body_bytes,
+        max_frame_bytes=settings.realtime.max_frame_bytes,
+        problem_base=base,
+    )
+    app = BodyTimeouts(
+        app,
+        request_seconds=limits.request_timeout_seconds,
+        idle_seconds=limits.idle_timeout_seconds,
+        problem_base=base,
+    )
+    app = MediaTypes(app, problem_base=base)
+    app = RequestTarget(app, max_url_bytes=limits.max_url_bytes, problem_base=base)
+    return HeaderLimits(
+        app,
+        max_headers=limits.max_headers,
+        max_header_bytes=limits.max_header_bytes,
+        problem_base=base,
+    )
+
+
 class Bastion:
     """The complete ASGI application: guards around the API."""
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.api = create_api(settings, clock)
         configure_logging(settings.log.level, json_output=settings.log.json_output)
-        app: ASGIApp = BodyLimits(
-            self.api,
-            max_body_bytes=settings.server.max_body_bytes,
-            problem_base=settings.server.problem_base,
-        )
+        app = guarded(self.api, settings)
         app = RateLimits(app, self._rate_limiting, problem_base=settings.server.problem_base)
         if settings.log.access_log:
             app = AccessLog(app)
         app = RequestMetrics(app)
+        offenders = Offenders(
+            clock or SystemClock(),
+            threshold=settings.validation.malformed_threshold,
+            window=settings.validation.malformed_window_seconds,
+            block=settings.validation.block_seconds,
+            block_max=settings.validation.block_max_seconds,
+        )
+        app = MalformedTraffic(
+            app,
+            offenders=offenders,
+            events=self._events,
+            problem_base=settings.server.problem_base,
+        )
         app = TrustedProxies(app, settings.server.forwarded_allow_ips)
         self._app = RequestId(AuditContext(transport_guards(app, settings)))
 
@@ -328,6 +394,11 @@ class Bastion:
         """The running rate limiter (None until the services are built at start-up)."""
         services: Services | None = getattr(self.api.state, "services", None)
         return services.ratelimit if services is not None else None
+
+    def _events(self) -> SecurityEvents | None:
+        """The security events emitter (None until the services are built at start-up)."""
+        services: Services | None = getattr(self.api.state, "services", None)
+        return services.events if services is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection."""

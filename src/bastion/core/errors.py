@@ -10,13 +10,17 @@ as plain data, so raising one needs no HTTP import::
     │   └── InsufficientScope     403  insufficient-scope
     ├── NotFound                  404  not-found
     ├── MethodNotAllowed          405  method-not-allowed
+    ├── RequestTimeout            408  request-timeout
     ├── Conflict                  409  conflict
     ├── PreconditionFailed        412  precondition-failed
     ├── PayloadTooLarge           413  payload-too-large
+    ├── UriTooLong                414  uri-too-long
     ├── UnsupportedMediaType      415  unsupported-media-type
     ├── ValidationFailed          422  validation-failed  (lists each failing field)
     │   └── LimitExceeded         422  limit-exceeded
     ├── RateLimited               429  quota-exceeded
+    │   └── Blocked               429  blocked           (repeated malformed requests)
+    ├── HeadersTooLarge           431  headers-too-large
     └── Unavailable               503  unavailable
         └── ReducedCapacity       503  temporary-reduced-capacity
     OAuthError                         RFC 6749 §5.2 body, not problem+json
@@ -104,6 +108,14 @@ class MethodNotAllowed(BastionError):
     status = 405
 
 
+class RequestTimeout(BastionError):
+    """The client sent its request too slowly: the body did not arrive in time."""
+
+    type = "request-timeout"
+    title = "Request timeout"
+    status = 408
+
+
 class Conflict(BastionError):
     """The request conflicts with the current state of the object."""
 
@@ -126,6 +138,14 @@ class PayloadTooLarge(BastionError):
     type = "payload-too-large"
     title = "Payload too large"
     status = 413
+
+
+class UriTooLong(BastionError):
+    """The request target (path and query) is longer than the configured maximum."""
+
+    type = "uri-too-long"
+    title = "URI too long"
+    status = 414
 
 
 class UnsupportedMediaType(BastionError):
@@ -170,6 +190,21 @@ class RateLimited(BastionError):
         self.retry_after = retry_after
 
 
+class Blocked(RateLimited):
+    """This address sent too many malformed requests and is blocked for a while."""
+
+    type = "blocked"
+    title = "Temporarily blocked"
+
+
+class HeadersTooLarge(BastionError):
+    """Too many request header fields, or too many bytes of them (RFC 6585 §5)."""
+
+    type = "headers-too-large"
+    title = "Request header fields too large"
+    status = 431
+
+
 class Unavailable(BastionError):
     """A backing service (database, broker) cannot be reached right now."""
 
@@ -210,13 +245,17 @@ PROBLEM_TYPES: tuple[type[BastionError], ...] = (
     InsufficientScope,
     NotFound,
     MethodNotAllowed,
+    RequestTimeout,
     Conflict,
     PreconditionFailed,
     PayloadTooLarge,
+    UriTooLong,
     UnsupportedMediaType,
     ValidationFailed,
     LimitExceeded,
     RateLimited,
+    Blocked,
+    HeadersTooLarge,
     Unavailable,
     ReducedCapacity,
 )

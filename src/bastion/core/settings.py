@@ -8,6 +8,7 @@ the frozen result is passed down explicitly. Nothing reads the environment later
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from enum import StrEnum
@@ -25,6 +26,7 @@ from pydantic_settings import (
 CONFIG_FILE_ENV = "BASTION_CONFIG_FILE"
 _PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "changethis", "secret", "password"})
 _MIN_PASSPHRASE = 16
+_REACTION_NAME = re.compile(r"[a-z0-9_+-]{1,32}")
 
 
 class Environment(StrEnum):
@@ -382,6 +384,76 @@ class TransportSettings(_Section):
             raise ValueError("transport.cert_file and transport.key_file go together")
         if "*" in self.allowed_origins:
             raise ValueError("transport.allowed_origins lists origins; '*' is not allowed")
+
+
+class ValidationSettings(_Section):
+    """Input guards before parsing, text rules, and the outbound-URL (SSRF) guard."""
+
+    max_url_bytes: int = Field(
+        4096, ge=256, le=65_536, description="Longest request target (path and query), bytes."
+    )
+    max_headers: int = Field(64, ge=8, le=1000, description="Most request header fields.")
+    max_header_bytes: int = Field(
+        16_384, ge=1024, le=262_144, description="Largest total size of the request headers."
+    )
+    max_json_depth: int = Field(32, ge=2, le=1000, description="Deepest JSON nesting accepted.")
+    max_json_elements: int = Field(
+        10_000, ge=10, le=10_000_000, description="Most JSON values (items and members) in a body."
+    )
+    request_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="Time allowed to receive a whole request body."
+    )
+    idle_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="Longest pause allowed while a request body arrives."
+    )
+    malformed_threshold: int = Field(
+        30, ge=1, le=100_000, description="Rejected requests from one address before it is blocked."
+    )
+    malformed_window_seconds: int = Field(
+        60, ge=1, le=86_400, description="Window in which rejected requests are counted."
+    )
+    block_seconds: int = Field(
+        30, ge=1, le=86_400, description="First block of a repeat offender; doubles each time."
+    )
+    block_max_seconds: int = Field(
+        3600, ge=1, le=7 * 86_400, description="Longest block of a repeat offender."
+    )
+    confusable_names: Literal["reject", "allow"] = Field(
+        "reject",
+        description="`reject` refuses display names that mix scripts with look-alike letters.",
+    )
+    reactions: tuple[str, ...] = Field(
+        (),
+        max_length=200,
+        description="Named reactions accepted besides emoji (lower-case, digits, _ + -).",
+    )
+    outbound_allow_http: bool = Field(
+        False, description="Let the outbound guard fetch http:// URLs (tests only)."
+    )
+    outbound_allow_networks: tuple[str, ...] = Field(
+        (), description="Networks (CIDR) the outbound guard may reach although not public."
+    )
+    outbound_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="Total time for one outbound fetch, redirects included."
+    )
+    outbound_max_bytes: int = Field(
+        1_048_576, ge=1024, le=64 * 1_048_576, description="Largest outbound response body."
+    )
+    outbound_max_redirects: int = Field(
+        3, ge=0, le=10, description="Redirects followed, each one checked again."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        for name in self.reactions:
+            if not _REACTION_NAME.fullmatch(name):
+                raise ValueError(f"validation.reactions: {name!r} is not a valid reaction name")
+        for network in self.outbound_allow_networks:
+            ipaddress.ip_network(network, strict=False)
+        if self.block_seconds > self.block_max_seconds:
+            raise ValueError(
+                "validation.block_seconds must not exceed validation.block_max_seconds"
+            )
         return self
 
 
@@ -408,6 +480,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     transport: TransportSettings = TransportSettings()
     authz: AuthzSettings = AuthzSettings()
+    validation: ValidationSettings = ValidationSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -473,6 +546,11 @@ class Settings(BaseSettings):
             findings.append("transport.hsts_max_age is below one year")
         if self.auth.argon2_memory_kib < 19_456 or self.auth.argon2_time_cost < 2:
             findings.append("argon2 parameters are below OWASP's minimum (19 MiB, t=2)")
+        if self.validation.outbound_allow_http or self.validation.outbound_allow_networks:
+            findings.append(
+                "validation.outbound_allow_http/outbound_allow_networks open the outbound "
+                "guard to plain http or private addresses: for tests only"
+            )
         return findings
 
     @model_validator(mode="after")

@@ -38,6 +38,7 @@ from bastion.security.authz import Authorizer
 from bastion.security.keys import KeyRing
 from bastion.security.oauth import rfc6750
 from bastion.security.oauth.server import TokenEndpoint
+from bastion.security.outbound import OutboundGuard
 from bastion.security.policy import PERMISSIONS
 from bastion.security.principal import Principal
 from bastion.security.ratelimit.service import RateLimiting
@@ -62,6 +63,7 @@ class Services:
     audit: AuditLog
     checkpoints: Checkpoints
     authz: Authorizer
+    outbound: OutboundGuard
 
 
 async def services(request: Request) -> Services:

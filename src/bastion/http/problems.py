@@ -7,6 +7,8 @@ client.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -79,12 +81,25 @@ def oauth_response(error: OAuthError) -> Response:
     )
 
 
+_SAFE_PART = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MAX_MESSAGE = 300
+
+
+def safe_location(parts: Sequence[object]) -> str:
+    """A field path fit to echo: a name the client made up is not repeated verbatim."""
+    shown = [
+        str(part) if isinstance(part, int) or _SAFE_PART.fullmatch(str(part)) else "(field)"
+        for part in parts
+    ]
+    return ".".join(shown) or "request"
+
+
 def _field_errors(exc: RequestValidationError) -> list[FieldError]:
     fields = []
     for item in exc.errors()[:50]:
-        location = ".".join(str(part) for part in item.get("loc", ()))
-        # The message only: the offending input is never echoed back.
-        fields.append(FieldError(location or "request", str(item.get("msg", "Invalid value."))))
+        # The location and the message only: the offending input is never echoed back.
+        message = str(item.get("msg", "Invalid value."))[:_MAX_MESSAGE]
+        fields.append(FieldError(safe_location(item.get("loc", ())), message))
     return fields
 
 

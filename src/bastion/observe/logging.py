@@ -7,12 +7,37 @@ import sys
 
 import structlog
 
+from bastion.core.text import escape_for_log
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+def escape_values(
+    _logger: object, _method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Escape CR, LF, other controls and bidi characters in every string value.
+
+    Input that reaches a log line (a header, a name) can then neither start a forged
+    entry nor reorder what an operator reads, whichever renderer is configured.
+    """
+    for key, value in event.items():
+        event[key] = _escaped(value)
+    return event
+
+
+def _escaped(value: object) -> object:
+    if isinstance(value, str):
+        return escape_for_log(value)
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(v) for v in value]
+    return value
 
 
 def configure(level: str, *, json_output: bool) -> None:
@@ -28,6 +53,7 @@ def configure(level: str, *, json_output: bool) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            escape_values,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),

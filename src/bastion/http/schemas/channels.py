@@ -7,13 +7,19 @@ from typing import Annotated
 from pydantic import Field, StrictBool, StringConstraints
 
 from bastion.chat.roles import ChannelType, Role
-from bastion.http.schemas.common import RequestModel, ResponseModel, UserId
+from bastion.http.schemas.common import (
+    CleanName,
+    CleanText,
+    RequestModel,
+    ResponseModel,
+    UserId,
+)
 from bastion.http.schemas.messages import MessageOut
 
 ChannelName = Annotated[
-    str, StringConstraints(min_length=1, max_length=1000, strip_whitespace=True)
+    str, StringConstraints(min_length=1, max_length=1000, strip_whitespace=True), CleanName
 ]
-Description = Annotated[str, StringConstraints(max_length=1000)]
+Description = Annotated[str, StringConstraints(max_length=1000), CleanText]
 
 
 class ChannelCreate(RequestModel):

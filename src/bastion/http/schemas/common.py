@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from bastion.core.ids import Kind, pattern
+from bastion.core.text import clean_message, clean_name
 
 UserId = Annotated[str, StringConstraints(pattern=pattern(Kind.USER))]
 """A user id in a request body (``usr_`` + ULID)."""
 
 MessageId = Annotated[str, StringConstraints(pattern=pattern(Kind.MESSAGE))]
 """A message id in a request body (``msg_`` + ULID)."""
+
+
+CleanName = AfterValidator(clean_name)
+"""NFC, no control, bidi or invisible characters (``bastion.core.text``)."""
+
+CleanText = AfterValidator(clean_message)
+"""Free text: anything but control characters (bar tab and newline) and surrogates."""
 
 
 class RequestModel(BaseModel):

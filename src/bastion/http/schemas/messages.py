@@ -6,9 +6,15 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from bastion.http.schemas.common import MessageId, RequestModel, ResponseModel, UserId
+from bastion.http.schemas.common import (
+    CleanText,
+    MessageId,
+    RequestModel,
+    ResponseModel,
+    UserId,
+)
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=100_000), CleanText]
 ClientMsgId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
 ]

@@ -6,13 +6,13 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from bastion.http.schemas.common import RequestModel, ResponseModel
+from bastion.http.schemas.common import CleanName, RequestModel, ResponseModel
 
 ExternalId = Annotated[
     str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._:@|+=-]+$")
 ]
 DisplayName = Annotated[
-    str, StringConstraints(min_length=1, max_length=1000, strip_whitespace=True)
+    str, StringConstraints(min_length=1, max_length=1000, strip_whitespace=True), CleanName
 ]
 
 

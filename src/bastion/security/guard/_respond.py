@@ -5,22 +5,29 @@ from __future__ import annotations
 import json
 
 from bastion.core.asgi import Scope, Send
-from bastion.core.errors import BastionError, problem
+from bastion.core.errors import BastionError, RateLimited, problem
 
 
 async def send_problem(scope: Scope, send: Send, error: BastionError, base: str) -> None:
-    """Send an RFC 9457 response for ``error``."""
+    """Send an RFC 9457 response for ``error`` and close the connection after it.
+
+    A malformed request to the OAuth endpoints gets the RFC 6749 §5.2 body instead
+    (``invalid_request``), which OAuth clients expect.
+    """
     request_id = scope.get("state", {}).get("request_id")
-    body = json.dumps(problem(error, instance=request_id, base=base)).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.status,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    headers = [(b"connection", b"close")]
+    if error.status == 400 and scope.get("path", "").startswith("/oauth/"):
+        body = json.dumps({"error": "invalid_request", "error_description": error.detail})
+        headers += [
+            (b"content-type", b"application/json; charset=utf-8"),
+            (b"cache-control", b"no-store"),
+            (b"pragma", b"no-cache"),
+        ]
+    else:
+        body = json.dumps(problem(error, instance=request_id, base=base))
+        headers.append((b"content-type", b"application/problem+json"))
+    headers.append((b"content-length", str(len(body)).encode()))
+    if isinstance(error, RateLimited):
+        headers.append((b"retry-after", str(error.retry_after).encode()))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body.encode()})
