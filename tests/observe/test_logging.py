@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import pytest
 import structlog
@@ -21,7 +22,9 @@ def test_crlf_and_bidi_in_values_are_escaped(json_output: bool) -> None:
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     logger = structlog.wrap_logger(
-        structlog.PrintLogger(file=out), processors=[escape_values, renderer]
+        structlog.PrintLogger(file=out),
+        processors=[escape_values, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
     )
     evil = 'x\r\n{"level": "error", "event": "forged"}\u202egnp.exe'
     logger.info("request", agent=evil, nested={"k": [evil]})

@@ -384,6 +384,7 @@ class TransportSettings(_Section):
             raise ValueError("transport.cert_file and transport.key_file go together")
         if "*" in self.allowed_origins:
             raise ValueError("transport.allowed_origins lists origins; '*' is not allowed")
+        return self
 
 
 class ValidationSettings(_Section):
