@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from bastion import __version__
 from bastion.chat.apps import ClientDirectory
 from bastion.chat.context import ChatContext
+from bastion.chat.identities import ExternalUsers
 from bastion.chat.revocations import CutoffSync
 from bastion.chat.service import Chat
 from bastion.chat.users import UserResolver, keep_loading_revocations
@@ -52,7 +53,10 @@ from bastion.security.audit.checkpoints import Checkpoints
 from bastion.security.audit.context import AuditContext
 from bastion.security.audit.log import AuditLog, ChangeAudit
 from bastion.security.audit.records import Redactor
+from bastion.security.authenticator import Authenticator
 from bastion.security.authz import Authorizer
+from bastion.security.external import ExternalIdentities
+from bastion.security.fetch import JsonFetcher
 from bastion.security.guard.body_text import BodyText
 from bastion.security.guard.cors import OriginPolicy
 from bastion.security.guard.headers import SecurityHeaders, hsts_value
@@ -68,6 +72,7 @@ from bastion.security.guard.ratelimit import RateLimits
 from bastion.security.guard.request_id import RequestId
 from bastion.security.guard.request_target import RequestTarget
 from bastion.security.guard.timeouts import BodyTimeouts
+from bastion.security.issuers import ExternalIssuer
 from bastion.security.keys import KeyRing, SigningKeyStore
 from bastion.security.oauth.server import TokenEndpoint
 from bastion.security.outbound import OutboundGuard, OutboundPolicy
@@ -234,6 +239,8 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         authz=authz,
         events=events,
     )
+    events = SecurityEvents(clock, [LogSink()])
+    external = external_identities(settings, clock, ctx, events)
     token_endpoint = TokenEndpoint(
         clients=ClientDirectory(db),
         users=UserResolver(ctx),
@@ -242,6 +249,7 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         audience=settings.audience,
         client_token_ttl=settings.auth.client_token_ttl,
         user_token_ttl=settings.auth.user_token_ttl,
+        id_tokens=external,
     )
     return Services(
         settings=settings,
@@ -258,6 +266,40 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         checkpoints=checkpoints(settings, db, clock),
         authz=authz,
         outbound=outbound_guard(settings),
+        authenticator=Authenticator(tokens, external),
+    )
+
+
+def external_identities(
+    settings: Settings, clock: Clock, ctx: ChatContext, events: SecurityEvents
+) -> ExternalIdentities:
+    """The trusted external OpenID Providers, with just-in-time users."""
+    rs = settings.resource_server
+    fetcher = JsonFetcher(
+        timeout=rs.fetch_timeout_seconds,
+        max_bytes=rs.fetch_max_bytes,
+        allow_http_loopback=rs.allow_http_loopback,
+    )
+    issuers = [
+        ExternalIssuer(
+            config,
+            fetcher=fetcher,
+            clock=clock,
+            default_audience=settings.audience,
+            leeway=settings.auth.leeway,
+            max_token_bytes=rs.max_token_bytes,
+            cache_seconds=rs.jwks_cache_seconds,
+            min_refresh_seconds=rs.jwks_min_refresh_seconds,
+        )
+        for config in rs.external_issuers
+    ]
+    return ExternalIdentities(
+        issuers,
+        store=ExternalUsers(ctx),
+        revocations=ctx.revocations,
+        events=events,
+        clock=clock,
+        cache_size=settings.auth.token_cache_size,
     )
 
 

@@ -263,3 +263,35 @@ def test_page_size_default_must_fit_the_maximum() -> None:
     """Inconsistent limits are refused at start-up."""
     with pytest.raises(ValidationError, match="page_size_default"):
         Settings(limits={"page_size_default": 500, "page_size_max": 100})
+
+
+@pytest.mark.parametrize(
+    ("resource_server", "message"),
+    [
+        ({"allow_http_loopback": True}, "allow_http_loopback"),
+        (
+            {"external_issuers": [{"issuer": "http://idp.example.com", "app_id": "app_x"}]},
+            "is not an https:// URL",
+        ),
+    ],
+)
+def test_production_refuses_insecure_external_issuers(
+    resource_server: dict[str, Any], message: str
+) -> None:
+    """Plain-http providers, or the test-only loopback switch, never run in production."""
+    with pytest.raises(ValidationError, match=message):
+        Settings(**production(resource_server=resource_server))
+
+
+def test_external_issuers_parse_from_json_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """BASTION_RESOURCE_SERVER__EXTERNAL_ISSUERS holds the list as JSON."""
+    monkeypatch.setenv(
+        "BASTION_RESOURCE_SERVER__EXTERNAL_ISSUERS",
+        '[{"issuer": "https://accounts.google.com", "app_id": "app_x", "client_ids": ["c"]}]',
+    )
+    issuer = Settings().resource_server.external_issuers[0]
+    assert issuer.issuer == "https://accounts.google.com"
+    assert issuer.client_ids == ["c"]
+    assert issuer.algorithms == ["RS256", "ES256"]

@@ -104,14 +104,74 @@ class AuthSettings(_Section):
     argon2_parallelism: int = Field(2, ge=1, le=16, description="argon2id lanes.")
 
 
+class ExternalIssuerSettings(_Section):
+    """One trusted external OpenID Provider whose tokens this server accepts."""
+
+    issuer: str = Field(description="The issuer identifier, exactly as the provider's `iss`.")
+    app_id: str = Field(description="The app (tenant) this provider's users belong to.")
+    audience: str | None = Field(
+        None, description="Required `aud` of its access tokens; default: this server's audience."
+    )
+    client_ids: list[str] = Field(
+        default_factory=list,
+        description="OAuth client ids of the app at the provider: the `aud` of ID tokens "
+        "accepted for token exchange.",
+    )
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"],
+        description="Signature algorithms accepted from this provider (never none or HS*).",
+    )
+    access_token_typ: list[str] = Field(
+        default_factory=lambda: ["at+jwt", "application/at+jwt"],
+        description='Accepted `typ` headers of access tokens (RFC 9068); "" accepts none.',
+    )
+    user_claim: str = Field("sub", description="Claim that becomes the user's external id.")
+    name_claim: str = Field("name", description="Claim holding the display name.")
+    role_claim: str | None = Field(None, description="Claim holding the user's groups/roles.")
+    role_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Provider group/role value -> Bastion role (`member` or `reader`).",
+    )
+    default_role: Literal["member", "reader"] | None = Field(
+        "member", description="Role of a user no mapping matches; none refuses them."
+    )
+
+    @model_validator(mode="after")
+    def _safe_algorithms(self) -> Self:
+        bad = [a for a in self.algorithms if a.lower() == "none" or a.upper().startswith("HS")]
+        if bad or not self.algorithms:
+            raise ValueError(f"issuer {self.issuer}: only asymmetric algorithms are allowed")
+        if any(role not in ("member", "reader") for role in self.role_map.values()):
+            raise ValueError(f"issuer {self.issuer}: role_map values must be member or reader")
+        return self
+
+
 class ResourceServerSettings(_Section):
-    """How presented tokens are validated and revoked."""
+    """How presented tokens are validated: revocation and external issuers."""
 
     max_token_bytes: int = Field(
         8192, ge=1024, le=65_536, description="Longest access token accepted (RFC 8725 §3.11)."
     )
     revocation_refresh_seconds: float = Field(
         2.0, gt=0, le=300, description="How often revoke-before cutoffs are re-read."
+    )
+    external_issuers: list[ExternalIssuerSettings] = Field(
+        default_factory=list, description="Trusted external OpenID Providers (JSON list)."
+    )
+    fetch_timeout_seconds: float = Field(
+        5.0, gt=0, le=30, description="Timeout of discovery and JWKS requests."
+    )
+    fetch_max_bytes: int = Field(
+        262_144, ge=4096, le=4_194_304, description="Largest discovery/JWKS document read."
+    )
+    jwks_cache_seconds: int = Field(
+        3600, ge=60, le=86_400, description="How long a provider's JWKS is trusted."
+    )
+    jwks_min_refresh_seconds: float = Field(
+        60.0, ge=0, le=3600, description="Least time between two JWKS refetches (unknown kid)."
+    )
+    allow_http_loopback: bool = Field(
+        False, description="Test only: allow http:// providers on 127.0.0.1; refused in production."
     )
 
 
@@ -552,6 +612,13 @@ class Settings(BaseSettings):
                 "validation.outbound_allow_http/outbound_allow_networks open the outbound "
                 "guard to plain http or private addresses: for tests only"
             )
+        if self.resource_server.allow_http_loopback:
+            findings.append("resource_server.allow_http_loopback is for tests only")
+        findings.extend(
+            f"external issuer {i.issuer!r} is not an https:// URL"
+            for i in self.resource_server.external_issuers
+            if not i.issuer.startswith("https://")
+        )
         return findings
 
     @model_validator(mode="after")

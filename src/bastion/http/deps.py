@@ -34,6 +34,7 @@ from bastion.realtime.broker import Broker
 from bastion.security.audit.checkpoints import Checkpoints
 from bastion.security.audit.context import CALLER_KEY
 from bastion.security.audit.log import AuditLog
+from bastion.security.authenticator import Authenticator
 from bastion.security.authz import Authorizer
 from bastion.security.keys import KeyRing
 from bastion.security.oauth import rfc6750
@@ -64,6 +65,7 @@ class Services:
     checkpoints: Checkpoints
     authz: Authorizer
     outbound: OutboundGuard
+    authenticator: Authenticator
 
 
 async def services(request: Request) -> Services:
@@ -89,11 +91,11 @@ def origin_of(request: Request) -> Origin:
 _bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", description="RFC 9068 access token")
 
 
-def authenticate(request: Request, svc: Services) -> Principal:
+async def authenticate(request: Request, svc: Services) -> Principal:
     """Turn the request's bearer token into a principal, or raise ``Unauthenticated``."""
     rfc6750.refuse_query_token(set(request.query_params.keys()))
     token = rfc6750.bearer_token(request.headers.get("authorization"))
-    principal = svc.tokens.authenticate(token)
+    principal = await svc.authenticator.authenticate(token)
     if principal.jkt is not None:
         # RFC 9449 §7.1: a DPoP-bound token presented as a plain bearer token is refused.
         raise Unauthenticated("This access token is bound to a DPoP key.")
@@ -108,7 +110,7 @@ async def _caller(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal:
-    principal = authenticate(request, request.app.state.services)
+    principal = await authenticate(request, request.app.state.services)
     for scope in security_scopes.scopes:
         principal.require(scope)
     return principal
@@ -137,7 +139,7 @@ def requires(permission: str) -> Any:
         _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     ) -> Principal:
         svc: Services = request.app.state.services
-        principal = authenticate(request, svc)
+        principal = await authenticate(request, svc)
         return await svc.authz.authorize(principal, permission, origin_of(request))
 
     setattr(authorized, PERMISSION_ATTRIBUTE, permission)

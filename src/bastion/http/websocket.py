@@ -204,7 +204,7 @@ async def _authenticate(svc: Services, websocket: WebSocket) -> Principal:
             token = rfc6750.bearer_token(header)
         else:
             token = await _auth_frame(websocket, svc.settings.realtime.auth_timeout_seconds)
-        principal = svc.tokens.authenticate(token)
+        principal = await svc.authenticator.authenticate(token)
     except Unavailable as exc:
         raise _ClosedError(CLOSE_SERVER_ERROR, "try again shortly") from exc
     except (BastionError, WebSocketDisconnect) as exc:
@@ -449,7 +449,7 @@ async def _on_auth(s: _Session, data: dict[str, Any], frame: dict[str, Any]) -> 
     if not isinstance(token, str):
         raise InvalidRequest("token is required.")
     try:
-        principal = s.svc.tokens.authenticate(token)
+        principal = await s.svc.authenticator.authenticate(token)
     except Unauthenticated as exc:
         raise _ClosedError(CLOSE_AUTH, "authentication failed") from exc
     old = s.conn.principal

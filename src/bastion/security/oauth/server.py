@@ -30,6 +30,7 @@ class TokenEndpoint:
         audience: str,
         client_token_ttl: int,
         user_token_ttl: int,
+        id_tokens: rfc8693.IdTokenUsers | None = None,
     ) -> None:
         self._clients = clients
         self._users = users
@@ -38,6 +39,7 @@ class TokenEndpoint:
         self._audience = audience
         self._client_ttl = client_token_ttl
         self._user_ttl = user_token_ttl
+        self._id_tokens = id_tokens
 
     async def handle(
         self, form: Sequence[tuple[str, str]], authorization: str | None
@@ -64,6 +66,7 @@ class TokenEndpoint:
                 tokens=self._tokens,
                 audience=self._audience,
                 ttl=self._user_ttl,
+                id_tokens=self._id_tokens,
             )
         return _response(issued, exchanged=grant_type == rfc8693.GRANT_TYPE)
 
