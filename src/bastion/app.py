@@ -239,7 +239,6 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         authz=authz,
         events=events,
     )
-    events = SecurityEvents(clock, [LogSink()])
     external = external_identities(settings, clock, ctx, events)
     token_endpoint = TokenEndpoint(
         clients=ClientDirectory(db),
