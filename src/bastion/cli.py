@@ -152,7 +152,10 @@ def _report_tls(tls: serving.Tls | None) -> None:
         )
     else:
         console.print(f"Serving certificate {cert.cert_file} (reloaded when it changes).")
-    console.print(f"Certificate SHA-256 fingerprint: {cert.fingerprint}", soft_wrap=True)
+    # emoji=False: a fingerprint pair such as :CD: must not become an emoji code.
+    console.print(
+        f"Certificate SHA-256 fingerprint: {cert.fingerprint}", soft_wrap=True, emoji=False
+    )
 
 
 @config_cli.command("show")
