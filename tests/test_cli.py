@@ -225,6 +225,7 @@ def test_secure_production_config_show_works(runner: CliRunner, tmp_path: Path) 
     env = {
         "BASTION_ENVIRONMENT": "production",
         "BASTION_AUTH__KEYS_PASSPHRASE": PASSPHRASE,
+        "BASTION_ENCRYPTION__MASTER_PASSPHRASE": PASSPHRASE,
         "BASTION_SERVER__PUBLIC_URL": "https://chat.example.com",
     }
     result = runner.invoke(cli, ["config", "show", "--data-dir", str(tmp_path)], env=env)
@@ -233,3 +234,4 @@ def test_secure_production_config_show_works(runner: CliRunner, tmp_path: Path) 
     assert shown["environment"] == "production"
     assert shown["auth"]["issuer"] == "https://chat.example.com"
     assert PASSPHRASE not in result.stdout
+    assert shown["encryption"]["master_passphrase"] == "**********"

@@ -34,6 +34,7 @@ from bastion.http.routes import (
     oauth,
     problem_pages,
     revocations,
+    search,
     users,
     wellknown,
 )
@@ -55,6 +56,8 @@ from bastion.security.audit.log import AuditLog, ChangeAudit
 from bastion.security.audit.records import Redactor
 from bastion.security.authenticator import Authenticator
 from bastion.security.authz import Authorizer
+from bastion.security.crypto.envelope import EnvelopeCipher
+from bastion.security.crypto.keyring import LocalKeyring, MasterKey
 from bastion.security.external import ExternalIdentities
 from bastion.security.fetch import JsonFetcher
 from bastion.security.guard.body_text import BodyText
@@ -134,7 +137,30 @@ def database(settings: Settings) -> Database:
         sqlite_inline=db.sqlite_inline,
         tls_ca_file=settings.transport.database_ca_file,
     )
-    return Database(engine)
+    return Database(engine, cipher=column_cipher(settings, SystemClock()))
+
+
+def keyring(settings: Settings) -> LocalKeyring:
+    """The local keyring (encryption at rest), created with its first keys if missing."""
+    encryption = settings.encryption
+    secret = encryption.master_passphrase
+    raw = encryption.master_key
+    master = MasterKey(
+        passphrase=secret.get_secret_value() if secret else None,
+        raw_key=raw.get_secret_value() if raw else None,
+        dev_key_file=settings.keyring_file.with_name("master.key"),
+    )
+    ring = LocalKeyring(settings.keyring_file, master)
+    if not ring.exists():
+        ring.create(SystemClock().now())
+    return ring
+
+
+def column_cipher(settings: Settings, clock: Clock) -> EnvelopeCipher:
+    """Envelope encryption of sensitive columns under the keyring's per-app KEKs."""
+    return EnvelopeCipher(
+        keyring(settings), clock, cache_seconds=settings.encryption.dek_cache_seconds
+    )
 
 
 def audit_log(settings: Settings, db: Database) -> AuditLog:
@@ -341,6 +367,7 @@ def create_api(settings: Settings, clock: Clock | None = None) -> FastAPI:
         metrics,
         problem_pages,
         revocations,
+        search,
     )
     for module in routers:
         api.include_router(module.router)

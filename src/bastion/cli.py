@@ -16,6 +16,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from bastion.app import create_app, database, secret_hasher, signing_keys
 from bastion.chat.apps import create_app as create_tenant
 from bastion.cli_audit import audit_cli
+from bastion.cli_crypto import backup_cli, keys_cli
 from bastion.cli_roles import roles_cli
 from bastion.cli_tokens import tokens_cli
 from bastion.core.clock import SystemClock
@@ -32,6 +33,8 @@ cli = typer.Typer(
 config_cli = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 cli.add_typer(config_cli, name="config")
 cli.add_typer(tokens_cli, name="tokens")
+cli.add_typer(keys_cli, name="keys")
+cli.add_typer(backup_cli, name="backup")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(roles_cli, name="roles")
 console = Console(stderr=True)

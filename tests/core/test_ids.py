@@ -29,7 +29,7 @@ def test_ids_are_prefixed_ulids(kind: Kind) -> None:
 
 
 def test_the_prefixes_are_the_documented_ones() -> None:
-    """The wire prefixes are stable: app, cli, usr, ch, msg, evt, req, tok, conn."""
+    """The prefixes are stable: app, cli, usr, ch, msg, evt, req, tok, conn, dek, bak."""
     assert {kind.value for kind in Kind} == {
         "app",
         "cli",
@@ -40,6 +40,8 @@ def test_the_prefixes_are_the_documented_ones() -> None:
         "req",
         "tok",
         "conn",
+        "dek",
+        "bak",
     }
 
 

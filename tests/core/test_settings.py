@@ -18,6 +18,7 @@ SECURE_PRODUCTION: dict[str, Any] = {
     "environment": "production",
     "server": {"public_url": "https://chat.example.com"},
     "auth": {"keys_passphrase": PASSPHRASE},
+    "encryption": {"master_passphrase": PASSPHRASE},
 }
 
 
@@ -144,6 +145,9 @@ def test_a_secure_production_configuration_is_accepted() -> None:
     ("changes", "named"),
     [
         ({"debug": True}, "debug"),
+        ({"encryption": {"master_passphrase": None}}, "encryption.master_passphrase"),
+        ({"transport": {"tls": False}}, "plain HTTP"),
+        ({"transport": {"hsts_max_age": 86_400}}, "hsts_max_age"),
         ({"auth": {"keys_passphrase": None}}, "keys_passphrase"),
         ({"auth": {"keys_passphrase": "change-me"}}, "keys_passphrase"),
         ({"auth": {"keys_passphrase": "too-short"}}, "shorter than 16"),

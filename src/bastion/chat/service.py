@@ -12,6 +12,7 @@ from bastion.chat.messages import Messages
 from bastion.chat.reactions import Reactions
 from bastion.chat.receipts import Receipts
 from bastion.chat.revocations import TokenCutoffs
+from bastion.chat.search import Search
 from bastion.chat.users import Users
 
 
@@ -28,6 +29,7 @@ class Chat:
     receipts: Receipts
     cutoffs: TokenCutoffs
     app_roles: AppRoles
+    search: Search
 
     @classmethod
     def build(cls, ctx: ChatContext) -> Chat:
@@ -42,4 +44,5 @@ class Chat:
             receipts=Receipts(ctx),
             cutoffs=TokenCutoffs(ctx),
             app_roles=AppRoles(ctx),
+            search=Search(ctx),
         )

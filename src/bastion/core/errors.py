@@ -238,6 +238,14 @@ class OAuthError(Exception):
         return f"{self.error}: {self.description}"
 
 
+class IntegrityFailure(BastionError):
+    """Stored data failed its integrity check (a sealed value was altered or moved)."""
+
+    type = "integrity-failure"
+    title = "Stored data failed its integrity check"
+    status = 500
+
+
 PROBLEM_TYPES: tuple[type[BastionError], ...] = (
     InvalidRequest,
     Unauthenticated,
@@ -258,6 +266,7 @@ PROBLEM_TYPES: tuple[type[BastionError], ...] = (
     HeadersTooLarge,
     Unavailable,
     ReducedCapacity,
+    IntegrityFailure,
 )
 """Every problem type the server can answer with; each is documented at /problems/{type}."""
 

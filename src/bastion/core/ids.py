@@ -26,6 +26,8 @@ class Kind(StrEnum):
     REQUEST = "req"
     TOKEN = "tok"
     CONNECTION = "conn"
+    DATA_KEY = "dek"
+    BACKUP = "bak"
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

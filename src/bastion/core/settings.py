@@ -518,6 +518,35 @@ class ValidationSettings(_Section):
         return self
 
 
+class EncryptionSettings(_Section):
+    """Encryption at rest: the keyring, data-key caching, key age policy and backups."""
+
+    master_passphrase: SecretStr | None = Field(
+        None,
+        description="Passphrase the keyring's master key is derived from (scrypt); "
+        "production needs this or master_key.",
+    )
+    master_key: SecretStr | None = Field(
+        None, description="The keyring's master key itself: 32 random bytes, base64."
+    )
+    keyring_file: Path | None = Field(
+        None, description="The keyring file; default <data_dir>/keys/keyring.json."
+    )
+    dek_cache_seconds: float = Field(
+        60.0, gt=0, le=3600, description="How long an unwrapped data key stays in memory."
+    )
+    kek_max_age_days: int = Field(
+        90, ge=1, le=3650, description="Key age policy: `keys check` warns past this age."
+    )
+    backup_dir: Path | None = Field(
+        None, description="Where `backup create` writes; default <data_dir>/backups."
+    )
+    backup_keep: int = Field(7, ge=1, le=1000, description="Backups kept (oldest removed).")
+    backup_chunk_bytes: int = Field(
+        1_048_576, ge=4096, le=64 * 1_048_576, description="Plaintext bytes per backup chunk."
+    )
+
+
 class Settings(BaseSettings):
     """Every setting Bastion has, with secure defaults."""
 
@@ -542,6 +571,7 @@ class Settings(BaseSettings):
     transport: TransportSettings = TransportSettings()
     authz: AuthzSettings = AuthzSettings()
     validation: ValidationSettings = ValidationSettings()
+    encryption: EncryptionSettings = EncryptionSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -565,6 +595,11 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite+aiosqlite:///{self.server.data_dir / 'bastion.db'}"
+
+    @property
+    def keyring_file(self) -> Path:
+        """The effective keyring file."""
+        return self.encryption.keyring_file or self.server.data_dir / "keys" / "keyring.json"
 
     @property
     def issuer(self) -> str:
@@ -602,6 +637,12 @@ class Settings(BaseSettings):
             findings.append(
                 "plain HTTP (transport.tls off) without a TLS-terminating proxy "
                 "(transport.behind_tls_proxy)"
+            )
+        encryption = self.encryption
+        if encryption.master_passphrase is None and encryption.master_key is None:
+            findings.append(
+                "neither encryption.master_passphrase nor encryption.master_key is set: the "
+                "keyring's master key would sit in a file beside it"
             )
         if self.transport.hsts_max_age < 31_536_000:
             findings.append("transport.hsts_max_age is below one year")

@@ -27,6 +27,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from bastion.core.errors import Unavailable
 from bastion.store import sqlite_inline
+from bastion.store.sealing import CIPHER, ColumnCipher
 
 Connection = AsyncConnection
 """The connection type repositories take; the domain names it without importing SQLAlchemy."""
@@ -142,11 +143,23 @@ def active_transaction() -> Transaction | None:
     return _active.get()
 
 
+def _attach(cipher: ColumnCipher) -> Callable[..., None]:
+    def on_checkout(_dbapi: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        record.info[CIPHER] = cipher
+
+    return on_checkout
+
+
 class Database:
     """Transactions over one engine; maps driver failures to ``Unavailable``."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, cipher: ColumnCipher | None = None) -> None:
         self.engine = engine
+        self.cipher = cipher
+        if cipher is not None:
+            # Every connection this Database hands out carries the cipher its repositories
+            # seal and open sensitive columns with (``store.sealing``).
+            event.listen(engine.sync_engine, "checkout", _attach(cipher))
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock()
         # SQLite has one writer at a time anyway: keep its connection instead of checking

@@ -90,7 +90,8 @@ users = Table(
     Column("id", ID, primary_key=True),
     Column("app_id", ID, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
     Column("external_id", String(255), nullable=False),
-    Column("display_name", String(1000), nullable=False),
+    # Sealed (longer than the plaintext): TEXT on PostgreSQL; SQLite ignores lengths.
+    Column("display_name", Text().with_variant(String(1000), "sqlite"), nullable=False),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
@@ -285,4 +286,46 @@ acl_entries = Table(
     Column("effect", String(8), primary_key=True),
     Column("created_by", ID, nullable=False),
     Column("created_at", TS, nullable=False),
+)
+
+# Encryption at rest: data keys (stored only wrapped by a KEK), the blind index of
+# message words, and the progress of resumable key jobs.
+data_keys = Table(
+    "data_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("app_id", ID, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("owner_kind", String(16), nullable=False),
+    Column("owner_id", ID, nullable=False),
+    Column("purpose", String(8), nullable=False),
+    Column("kek_version", Integer, nullable=False),
+    # NULL once destroyed (crypto-shredding): nothing sealed under it can be read again.
+    Column("wrapped", Text, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("destroyed_at", TS, nullable=True),
+    Index("ix_data_keys_app_id_owner", "app_id", "owner_kind", "owner_id", "purpose"),
+    Index("ix_data_keys_kek_version", "kek_version"),
+)
+
+message_terms = Table(
+    "message_terms",
+    metadata,
+    Column("message_id", ID, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("term", String(32), primary_key=True),
+    Column("app_id", ID, nullable=False),
+    Column("channel_id", ID, nullable=False),
+    Index("ix_message_terms_channel_id_term", "channel_id", "term"),
+)
+
+key_jobs = Table(
+    "key_jobs",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("phase", String(16), nullable=False),
+    Column("position", String(64), nullable=False),
+    Column("boundary", String(64), nullable=False),
+    Column("done", BigInteger, nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
 )

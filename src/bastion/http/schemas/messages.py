@@ -63,3 +63,9 @@ class MessagePage(ResponseModel):
     data: list[MessageOut]
     prev_cursor: str | None
     next_cursor: str | None
+
+
+class MessageSearchResults(ResponseModel):
+    """Messages matching a search, newest first."""
+
+    data: list[MessageOut]

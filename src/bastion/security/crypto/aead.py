@@ -7,6 +7,8 @@ the one module to review for how keys and ciphertexts are made:
   caller-supplied associated data (AAD). ``unseal`` raises ``InvalidCiphertext`` for
   every failure and never says which check failed.
 - ``derive_key``: HKDF-SHA256, used to give each app its own key from a root key.
+- ``derive_master_key``: scrypt, for the keyring's master key from a passphrase.
+- ``index_hmac``: HMAC-SHA256, for blind-index terms.
 - ``self_signed_certificate``/``certificate_fingerprint``: the localhost certificate
   the server makes at first start, and the SHA-256 fingerprint it reports.
 """
@@ -19,10 +21,11 @@ import os
 
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 KEY_BYTES = 32
@@ -108,3 +111,15 @@ def certificate_fingerprint(cert_pem: bytes) -> str:
 def certificate_expiry(cert_pem: bytes) -> dt.datetime:
     """When the first certificate in ``cert_pem`` stops being valid (aware UTC)."""
     return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
+
+
+def derive_master_key(passphrase: str, salt: bytes, *, n: int, r: int, p: int) -> bytes:
+    """A 256-bit key from a passphrase with scrypt (RFC 7914)."""
+    return Scrypt(salt=salt, length=KEY_BYTES, n=n, r=r, p=p).derive(passphrase.encode())
+
+
+def index_hmac(key: bytes, message: bytes) -> bytes:
+    """HMAC-SHA256 of ``message`` under ``key`` (blind-index terms)."""
+    mac = hmac.HMAC(key, hashes.SHA256())
+    mac.update(message)
+    return mac.finalize()

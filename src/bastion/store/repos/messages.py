@@ -11,8 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.records import DuplicateKeyError, MessageRecord
+from bastion.store.repos import data_keys as keys_repo
 from bastion.store.repos._sql import insert_ignoring_duplicates
-from bastion.store.tables import channel_members, messages, reactions
+from bastion.store.sealing import Cell, Owner, cipher_of, open_value, seal
+from bastion.store.tables import channel_members, message_terms, messages, reactions
 
 _INSERT = messages.insert()
 _BY_ID = select(messages).where(
@@ -25,10 +27,35 @@ _BY_CLIENT_MSG_ID = select(messages).where(
 )
 
 
-def _message(row: Mapping[Any, Any]) -> MessageRecord:
+def _cell(app_id: str, message_id: str) -> Cell:
+    return Cell(app_id, "messages", "body", message_id)
+
+
+async def _message(conn: AsyncConnection, row: Mapping[Any, Any]) -> MessageRecord:
+    """A record from a row, its body opened (bodies are sealed under the channel's key)."""
     values = dict(row)
     values["mentions"] = tuple(values["mentions"].split()) if values["mentions"] else ()
+    if values["body"] is not None:
+        values["body"] = await open_value(
+            conn, _cell(values["app_id"], values["id"]), values["body"]
+        )
     return MessageRecord(**values)
+
+
+async def _seal_body(
+    conn: AsyncConnection, app_id: str, channel_id: str, message_id: str, body: str
+) -> str:
+    """Seal a body and index its words (blind index, keyed per channel)."""
+    cell = _cell(app_id, message_id)
+    sealed = await seal(conn, cell, Owner("channel", channel_id), body)
+    return sealed
+
+
+async def _index(
+    conn: AsyncConnection, app_id: str, channel_id: str, message_id: str, body: str | None
+) -> None:
+    terms = [] if body is None else await cipher_of(conn).terms(conn, app_id, channel_id, body)
+    await keys_repo.replace_terms(conn, app_id, channel_id, message_id, terms)
 
 
 async def insert_message(
@@ -51,7 +78,7 @@ async def insert_message(
         "channel_id": channel_id,
         "author_id": author_id,
         "parent_id": parent_id,
-        "body": body,
+        "body": await _seal_body(conn, app_id, channel_id, message_id, body),
         "mentions": " ".join(mentions),
         "client_msg_id": client_msg_id,
         "reply_count": 0,
@@ -66,14 +93,15 @@ async def insert_message(
         raise DuplicateKeyError("messages") from exc
     # The autoincrement key: SQLite reports it without a RETURNING round of its own.
     (values["seq"],) = result.inserted_primary_key or (None,)
-    return _message(values)
+    await _index(conn, app_id, channel_id, message_id, body)
+    return MessageRecord(**{**values, "body": body, "mentions": tuple(mentions)})
 
 
 async def get_message(conn: AsyncConnection, app_id: str, message_id: str) -> MessageRecord | None:
     """Return the app's message, or None."""
     params = {"app_id": app_id, "message_id": message_id}
     row = (await conn.execute(_BY_ID, params)).mappings().first()
-    return _message(row) if row else None
+    return await _message(conn, row) if row else None
 
 
 async def get_messages(
@@ -85,7 +113,8 @@ async def get_messages(
     query = select(messages).where(
         messages.c.app_id == app_id, messages.c.id.in_(list(message_ids))
     )
-    return {row["id"]: _message(row) for row in (await conn.execute(query)).mappings()}
+    rows = (await conn.execute(query)).mappings().all()
+    return {row["id"]: await _message(conn, row) for row in rows}
 
 
 async def get_by_client_msg_id(
@@ -94,7 +123,7 @@ async def get_by_client_msg_id(
     """Return the message this author sent with this client message id, or None."""
     params = {"app_id": app_id, "author_id": author_id, "client_msg_id": client_msg_id}
     row = (await conn.execute(_BY_CLIENT_MSG_ID, params)).mappings().first()
-    return _message(row) if row else None
+    return await _message(conn, row) if row else None
 
 
 async def list_messages(
@@ -122,14 +151,27 @@ async def list_messages(
         if before_seq is not None:
             query = query.where(messages.c.seq < before_seq)
         query = query.order_by(messages.c.seq.desc())
-    rows = [_message(row) for row in (await conn.execute(query.limit(limit))).mappings()]
+    found = (await conn.execute(query.limit(limit))).mappings().all()
+    rows = [await _message(conn, row) for row in found]
     return rows if after_seq is not None else rows[::-1]
 
 
 async def update_message(
     conn: AsyncConnection, app_id: str, message_id: str, changes: dict[str, Any]
 ) -> None:
-    """Apply changes to a message and bump its version."""
+    """Apply changes to a message and bump its version; a new body is sealed and indexed."""
+    if "body" in changes:
+        query = select(messages.c.channel_id).where(
+            messages.c.app_id == app_id, messages.c.id == message_id
+        )
+        channel_id = (await conn.execute(query)).scalar_one()
+        body = changes["body"]
+        if body is not None:
+            changes = {
+                **changes,
+                "body": await _seal_body(conn, app_id, channel_id, message_id, body),
+            }
+        await _index(conn, app_id, channel_id, message_id, body)
     await conn.execute(
         update(messages)
         .where(messages.c.app_id == app_id, messages.c.id == message_id)
@@ -241,3 +283,38 @@ async def seq_of(
         messages.c.id == message_id,
     )
     return (await conn.execute(query)).scalar_one_or_none()
+
+
+async def search(
+    conn: AsyncConnection, app_id: str, channel_ids: Collection[str], text: str, limit: int
+) -> list[MessageRecord]:
+    """Live messages of these channels holding every word of ``text``, newest first.
+
+    Each channel's words are looked up by their blind-index terms under that channel's
+    index key; no plaintext is compared.
+    """
+    cipher = cipher_of(conn)
+    found: list[tuple[int, Mapping[Any, Any]]] = []
+    for channel_id in channel_ids:
+        terms = await cipher.query_terms(conn, app_id, channel_id, text)
+        if not terms:
+            continue
+        matching = (
+            select(message_terms.c.message_id)
+            .where(
+                message_terms.c.app_id == app_id,
+                message_terms.c.channel_id == channel_id,
+                message_terms.c.term.in_(terms),
+            )
+            .group_by(message_terms.c.message_id)
+            .having(func.count() == len(terms))
+        )
+        query = (
+            select(messages)
+            .where(messages.c.id.in_(matching), messages.c.deleted_at.is_(None))
+            .order_by(messages.c.seq.desc())
+            .limit(limit)
+        )
+        found.extend((row["seq"], row) for row in (await conn.execute(query)).mappings().all())
+    found.sort(key=lambda item: item[0], reverse=True)
+    return [await _message(conn, row) for _, row in found[:limit]]

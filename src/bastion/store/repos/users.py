@@ -11,7 +11,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.records import UserRecord
 from bastion.store.repos._sql import insert_row
+from bastion.store.sealing import Cell, Owner, open_value, seal
 from bastion.store.tables import users
+
+_NAME = "display_name"
+
+
+def _cell(app_id: str, user_id: str) -> Cell:
+    return Cell(app_id, "users", _NAME, user_id)
+
+
+async def _sealed_name(conn: AsyncConnection, app_id: str, user_id: str, name: str) -> str:
+    """A display name is personal data: sealed under the user's own data key."""
+    return await seal(conn, _cell(app_id, user_id), Owner("user", user_id), name)
+
+
+async def _user(conn: AsyncConnection, row: Any) -> UserRecord:
+    values = dict(row)
+    values[_NAME] = await open_value(conn, _cell(values["app_id"], values["id"]), values[_NAME])
+    return UserRecord(**values)
 
 
 async def insert_user(
@@ -34,7 +52,9 @@ async def insert_user(
         updated_at=now,
         version=1,
     )
-    await insert_row(conn, users, _values(record))
+    values = _values(record)
+    values[_NAME] = await _sealed_name(conn, app_id, user_id, display_name)
+    await insert_row(conn, users, values)
     return record
 
 
@@ -46,7 +66,7 @@ async def get_user(conn: AsyncConnection, app_id: str, user_id: str) -> UserReco
     """Return the app's user, or None."""
     query = select(users).where(users.c.app_id == app_id, users.c.id == user_id)
     row = (await conn.execute(query)).mappings().first()
-    return UserRecord(**row) if row else None
+    return await _user(conn, row) if row else None
 
 
 async def get_user_by_external_id(
@@ -55,7 +75,7 @@ async def get_user_by_external_id(
     """Return the app's user with this external id, or None."""
     query = select(users).where(users.c.app_id == app_id, users.c.external_id == external_id)
     row = (await conn.execute(query)).mappings().first()
-    return UserRecord(**row) if row else None
+    return await _user(conn, row) if row else None
 
 
 async def list_users(
@@ -67,14 +87,16 @@ async def list_users(
         query = query.where(users.c.id > after)
     if active is not None:
         query = query.where(users.c.active == active)
-    rows = (await conn.execute(query.order_by(users.c.id).limit(limit))).mappings()
-    return [UserRecord(**row) for row in rows]
+    rows = (await conn.execute(query.order_by(users.c.id).limit(limit))).mappings().all()
+    return [await _user(conn, row) for row in rows]
 
 
 async def update_user(
     conn: AsyncConnection, app_id: str, user_id: str, *, changes: dict[str, Any], now: datetime
 ) -> None:
     """Apply changes to a user and bump its version."""
+    if _NAME in changes:
+        changes = {**changes, _NAME: await _sealed_name(conn, app_id, user_id, changes[_NAME])}
     await conn.execute(
         update(users)
         .where(users.c.app_id == app_id, users.c.id == user_id)

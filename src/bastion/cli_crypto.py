@@ -1,0 +1,287 @@
+"""``bastion keys`` and ``bastion backup``: key rotation, crypto-shredding, encrypted backups."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from bastion.app import column_cipher, database, keyring
+from bastion.core.clock import SystemClock
+from bastion.core.ids import Kind, is_id
+from bastion.core.settings import Settings, load_settings
+from bastion.observe.events import Actor, LogSink, SecurityEvents
+from bastion.security.crypto import backups, rotation
+from bastion.security.crypto.backup import BackupRefused
+from bastion.security.crypto.shredding import shred
+from bastion.store.repos import data_keys
+from bastion.store.sealing import Owner
+
+keys_cli = typer.Typer(
+    help="Rotate, rewrap, re-encrypt and shred encryption keys.", no_args_is_help=True
+)
+backup_cli = typer.Typer(help="Encrypted backups: create, verify, restore.", no_args_is_help=True)
+_console = Console(stderr=True)
+
+
+def _load() -> Settings:
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        _console.print(f"[red]Invalid configuration:[/red]\n{exc}")
+        raise typer.Exit(2) from exc
+
+
+def _events() -> SecurityEvents:
+    return SecurityEvents(SystemClock(), [LogSink()])
+
+
+def _emit(action: str, resource: str, **details: str | int) -> None:
+    asyncio.run(
+        _events().emit(
+            action, "success", actor=Actor(subject="operator"), resource=resource, details=details
+        )
+    )
+
+
+@contextmanager
+def _bar(description: str) -> Iterator[Progress]:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=_console,
+    ) as progress:
+        yield progress
+
+
+@keys_cli.command("status")
+def status() -> None:
+    """Show KEK versions and ages (never key material)."""
+    settings = _load()
+    ring = keyring(settings)
+    info = ring.status()
+    now = dt.datetime.now(dt.UTC)
+    for version, created in info.versions:
+        marks = []
+        if version == info.primary:
+            marks.append("primary")
+        if version < info.min_decryption_version:
+            marks.append("retired")
+        age = (now - created).days
+        typer.echo(f"kek v{version}  created {created.isoformat()}  age {age} d  {' '.join(marks)}")
+    typer.echo(f"min_decryption_version {info.min_decryption_version}")
+    typer.echo(f"backup key v{info.backup_primary}")
+
+
+@keys_cli.command("check")
+def check() -> None:
+    """Warn (exit 1) when the KEK in use is older than encryption.kek_max_age_days."""
+    settings = _load()
+    info = keyring(settings).status()
+    age = info.primary_age(dt.datetime.now(dt.UTC))
+    limit = settings.encryption.kek_max_age_days
+    if age > dt.timedelta(days=limit):
+        _console.print(
+            f"[yellow]crypto.W001: KEK v{info.primary} is {age.days} days old "
+            f"(policy: {limit}); run `bastion keys rotate`, then `keys rewrap`.[/yellow]"
+        )
+        raise typer.Exit(1)
+    typer.echo(f"KEK v{info.primary} is {age.days} days old (policy: {limit}): OK")
+
+
+@keys_cli.command("rotate")
+def rotate() -> None:
+    """Add a KEK version; new data keys are wrapped under it from now on."""
+    settings = _load()
+    version = keyring(settings).rotate(dt.datetime.now(dt.UTC))
+    _emit("key.rotate", f"kek:v{version}", version=version)
+    typer.echo(f"KEK v{version} is now primary. Run `bastion keys rewrap` to move data keys to it.")
+
+
+@keys_cli.command("rewrap")
+def rewrap(batch: Annotated[int, typer.Option(min=1, max=10_000)] = 500) -> None:
+    """Re-wrap every data key under the newest KEK (data is not touched)."""
+    settings = _load()
+    ring = keyring(settings)
+
+    async def run() -> rotation.RewrapResult:
+        db = database(settings)
+        try:
+            with _bar("Rewrapping data keys") as progress:
+                task = progress.add_task("Rewrapping data keys", total=None)
+
+                def advance(_phase: str, n: int, total: int | None) -> None:
+                    progress.update(task, advance=n, total=total)
+
+                return await rotation.rewrap(db, ring, batch=batch, progress=advance)
+        finally:
+            await db.close()
+
+    result = asyncio.run(run())
+    _emit("key.rewrap", f"kek:v{result.version}", rewrapped=result.rewrapped)
+    typer.echo(f"{result.rewrapped} data keys now wrapped under KEK v{result.version}.")
+
+
+@keys_cli.command("reencrypt")
+def reencrypt(
+    batch: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
+    throttle: Annotated[
+        float, typer.Option(min=0, help="Seconds to pause between batches (eases a busy server).")
+    ] = 0.0,
+) -> None:
+    """Re-encrypt all sealed data under fresh data keys, online; resumes after a crash."""
+    settings = _load()
+    clock = SystemClock()
+
+    async def run() -> int:
+        db = database(settings)
+        try:
+            with _bar("Re-encrypting") as progress:
+                tasks: dict[str, object] = {}
+
+                def advance(phase: str, n: int, total: int | None) -> None:
+                    if phase not in tasks:
+                        tasks[phase] = progress.add_task(f"reencrypt: {phase}", total=total)
+                    progress.update(tasks[phase], advance=n, total=total)  # type: ignore[arg-type]
+
+                job = await rotation.Reencryption(
+                    db,
+                    column_cipher(settings, clock),
+                    clock,
+                    batch=batch,
+                    throttle=throttle,
+                    progress=advance,
+                ).run()
+                return job.done
+        finally:
+            await db.close()
+
+    done = asyncio.run(run())
+    _emit("key.reencrypt", "data", rows=done)
+    typer.echo(f"Re-encryption complete: {done} values checked.")
+
+
+@keys_cli.command("retire")
+def retire(
+    min_version: Annotated[
+        int, typer.Option("--min-version", min=1, help="Oldest KEK version still usable.")
+    ],
+) -> None:
+    """Set min_decryption_version: older KEK versions stop decrypting (after a rewrap)."""
+    settings = _load()
+    ring = keyring(settings)
+
+    async def remaining() -> int:
+        db = database(settings)
+        try:
+            async with db.read() as conn:
+                return await data_keys.count_below_version(conn, min_version)
+        finally:
+            await db.close()
+
+    left = asyncio.run(remaining())
+    if left:
+        _console.print(
+            f"[red]{left} data keys are still wrapped under older versions: "
+            "run `keys rewrap` first.[/red]"
+        )
+        raise typer.Exit(1)
+    ring.set_min_decryption_version(min_version)
+    _emit("key.retire", f"kek:v{min_version}", min_decryption_version=min_version)
+    typer.echo(f"KEK versions below {min_version} are retired.")
+
+
+@keys_cli.command("shred")
+def shred_command(
+    app_id: Annotated[str, typer.Option("--app", help="The app (tenant) id.")],
+    user: Annotated[str | None, typer.Option(help="Destroy this user's data key.")] = None,
+    channel: Annotated[str | None, typer.Option(help="Destroy this channel's keys.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+) -> None:
+    """Crypto-shredding: destroy a user's or channel's keys; what they sealed is unreadable."""
+    if (user is None) == (channel is None):
+        raise typer.BadParameter("name exactly one of --user or --channel")
+    owner = Owner("user", user) if user else Owner("channel", channel or "")
+    if not is_id(Kind.USER if user else Kind.CHANNEL, owner.id) or not is_id(Kind.APP, app_id):
+        raise typer.BadParameter("not a valid id")
+    if not yes:
+        raise typer.BadParameter("shredding cannot be undone: add --yes")
+    settings = _load()
+
+    async def run() -> int:
+        db = database(settings)
+        try:
+            return await shred(db, _events(), app_id, owner, SystemClock().now())
+        finally:
+            await db.close()
+
+    destroyed = asyncio.run(run())
+    typer.echo(f"Destroyed {destroyed} keys of {owner.kind} {owner.id}.")
+
+
+@backup_cli.command("create")
+def backup_create(
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Default: encryption.backup_dir.")
+    ] = None,
+) -> None:
+    """Snapshot the database, compress, encrypt in authenticated chunks, keep the newest N."""
+    settings = _load()
+    target = directory or settings.encryption.backup_dir or settings.server.data_dir / "backups"
+    with _bar("Backing up") as progress:
+        task = progress.add_task("Encrypting snapshot", total=None)
+        info = backups.create(
+            settings.database_url,
+            keyring(settings),
+            target,
+            now=dt.datetime.now(dt.UTC),
+            chunk_bytes=settings.encryption.backup_chunk_bytes,
+            keep=settings.encryption.backup_keep,
+            advance=lambda n, total: progress.update(task, advance=n, total=total),
+        )
+    _emit("backup.create", f"backup:{info.header.backup_id}", bytes=info.size)
+    typer.echo(str(info.path))
+
+
+@backup_cli.command("verify")
+def backup_verify(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+    """Check every chunk of a backup (key, header, order, truncation, integrity)."""
+    settings = _load()
+    try:
+        info = backups.verify(path, keyring(settings))
+    except BackupRefused as exc:
+        _console.print(f"[red]Backup refused: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"OK: backup {info.header.backup_id} of {info.header.created_at} "
+        f"({info.header.source}) verifies."
+    )
+
+
+@backup_cli.command("restore")
+def backup_restore(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    to: Annotated[str, typer.Option("--to", help="Database URL of a fresh, empty location.")],
+) -> None:
+    """Restore into a fresh location; a bad backup is refused and nothing is written."""
+    settings = _load()
+    try:
+        info = backups.restore(path, keyring(settings), to)
+    except BackupRefused as exc:
+        _console.print(f"[red]Backup refused, nothing restored: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    except FileExistsError as exc:
+        _console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    _emit("backup.restore", f"backup:{info.header.backup_id}")
+    typer.echo(f"Restored backup {info.header.backup_id} into {to.split('@')[-1]}.")

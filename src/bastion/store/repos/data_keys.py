@@ -1,0 +1,213 @@
+"""Data keys (stored wrapped), the blind index of message words, and key-job progress."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bastion.store.sealing import Owner
+from bastion.store.tables import data_keys, key_jobs, message_terms
+
+
+@dataclass(frozen=True, slots=True)
+class DataKeyRecord:
+    """A data key as stored: wrapped by a KEK version, or destroyed (``wrapped`` None)."""
+
+    id: str
+    app_id: str
+    owner_kind: str
+    owner_id: str
+    purpose: str
+    kek_version: int
+    wrapped: str | None
+    created_at: datetime
+    destroyed_at: datetime | None
+
+
+def _record(row: Mapping[Any, Any]) -> DataKeyRecord:
+    return DataKeyRecord(**dict(row))
+
+
+async def insert_key(conn: AsyncConnection, record: DataKeyRecord) -> None:
+    """Store a new wrapped data key."""
+    await conn.execute(
+        insert(data_keys).values(**{n: getattr(record, n) for n in record.__slots__})
+    )
+
+
+async def get_key(conn: AsyncConnection, app_id: str, key_id: str) -> DataKeyRecord | None:
+    """The app's data key with this id, or None."""
+    query = select(data_keys).where(data_keys.c.app_id == app_id, data_keys.c.id == key_id)
+    row = (await conn.execute(query)).mappings().first()
+    return _record(row) if row else None
+
+
+async def newest_key(
+    conn: AsyncConnection, app_id: str, owner: Owner, purpose: str
+) -> DataKeyRecord | None:
+    """The owner's newest live key for ``purpose`` (``data`` or ``index``), or None."""
+    query = (
+        select(data_keys)
+        .where(
+            data_keys.c.app_id == app_id,
+            data_keys.c.owner_kind == owner.kind,
+            data_keys.c.owner_id == owner.id,
+            data_keys.c.purpose == purpose,
+            data_keys.c.wrapped.is_not(None),
+        )
+        .order_by(data_keys.c.created_at.desc(), data_keys.c.id.desc())
+        .limit(1)
+    )
+    row = (await conn.execute(query)).mappings().first()
+    return _record(row) if row else None
+
+
+async def destroy_owner_keys(
+    conn: AsyncConnection, app_id: str, owner: Owner, now: datetime
+) -> list[str]:
+    """Destroy every key of an owner (the wrapped material is erased); return their ids."""
+    where = (
+        (data_keys.c.app_id == app_id)
+        & (data_keys.c.owner_kind == owner.kind)
+        & (data_keys.c.owner_id == owner.id)
+        & data_keys.c.wrapped.is_not(None)
+    )
+    ids = list((await conn.execute(select(data_keys.c.id).where(where))).scalars())
+    await conn.execute(update(data_keys).where(where).values(wrapped=None, destroyed_at=now))
+    return ids
+
+
+async def keys_to_rewrap(
+    conn: AsyncConnection, below_version: int, after_id: str, limit: int
+) -> list[DataKeyRecord]:
+    """Live keys wrapped under a KEK version older than ``below_version``, by id."""
+    query = (
+        select(data_keys)
+        .where(
+            data_keys.c.kek_version < below_version,
+            data_keys.c.wrapped.is_not(None),
+            data_keys.c.id > after_id,
+        )
+        .order_by(data_keys.c.id)
+        .limit(limit)
+    )
+    return [_record(row) for row in (await conn.execute(query)).mappings()]
+
+
+async def count_below_version(conn: AsyncConnection, version: int) -> int:
+    """How many live keys are still wrapped under versions older than ``version``."""
+    query = select(func.count()).where(
+        data_keys.c.kek_version < version, data_keys.c.wrapped.is_not(None)
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def set_wrapped(conn: AsyncConnection, key_id: str, version: int, wrapped: str) -> None:
+    """Replace a key's wrapping (rewrap: the key itself is unchanged)."""
+    await conn.execute(
+        update(data_keys)
+        .where(data_keys.c.id == key_id, data_keys.c.wrapped.is_not(None))
+        .values(kek_version=version, wrapped=wrapped)
+    )
+
+
+async def retire_keys(conn: AsyncConnection, key_ids: Collection[str], now: datetime) -> None:
+    """Erase keys no value refers to any more (after re-encryption)."""
+    if key_ids:
+        await conn.execute(
+            update(data_keys)
+            .where(data_keys.c.id.in_(list(key_ids)))
+            .values(wrapped=None, destroyed_at=now)
+        )
+
+
+async def owners_with_keys_before(
+    conn: AsyncConnection, kind: str, before: datetime, after_id: str, limit: int
+) -> list[tuple[str, str]]:
+    """(app_id, owner_id) of owners of ``kind`` whose newest data key predates ``before``."""
+    newest = func.max(data_keys.c.created_at)
+    query = (
+        select(data_keys.c.app_id, data_keys.c.owner_id)
+        .where(
+            data_keys.c.owner_kind == kind,
+            data_keys.c.purpose == "data",
+            data_keys.c.wrapped.is_not(None),
+            data_keys.c.owner_id > after_id,
+        )
+        .group_by(data_keys.c.app_id, data_keys.c.owner_id)
+        .having(newest < before)
+        .order_by(data_keys.c.owner_id)
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in await conn.execute(query)]
+
+
+async def live_data_keys(conn: AsyncConnection, kind: str) -> list[DataKeyRecord]:
+    """Every live data key of owners of ``kind`` (for the final re-encryption sweep)."""
+    query = select(data_keys).where(
+        data_keys.c.owner_kind == kind,
+        data_keys.c.purpose == "data",
+        data_keys.c.wrapped.is_not(None),
+    )
+    return [_record(row) for row in (await conn.execute(query)).mappings()]
+
+
+# -- blind index -------------------------------------------------------------------------
+
+
+async def replace_terms(
+    conn: AsyncConnection, app_id: str, channel_id: str, message_id: str, terms: Collection[str]
+) -> None:
+    """Set a message's index terms (none for a deleted message)."""
+    await conn.execute(delete(message_terms).where(message_terms.c.message_id == message_id))
+    if terms:
+        await conn.execute(
+            insert(message_terms),
+            [
+                {"message_id": message_id, "term": t, "app_id": app_id, "channel_id": channel_id}
+                for t in sorted(set(terms))
+            ],
+        )
+
+
+async def drop_channel_terms(conn: AsyncConnection, app_id: str, channel_id: str) -> None:
+    """Remove a channel's index terms (crypto-shredding)."""
+    await conn.execute(
+        delete(message_terms).where(
+            message_terms.c.app_id == app_id, message_terms.c.channel_id == channel_id
+        )
+    )
+
+
+# -- key jobs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyJob:
+    """A resumable key job's progress."""
+
+    name: str
+    state: str
+    phase: str
+    position: str
+    boundary: str
+    done: int
+    started_at: datetime
+    updated_at: datetime
+
+
+async def get_job(conn: AsyncConnection, name: str) -> KeyJob | None:
+    """The job's saved progress, or None."""
+    row = (await conn.execute(select(key_jobs).where(key_jobs.c.name == name))).mappings().first()
+    return KeyJob(**dict(row)) if row else None
+
+
+async def save_job(conn: AsyncConnection, job: KeyJob) -> None:
+    """Insert or replace the job's progress."""
+    await conn.execute(delete(key_jobs).where(key_jobs.c.name == job.name))
+    await conn.execute(insert(key_jobs).values(**{n: getattr(job, n) for n in job.__slots__}))

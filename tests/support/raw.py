@@ -1,0 +1,48 @@
+"""Raw access to the test database, below the repositories (for tampering and scanning)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from bastion.security.crypto.envelope import EnvelopeCipher
+from bastion.store import snapshot
+from tests.support.server import ServerThread
+
+
+def cipher(server: ServerThread) -> EnvelopeCipher:
+    """The running server's column cipher."""
+    found = server.services.db.cipher
+    assert isinstance(found, EnvelopeCipher)
+    return found
+
+
+def sql(server: ServerThread, statement: str, **params: Any) -> list[Any]:
+    """Run one statement on the server's database (its own loop) and return the rows."""
+
+    async def run() -> list[Any]:
+        async with server.services.db.write() as conn:
+            result = await conn.execute(text(statement), params)
+            return list(result.all()) if result.returns_rows else []
+
+    rows = server.run(run())
+    cipher(server).forget_all()  # the next read unwraps keys from the database again
+    return rows
+
+
+def raw_bytes(url: str, workdir: Path) -> bytes:
+    """Everything the database stores, as bytes: SQLite files (+WAL), or a plain pg_dump."""
+    if snapshot.backend_of(url) == "sqlite":
+        path = snapshot.sqlite_path(url)
+        parts = [path, path.with_name(path.name + "-wal")]
+        return b"".join(p.read_bytes() for p in parts if p.exists())
+    dump = workdir / "dump.sql"
+    subprocess.run(  # noqa: S603 - pg_dump of our own test database
+        ["/usr/bin/pg_dump", "--format=plain", "--file", str(dump), snapshot.libpq_url(url)],
+        check=True,
+        timeout=120,
+    )
+    return dump.read_bytes()
