@@ -19,6 +19,7 @@ from bastion.core.clock import SystemClock
 from bastion.core.ids import Kind, is_id
 from bastion.core.settings import Settings, load_settings
 from bastion.observe.events import Actor, LogSink, SecurityEvents
+from bastion.observe.logging import configure as configure_logging
 from bastion.security.crypto import backups, rotation
 from bastion.security.crypto.backup import BackupRefused
 from bastion.security.crypto.shredding import shred
@@ -34,10 +35,13 @@ _console = Console(stderr=True)
 
 def _load() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
     except ValidationError as exc:
         _console.print(f"[red]Invalid configuration:[/red]\n{exc}")
         raise typer.Exit(2) from exc
+    # Security events go to the log on stderr; stdout carries only the command's result.
+    configure_logging(settings.log.level, json_output=settings.log.json_output)
+    return settings
 
 
 def _events() -> SecurityEvents:
