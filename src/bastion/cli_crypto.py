@@ -180,6 +180,12 @@ def retire(
     min_version: Annotated[
         int, typer.Option("--min-version", min=1, help="Oldest KEK version still usable.")
     ],
+    destroy: Annotated[
+        bool,
+        typer.Option(
+            "--destroy", help="Also erase the older versions' key material (cannot be undone)."
+        ),
+    ] = False,
 ) -> None:
     """Set min_decryption_version: older KEK versions stop decrypting (after a rewrap)."""
     settings = _load()
@@ -203,6 +209,10 @@ def retire(
     ring.set_min_decryption_version(min_version)
     _emit("key.retire", f"kek:v{min_version}", min_decryption_version=min_version)
     typer.echo(f"KEK versions below {min_version} are retired.")
+    if destroy:
+        removed = ring.destroy_versions_below(min_version)
+        _emit("key.destroy", f"kek:below-v{min_version}", destroyed=len(removed))
+        typer.echo(f"Destroyed KEK versions {removed}: data keys wrapped only under them are gone.")
 
 
 @keys_cli.command("shred")
@@ -225,7 +235,8 @@ def shred_command(
     async def run() -> int:
         db = database(settings)
         try:
-            return await shred(db, _events(), app_id, owner, SystemClock().now())
+            cipher = column_cipher(settings, SystemClock())
+            return await shred(db, cipher, _events(), app_id, owner, SystemClock().now())
         finally:
             await db.close()
 

@@ -52,6 +52,14 @@ class KeySource(Protocol):
         """Open a wrapped DEK; raises when the version is retired or the input tampered."""
         ...
 
+    def record_destroyed(self, key_ids: list[str]) -> None:
+        """Remember shredded data keys outside the database (and its backups)."""
+        ...
+
+    def is_destroyed(self, key_id: str) -> bool:
+        """Whether a data key was shredded."""
+        ...
+
 
 def words(text: str) -> set[str]:
     """The normalised words of a text: NFKC, case-folded, 2 to 64 word characters."""
@@ -190,7 +198,7 @@ class EnvelopeCipher:
         return key
 
     def _unwrap(self, record: repo.DataKeyRecord) -> bytes:
-        if record.wrapped is None:
+        if record.wrapped is None or self.keys.is_destroyed(record.id):
             raise KeyDestroyed(record.id)
         owner = Owner(record.owner_kind, record.owner_id)
         aad = key_aad(record.app_id, record.id, owner, record.purpose)

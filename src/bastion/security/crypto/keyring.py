@@ -72,6 +72,7 @@ class _Contents:
     kek: list[KeyVersion]
     backup: list[KeyVersion]
     min_decryption_version: int
+    destroyed: set[str] = field(default_factory=set)
 
     def to_json(self) -> bytes:
         def versions(items: list[KeyVersion]) -> list[dict[str, Any]]:
@@ -85,6 +86,7 @@ class _Contents:
                 "kek": versions(self.kek),
                 "backup": versions(self.backup),
                 "min_decryption_version": self.min_decryption_version,
+                "destroyed": sorted(self.destroyed),
             }
         ).encode()
 
@@ -101,7 +103,10 @@ class _Contents:
             ]
 
         return cls(
-            versions(data["kek"]), versions(data["backup"]), int(data["min_decryption_version"])
+            versions(data["kek"]),
+            versions(data["backup"]),
+            int(data["min_decryption_version"]),
+            set(data.get("destroyed", [])),
         )
 
 
@@ -265,6 +270,38 @@ class LocalKeyring:
             contents.min_decryption_version = version
 
         self._update(change)
+
+    def destroy_versions_below(self, version: int) -> list[int]:
+        """Erase the material of KEK versions below ``version`` (must already be retired).
+
+        Every data key still wrapped only under them, in the database or in any backup, can
+        never be unwrapped again.
+        """
+        removed: list[int] = []
+
+        def change(contents: _Contents) -> None:
+            if version > contents.min_decryption_version:
+                raise ValueError("retire the versions (min_decryption_version) first")
+            removed.extend(v.version for v in contents.kek if v.version < version)
+            contents.kek = [v for v in contents.kek if v.version >= version]
+
+        self._update(change)
+        return removed
+
+    def record_destroyed(self, key_ids: list[str]) -> None:
+        """Remember shredded data keys: they are refused even if an old backup brings
+        their wrapped material back."""
+        if not key_ids:
+            return
+
+        def change(contents: _Contents) -> None:
+            contents.destroyed.update(key_ids)
+
+        self._update(change)
+
+    def is_destroyed(self, key_id: str) -> bool:
+        """Whether this data key was shredded."""
+        return key_id in self._load().destroyed
 
     def kek(self, app_id: str, version: int | None = None) -> tuple[int, bytes]:
         """The app's KEK at ``version`` (default: the newest) and its version number."""
