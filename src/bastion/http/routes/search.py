@@ -6,15 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from bastion.http.deps import PageDep, ServicesDep, scoped
+from bastion.http.deps import PageDep, ServicesDep, requires
 from bastion.http.responses import JSONResponse, json_response
 from bastion.http.schemas.messages import MessageSearchResults
-from bastion.security import scopes
 from bastion.security.principal import Principal
 
 router = APIRouter(tags=["search"])
 
-Reader = Annotated[Principal, scoped(scopes.CHAT_READ)]
+# Search reads messages: the same permission as listing them; results come only from
+# channels the caller belongs to.
+Reader = Annotated[Principal, requires("message:read")]
 
 
 @router.get(
