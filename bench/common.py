@@ -72,6 +72,8 @@ def start_bastion(
         **os.environ,
         "BASTION_SERVER__DATA_DIR": str(work / "var"),
         "BASTION_SERVER__PUBLIC_URL": url,
+        # Loopback benchmarks measure the application, not TLS (see docs/benchmarks.md).
+        "BASTION_TRANSPORT__TLS": "false",
         **(extra_env or {}),
     }
     log = (work / "server.log").open("ab")

@@ -31,7 +31,7 @@ from bastion.security.crypto.keyring import LocalKeyring
 from bastion.store.db import Connection, Database
 from bastion.store.repos import data_keys as repo
 from bastion.store.repos import sealed_rows
-from bastion.store.sealing import Cell, Owner, key_id_of
+from bastion.store.sealing import Cell, KeyDestroyed, Owner, key_id_of
 
 Progress = Callable[[str, int, int | None], None]
 """``progress(phase, advanced_by, total)``: called as work is done."""
@@ -94,6 +94,7 @@ class Reencryption:
         self.batch = batch
         self.throttle = throttle
         self.progress = progress
+        self._newest_ids: dict[tuple[str, str, str], str | None] = {}
 
     async def run(self) -> repo.KeyJob:
         """Run (or resume) the job to completion; return its final state."""
@@ -175,22 +176,26 @@ class Reencryption:
     ) -> None:
         owner = Owner(column.owner_kind, row.owner_id)
         cell = Cell(row.app_id, column.table.name, column.column, row.row_id)
-        newest = await repo.newest_key(conn, row.app_id, owner, "data")
-        if newest is not None and key_id_of(row.value) == newest.id:
-            return
         old_id = key_id_of(row.value)
-        if old_id is not None:
-            record = await repo.get_key(conn, row.app_id, old_id)
-            if record is None or record.wrapped is None:
-                return  # shredded: nothing to re-encrypt
-            plaintext = await self.cipher.open(conn, cell, row.value)
-        else:
-            plaintext = row.value
+        if old_id is not None and old_id == await self._newest(conn, row.app_id, owner):
+            return
+        try:
+            plaintext = await self.cipher.open(conn, cell, row.value) if old_id else row.value
+        except KeyDestroyed:
+            return  # shredded: there is nothing to re-encrypt
         sealed = await self.cipher.seal(conn, cell, owner, plaintext)
         await sealed_rows.rewrite(conn, column, row.row_id, row.value, sealed)
         if old_id is None and column.table.name == "messages":
             terms = await self.cipher.terms(conn, row.app_id, row.owner_id, plaintext)
             await repo.replace_terms(conn, row.app_id, row.owner_id, row.row_id, terms)
+
+    async def _newest(self, conn: Connection, app_id: str, owner: Owner) -> str | None:
+        """The owner's newest data key id (fixed once the keys phase has run)."""
+        slot = (app_id, owner.kind, owner.id)
+        if slot not in self._newest_ids:
+            record = await repo.newest_key(conn, app_id, owner, "data")
+            self._newest_ids[slot] = record.id if record else None
+        return self._newest_ids[slot]
 
     async def _retire(self, job: repo.KeyJob) -> repo.KeyJob:
         async with self.db.write() as conn:

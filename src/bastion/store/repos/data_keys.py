@@ -161,10 +161,17 @@ async def live_data_keys(conn: AsyncConnection, kind: str) -> list[DataKeyRecord
 
 
 async def replace_terms(
-    conn: AsyncConnection, app_id: str, channel_id: str, message_id: str, terms: Collection[str]
+    conn: AsyncConnection,
+    app_id: str,
+    channel_id: str,
+    message_id: str,
+    terms: Collection[str],
+    *,
+    new: bool = False,
 ) -> None:
-    """Set a message's index terms (none for a deleted message)."""
-    await conn.execute(delete(message_terms).where(message_terms.c.message_id == message_id))
+    """Set a message's index terms (none for a deleted message); ``new``: it has none yet."""
+    if not new:
+        await conn.execute(delete(message_terms).where(message_terms.c.message_id == message_id))
     if terms:
         await conn.execute(
             insert(message_terms),

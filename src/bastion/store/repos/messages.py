@@ -52,10 +52,16 @@ async def _seal_body(
 
 
 async def _index(
-    conn: AsyncConnection, app_id: str, channel_id: str, message_id: str, body: str | None
+    conn: AsyncConnection,
+    app_id: str,
+    channel_id: str,
+    message_id: str,
+    body: str | None,
+    *,
+    new: bool = False,
 ) -> None:
     terms = [] if body is None else await cipher_of(conn).terms(conn, app_id, channel_id, body)
-    await keys_repo.replace_terms(conn, app_id, channel_id, message_id, terms)
+    await keys_repo.replace_terms(conn, app_id, channel_id, message_id, terms, new=new)
 
 
 async def insert_message(
@@ -93,7 +99,7 @@ async def insert_message(
         raise DuplicateKeyError("messages") from exc
     # The autoincrement key: SQLite reports it without a RETURNING round of its own.
     (values["seq"],) = result.inserted_primary_key or (None,)
-    await _index(conn, app_id, channel_id, message_id, body)
+    await _index(conn, app_id, channel_id, message_id, body, new=True)
     return MessageRecord(**{**values, "body": body, "mentions": tuple(mentions)})
 
 
