@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from bastion import __version__
 from bastion.chat.apps import ClientDirectory
@@ -22,7 +22,7 @@ from bastion.core.asgi import ASGIApp, Receive, Scope, Send
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.settings import Settings
 from bastion.http import problems
-from bastion.http.deps import Services
+from bastion.http.deps import Services, known_query
 from bastion.http.idempotency import Idempotency
 from bastion.http.routes import (
     admin,
@@ -352,6 +352,7 @@ def create_api(settings: Settings, clock: Clock | None = None) -> FastAPI:
         docs_url="/docs" if settings.debug else None,
         redoc_url=None,
         lifespan=_Lifespan(settings, clock or SystemClock()),
+        dependencies=[Depends(known_query)],
     )
     problems.install(api)
     # Routers are tried in order: the busiest first.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bastion.core.clock import rfc3339
+from bastion.security.markup import render_markdown
 from bastion.store.records import (
     ChannelRecord,
     MemberRecord,
@@ -71,6 +72,7 @@ def message_view(
         "author_id": message.author_id,
         "parent_id": message.parent_id,
         "text": message.body,
+        "html": render_markdown(message.body) if message.body is not None else None,
         "mentions": list(message.mentions),
         "client_msg_id": message.client_msg_id,
         "reply_count": message.reply_count,

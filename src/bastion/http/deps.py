@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+from starlette.requests import HTTPConnection
 
 from bastion.chat.service import Chat
 from bastion.core.errors import (
@@ -150,6 +151,49 @@ def declared_permission(call: Callable[..., Awaitable[Any]] | Any) -> str | None
     """The permission a dependency made by ``requires`` checks, else None."""
     value = getattr(call, PERMISSION_ATTRIBUTE, None)
     return value if isinstance(value, str) else None
+
+
+_QUERY_NAME = re.compile(r"[A-Za-z0-9_]{1,40}")
+# RFC 6750 §2.3: a token in the query is refused by the authentication layer, with its
+# own error; it is not reported as an unknown parameter.
+_REPORTED_ELSEWHERE = frozenset({"access_token"})
+_declared: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _declared_query(route: Any) -> frozenset[str]:
+    """The query parameter names a route and its dependencies declare (cached per route)."""
+    key = id(route)
+    if key not in _declared:
+        dependant = getattr(route, "dependant", None)
+        _declared[key] = frozenset(_query_names(dependant) if dependant else ())
+    return _declared[key]
+
+
+async def known_query(connection: HTTPConnection) -> None:
+    """Refuse query parameters the route does not declare (an allow-list of filters).
+
+    A misspelt filter (``?actve=false``) would otherwise be ignored silently and the
+    client would act on an unfiltered answer.
+    """
+    allowed = _declared_query(connection.scope.get("route")) | _REPORTED_ELSEWHERE
+    unknown = sorted(set(connection.query_params) - allowed)
+    if unknown:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    f"query.{name}" if _QUERY_NAME.fullmatch(name) else "query",
+                    "Unknown query parameter.",
+                )
+                for name in unknown[:20]
+            ]
+        )
 
 
 def path_id(kind: Kind, value: str, what: str) -> str:

@@ -45,6 +45,11 @@ def _message(message_id: str) -> str:
     return path_id(Kind.MESSAGE, message_id, "message")
 
 
+def reaction_value(value: str, named: tuple[str, ...]) -> str:
+    """A reaction is one of the app's named reactions (``validation.reactions``) or an emoji."""
+    return value if value in named else emoji(value)
+
+
 def emoji(value: str) -> str:
     """A reaction is one emoji (with its joiners and modifiers), nothing else."""
     value = unicodedata.normalize("NFC", value)
@@ -175,8 +180,9 @@ async def delete_message(
 async def add_reaction(
     message_id: str, reaction: str, caller: React, svc: ServicesDep
 ) -> JSONResponse:
-    """React with one emoji; doing it twice changes nothing."""
-    entry = await svc.chat.reactions.add(caller, _message(message_id), emoji(reaction))
+    """React with one emoji or a named reaction; doing it twice changes nothing."""
+    value = reaction_value(reaction, svc.settings.validation.reactions)
+    entry = await svc.chat.reactions.add(caller, _message(message_id), value)
     return json_response(entry.view(), version=entry.message.version)
 
 
@@ -189,5 +195,6 @@ async def remove_reaction(
     message_id: str, reaction: str, caller: React, svc: ServicesDep
 ) -> JSONResponse:
     """Take your reaction back."""
-    entry = await svc.chat.reactions.remove(caller, _message(message_id), emoji(reaction))
+    value = reaction_value(reaction, svc.settings.validation.reactions)
+    entry = await svc.chat.reactions.remove(caller, _message(message_id), value)
     return json_response(entry.view(), version=entry.message.version)

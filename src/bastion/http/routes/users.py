@@ -8,11 +8,21 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from bastion.chat.views import user_view
+from bastion.core.errors import FieldError, ValidationFailed
 from bastion.core.ids import Kind
-from bastion.http.deps import IfMatch, PageDep, ServicesDep, cursor_id, path_id, requires
+from bastion.http.deps import (
+    IfMatch,
+    PageDep,
+    Services,
+    ServicesDep,
+    cursor_id,
+    path_id,
+    requires,
+)
 from bastion.http.idempotency import IdempotencyKey
 from bastion.http.responses import JSONResponse, json_response
 from bastion.http.schemas.users import UserCreate, UserOut, UserPage, UserUpdate
+from bastion.security.confusables import looks_deceptive
 from bastion.security.principal import Principal
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
@@ -20,6 +30,13 @@ router = APIRouter(prefix="/v1/users", tags=["users"])
 ReadUsers = Annotated[Principal, requires("user:read")]
 WriteUsers = Annotated[Principal, requires("user:write")]
 ReadProfile = Annotated[Principal, requires("profile:read")]
+
+
+def check_display_name(svc: Services, name: str | None) -> None:
+    """Refuse a name that could pass for another (when ``validation.confusable_names``)."""
+    if name and svc.settings.validation.confusable_names == "reject" and looks_deceptive(name):
+        message = "The name mixes scripts with look-alike letters."
+        raise ValidationFailed([FieldError("body.display_name", message)])
 
 
 @router.post("", status_code=201, response_model=UserOut, summary="Create a user")
@@ -31,6 +48,7 @@ async def create_user(
     key: IdempotencyKey = None,
 ) -> Response:
     """Create a user for an id in your own system (409 if that external id exists)."""
+    check_display_name(svc, body.display_name)
 
     async def create() -> Response:
         user = await svc.chat.users.create(
@@ -85,6 +103,7 @@ async def update_user(
     user_id: str, body: UserUpdate, caller: WriteUsers, svc: ServicesDep, version: IfMatch
 ) -> JSONResponse:
     """Apply a JSON Merge Patch; ``If-Match`` makes it conditional on the version."""
+    check_display_name(svc, body.display_name)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     user = await svc.chat.users.update(
         caller, path_id(Kind.USER, user_id, "user"), changes, version

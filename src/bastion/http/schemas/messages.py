@@ -44,7 +44,11 @@ class MessageOut(ResponseModel):
     channel_id: str
     author_id: str
     parent_id: str | None
-    text: str | None
+    text: str | None = Field(description="The text as sent (Markdown); null once deleted.")
+    html: str | None = Field(
+        description="The text rendered from Markdown and sanitised (an allow-list of tags); "
+        "safe to insert into a page; null once deleted."
+    )
     mentions: list[str]
     client_msg_id: str | None
     reply_count: int
