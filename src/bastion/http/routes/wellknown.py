@@ -11,7 +11,16 @@ from bastion.security.oauth import rfc8414
 router = APIRouter(tags=["discovery"])
 
 
-@router.get("/.well-known/jwks.json", summary="The keys access tokens are signed with")
+@router.get(
+    "/.well-known/jwks.json",
+    summary="The keys access tokens are signed with",
+    responses={
+        200: {
+            "description": "An RFC 7517 JWK Set.",
+            "content": {"application/jwk-set+json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def jwks(svc: ServicesDep) -> JSONResponse:
     """RFC 7517 JWK Set of the public signing keys, by ``kid``."""
     return JSONResponse(
