@@ -87,8 +87,12 @@ async def _declared_10mb(server: ServerThread, auth: dict[str, str]) -> int:
     return int(raw.split(b" ", 2)[1])
 
 
-async def _chunked_10mb(server: ServerThread, auth: dict[str, str]) -> tuple[int, int]:
-    """Stream 10 MB chunked while listening; the status and how many bytes went out."""
+async def _chunked_10mb(server: ServerThread, auth: dict[str, str]) -> tuple[int | None, int]:
+    """Stream 10 MB chunked while listening; the status and how many bytes went out.
+
+    The server answers 413 and closes while bytes are still in flight, so the kernel may
+    turn the close into a reset that swallows the answer: the status is then None.
+    """
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     head = "".join(f"{k}: {v}\r\n" for k, v in auth.items())
     writer.write(
@@ -98,22 +102,25 @@ async def _chunked_10mb(server: ServerThread, auth: dict[str, str]) -> tuple[int
     answer = asyncio.ensure_future(reader.read(4096))
     sent = 0
     try:
-        while sent < TEN_MB and not answer.done():
-            writer.write(chunk)
-            sent += 65_536
-            drained = asyncio.ensure_future(writer.drain())
-            await asyncio.wait({drained, answer}, timeout=2, return_when="FIRST_COMPLETED")
-            if not drained.done():
-                drained.cancel()
-                break
-            if drained.exception() is not None:
-                break
-        raw = await asyncio.wait_for(answer, timeout=5)
+        with contextlib.suppress(ConnectionError):
+            while sent < TEN_MB and not answer.done():
+                writer.write(chunk)
+                sent += 65_536
+                drained = asyncio.ensure_future(writer.drain())
+                await asyncio.wait({drained, answer}, timeout=2, return_when="FIRST_COMPLETED")
+                if not drained.done():
+                    drained.cancel()
+                    break
+                drained.result()
+        try:
+            raw = await asyncio.wait_for(answer, timeout=5)
+        except ConnectionError:
+            raw = b""
     finally:
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
-    return int(raw.split(b" ", 2)[1]), sent
+    return (int(raw.split(b" ", 2)[1]) if raw else None), sent
 
 
 TEN_MB = 10 * 1024 * 1024
@@ -129,8 +136,8 @@ async def test_a_10mb_body_is_refused_before_it_is_read(
         assert status == 413
         assert seconds < FAST
         started = time.perf_counter()
-        status, sent = await _chunked_10mb(server, auth)
-        assert status == 413
+        chunked_status, sent = await _chunked_10mb(server, auth)
+        assert chunked_status in (413, None)
         assert time.perf_counter() - started < 4 * FAST
         assert sent < TEN_MB  # answered before the client could send it all
     assert resident_bytes() - before < MAX_GROWTH
