@@ -25,6 +25,9 @@ COMMANDS = [
     ["config", "show"],
     ["tokens"],
     ["tokens", "revoke-before"],
+    ["ratelimit"],
+    ["ratelimit", "set"],
+    ["ratelimit", "clear"],
 ]
 DB_PASSWORD = "hunter2-db-secret"
 PASSPHRASE = "correct horse battery staple"

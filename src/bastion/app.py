@@ -33,6 +33,7 @@ from bastion.http.routes import (
     metrics,
     oauth,
     problem_pages,
+    ratelimits,
     revocations,
     search,
     users,
@@ -213,6 +214,11 @@ class _Lifespan:
                 services.checkpoints.run(self.settings.audit.checkpoint_interval_seconds)
             ),
             asyncio.create_task(system_metrics.sample_loop_lag()),
+            asyncio.create_task(
+                services.ratelimit.admin.keep_reloading(
+                    self.settings.ratelimit.override_refresh_seconds
+                )
+            ),
         ]
         gc.freeze()
         try:
@@ -286,7 +292,9 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         broker=broker,
         idempotency=Idempotency(db, clock, settings.server.idempotency_ttl_seconds),
         events=events,
-        ratelimit=RateLimiting.build(settings.ratelimit, clock=clock, events=events, tokens=tokens),
+        ratelimit=RateLimiting.build(
+            settings.ratelimit, clock=clock, events=events, tokens=tokens, db=db
+        ),
         audit=audit_sink,
         checkpoints=checkpoints(settings, db, clock),
         authz=authz,
@@ -369,6 +377,7 @@ def create_api(settings: Settings, clock: Clock | None = None) -> FastAPI:
         problem_pages,
         revocations,
         search,
+        ratelimits,
     )
     for module in routers:
         api.include_router(module.router)

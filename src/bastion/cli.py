@@ -18,6 +18,7 @@ from bastion.chat.apps import create_app as create_tenant
 from bastion.cli_audit import audit_cli
 from bastion.cli_crypto import backup_cli, keys_cli
 from bastion.cli_roles import roles_cli
+from bastion.cli_ratelimit import ratelimit_cli
 from bastion.cli_tokens import tokens_cli
 from bastion.core.clock import SystemClock
 from bastion.core.settings import Settings, load_settings
@@ -37,6 +38,7 @@ cli.add_typer(keys_cli, name="keys")
 cli.add_typer(backup_cli, name="backup")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(roles_cli, name="roles")
+cli.add_typer(ratelimit_cli, name="ratelimit")
 console = Console(stderr=True)
 
 DataDir = Annotated[

@@ -34,6 +34,7 @@ _SAMPLE = {
     "reaction": "%F0%9F%91%8D",
     "slug": "not-found",
     "role": "member",
+    "policy": "reads",
 }
 
 

@@ -335,6 +335,12 @@ class RateLimitSettings(_Section):
     typing_coalesce_seconds: float = Field(
         2.0, ge=0, le=60, description="Repeated typing frames within this are merged."
     )
+    override_refresh_seconds: float = Field(
+        10.0, gt=0, le=3600, description="How often overrides are reread from the database."
+    )
+    override_max_factor: float = Field(
+        10.0, ge=1, le=1000, description="Apps may raise a policy's rate at most this much."
+    )
 
 
 class AuthzSettings(_Section):

@@ -329,3 +329,14 @@ key_jobs = Table(
     Column("started_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
 )
+
+rate_limit_overrides = Table(
+    "rate_limit_overrides",
+    metadata,
+    # New quotas for one rate-limit policy, for the whole app (subject "*") or one user.
+    Column("app_id", ID, ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True),
+    Column("subject", ID, primary_key=True),
+    Column("policy", String(64), primary_key=True),
+    Column("quotas", String(500), nullable=False),
+    Column("updated_at", TS, nullable=False),
+)

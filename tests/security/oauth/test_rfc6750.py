@@ -22,6 +22,7 @@ PLACEHOLDERS: dict[str, Callable[[], str]] = {
     "message_id": lambda: new_id(Kind.MESSAGE),
     "reaction": lambda: "thumbsup",
     "role": lambda: "member",
+    "policy": lambda: "reads",
 }
 
 

@@ -8,6 +8,7 @@ from bastion.core.clock import Clock
 from bastion.core.errors import BastionError
 from bastion.core.settings import RateLimitSettings
 from bastion.observe.events import SecurityEvents
+from bastion.security.ratelimit.admin import OverrideAdmin
 from bastion.security.ratelimit.counters import Counters, open_store
 from bastion.security.ratelimit.identity import Caller, network_of
 from bastion.security.ratelimit.policies import parse_quota
@@ -15,6 +16,7 @@ from bastion.security.ratelimit.shedding import LoadMonitor
 from bastion.security.ratelimit.sockets import FrameBudget, SocketCounts
 from bastion.security.ratelimit.throttle import Throttle
 from bastion.security.tokens import AccessTokens
+from bastion.store.db import Database
 
 
 @dataclass(slots=True)
@@ -26,6 +28,7 @@ class RateLimiting:
     load: LoadMonitor
     tokens: AccessTokens
     sockets: SocketCounts
+    admin: OverrideAdmin
 
     @classmethod
     def build(
@@ -35,6 +38,7 @@ class RateLimiting:
         clock: Clock,
         events: SecurityEvents,
         tokens: AccessTokens,
+        db: Database,
     ) -> RateLimiting:
         """Open the configured store and build the throttle around it."""
         timeout = settings.store_timeout_seconds
@@ -52,7 +56,11 @@ class RateLimiting:
             max_in_flight=settings.shed_in_flight,
             max_latency_ms=settings.shed_latency_ms,
         )
-        return cls(settings, throttle, load, tokens, SocketCounts(settings.ws_connections_per_ip))
+        admin = OverrideAdmin(
+            db, throttle.policies, throttle.overrides, clock, settings.override_max_factor
+        )
+        sockets = SocketCounts(settings.ws_connections_per_ip)
+        return cls(settings, throttle, load, tokens, sockets, admin)
 
     def caller(self, address: str | None, authorization: bytes | None) -> Caller:
         """Who is calling: the client network, and the token's identities if it is valid."""

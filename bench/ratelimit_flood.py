@@ -1,0 +1,157 @@
+"""Flood test on loopback: one client at 20x its quota while 50 users send normally.
+
+Starts ``bastion serve`` (default policies, memory store) pinned to one core, with
+the load generator on the other. Each of 50 legitimate users sends a message every
+``--gap`` seconds from its own address (``X-Forwarded-For``, honoured because the
+server trusts loopback as its proxy); a flooder sends at 20x the per-user message
+quota. Two phases of ``--seconds`` each: without the flooder (baseline), then with
+it. Reports the legitimate users' success rate and latency, and the flooder's
+accepted rate. Prints a JSON summary.
+
+    .venv/bin/python -m bench.ratelimit_flood --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import init_app, machine, setup_chat, start_bastion
+
+USERS = 50
+QUOTA_PER_SECOND = 5  # the default "message-send" burst quota per user
+FLOOD_FACTOR = 20
+
+
+async def _sender(
+    http: httpx.AsyncClient,
+    token: str,
+    channel: str,
+    ip: str,
+    gap: float,
+    until: float,
+    out: list[tuple[int, float]],
+) -> None:
+    headers = {"Authorization": f"Bearer {token}", "X-Forwarded-For": ip}
+    n = 0
+    next_at = time.monotonic()
+    while time.monotonic() < until:
+        start = time.perf_counter()
+        response = await http.post(
+            f"/v1/channels/{channel}/messages", json={"text": f"m{n}"}, headers=headers
+        )
+        out.append((response.status_code, time.perf_counter() - start))
+        n += 1
+        next_at += gap
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+
+def _summary(samples: list[tuple[int, float]], seconds: float) -> dict[str, Any]:
+    ok = sorted(latency for status, latency in samples if status == 201)
+    all_latency = sorted(latency for _, latency in samples)
+
+    def pct(values: list[float], q: float) -> float:
+        return (
+            round(values[min(len(values) - 1, int(len(values) * q))] * 1000, 2) if values else 0.0
+        )
+
+    return {
+        "requests": len(samples),
+        "accepted": len(ok),
+        "success_rate": round(len(ok) / len(samples), 5) if samples else 0.0,
+        "accepted_per_second": round(len(ok) / seconds, 2),
+        "p50_ms": pct(all_latency, 0.5),
+        "p99_ms": pct(all_latency, 0.99),
+        "statuses": {
+            str(s): sum(1 for st, _ in samples if st == s) for s in {st for st, _ in samples}
+        },
+    }
+
+
+async def _phase(url: str, chat: Any, seconds: float, gap: float, flood: bool) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+        until = time.monotonic() + seconds
+        legit: list[tuple[int, float]] = []
+        flooder: list[tuple[int, float]] = []
+        tasks = [
+            _sender(http, token, chat.channel_id, f"10.0.1.{i + 1}", gap, until, legit)
+            for i, (_, token) in enumerate(chat.users[1 : USERS + 1])
+        ]
+        if flood:
+            rate = QUOTA_PER_SECOND * FLOOD_FACTOR
+            flood_token = chat.users[0][1]
+            # Several connections, so the flooder is limited by the server, not by one socket.
+            tasks += [
+                _sender(http, flood_token, chat.channel_id, "10.0.9.9", 10 / rate, until, flooder)
+                for _ in range(10)
+            ]
+        await asyncio.gather(*tasks)
+    result = {"legitimate": _summary(legit, seconds)}
+    if flood:
+        result["flooder"] = {
+            **_summary(flooder, seconds),
+            "offered_per_second": round(len(flooder) / seconds, 1),
+            "quota_per_second": QUOTA_PER_SECOND,
+        }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--gap", type=float, default=1.0, help="seconds between a user's sends")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0})
+    env = {
+        "BASTION_LOG__ACCESS_LOG": "false",
+        "BASTION_AUTH__ARGON2_TIME_COST": "1",
+        "BASTION_AUTH__ARGON2_MEMORY_KIB": "1024",
+        "BASTION_AUTH__ARGON2_PARALLELISM": "1",
+        # Established accounts: the new-account factor would halve the flooder's quota.
+        "BASTION_RATELIMIT__NEW_ACCOUNT_SECONDS": "0",
+    }
+    with tempfile.TemporaryDirectory(prefix="bastion-flood-") as tmp:
+        # Set-up (51 users and their tokens in a burst) with limits off, then restart
+        # on the same data with the default limits for the measured phases.
+        setup = start_bastion(
+            Path(tmp), core=1, extra_env={**env, "BASTION_RATELIMIT__ENABLED": "false"}
+        )
+        try:
+            chat = setup_chat(setup.url, init_app(setup.env), members=USERS + 1)
+        finally:
+            setup.stop()
+        # Tokens name the first server's URL as issuer: keep it.
+        server = start_bastion(
+            Path(tmp), core=1, extra_env={**env, "BASTION_SERVER__PUBLIC_URL": setup.url}
+        )
+        try:
+            baseline = asyncio.run(_phase(server.url, chat, args.seconds, args.gap, flood=False))
+            flooded = asyncio.run(_phase(server.url, chat, args.seconds, args.gap, flood=True))
+        finally:
+            server.stop()
+    base_p99 = baseline["legitimate"]["p99_ms"]
+    report = {
+        "machine": machine(),
+        "seconds": args.seconds,
+        "gap": args.gap,
+        "baseline": baseline,
+        "flood": flooded,
+        "legit_p99_vs_baseline": round(flooded["legitimate"]["p99_ms"] / base_p99, 2)
+        if base_p99
+        else None,
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
