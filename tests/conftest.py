@@ -106,7 +106,13 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
         "log": {"level": "warning", "access_log": False},
         # Limits stay on, at a scale no functional test reaches: every test user shares
         # 127.0.0.1 and sends faster than people do. tests/security/ratelimit runs at 1.
-        "ratelimit": {"scale": 1000.0},
+        # Nor may a busy CI machine make the functional tests' server shed load.
+        "ratelimit": {
+            "scale": 1000.0,
+            "shed_loop_lag_ms": 60_000.0,
+            "shed_latency_ms": 60_000.0,
+            "shed_in_flight": 100_000,
+        },
         # Plain HTTP keeps the shared test server simple; tests/security/guard covers HTTPS.
         "transport": {"tls": False},
         # Tests send malformed requests by the hundred from one address; blocking has

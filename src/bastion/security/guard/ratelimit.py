@@ -69,13 +69,15 @@ class RateLimits:
     ) -> None:
         """Cap open sockets per client network (close code 4009 past the cap)."""
         if not rl.sockets.acquire(network):
-            await rl.throttle.events.emit(
-                "ratelimit.block",
-                "denied",
-                origin=_origin(scope),
-                reason="too many connections",
-                details={"policy": "ws-connections-per-ip", "scope": "ip"},
-            )
+            count = rl.reports.admit(f"sockets/{network}")
+            if count is not None:
+                await rl.throttle.events.emit(
+                    "ratelimit.block",
+                    "denied",
+                    origin=_origin(scope),
+                    reason="too many connections",
+                    details={"policy": "ws-connections-per-ip", "scope": "ip", "count": count},
+                )
             if (await receive())["type"] == "websocket.connect":
                 await send({"type": "websocket.accept"})
                 await send(
@@ -95,13 +97,15 @@ class RateLimits:
         self, rl: RateLimiting, scope: Scope, receive: Receive, send: Send, group: str, reason: str
     ) -> None:
         rl.throttle.metrics.shed.labels(group, reason).inc()
-        await rl.throttle.events.emit(
-            "ratelimit.shed",
-            "denied",
-            origin=_origin(scope),
-            reason=reason,
-            details={"group": group},
-        )
+        count = rl.reports.admit(f"shed/{group}/{reason}")
+        if count is not None:  # one event a second at most: shedding is cheap, events are not
+            await rl.throttle.events.emit(
+                "ratelimit.shed",
+                "denied",
+                origin=_origin(scope),
+                reason=reason,
+                details={"group": group, "count": count},
+            )
         error = ReducedCapacity("The server is busy; retry shortly.", retry_after=1)
         await self._respond(scope, receive, send, error, [(b"retry-after", b"1")], None)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bastion.core.clock import Clock
 from bastion.core.errors import BastionError
@@ -12,6 +12,7 @@ from bastion.security.ratelimit.admin import OverrideAdmin
 from bastion.security.ratelimit.counters import Counters, open_store
 from bastion.security.ratelimit.identity import Caller, network_of
 from bastion.security.ratelimit.policies import parse_quota
+from bastion.security.ratelimit.reports import ReportGate
 from bastion.security.ratelimit.shedding import LoadMonitor
 from bastion.security.ratelimit.sockets import FrameBudget, SocketCounts
 from bastion.security.ratelimit.throttle import Throttle
@@ -29,6 +30,7 @@ class RateLimiting:
     tokens: AccessTokens
     sockets: SocketCounts
     admin: OverrideAdmin
+    reports: ReportGate = field(default_factory=lambda: ReportGate(interval=1.0))
 
     @classmethod
     def build(

@@ -1,8 +1,8 @@
 """Cheap load shedding: is this node overloaded right now?
 
 Three signals, each kept up to date by the request path or a timer, so the decision
-itself is three comparisons: event-loop lag (how late a 100 ms timer fires), requests
-in flight, and an EWMA of request latency.
+itself is three comparisons: event-loop lag (a moving average of how late a 100 ms
+timer fires), requests in flight, and a moving average of request latency.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 
 _PROBE_SECONDS = 0.1
 _LATENCY_WEIGHT = 0.05
+_LAG_WEIGHT = 0.5
 
 
 class LoadMonitor:
@@ -55,8 +56,9 @@ class LoadMonitor:
             expected = loop.time() + _PROBE_SECONDS
             await asyncio.sleep(_PROBE_SECONDS)
             late = max(0.0, loop.time() - expected)
-            # Rise at once, fall gradually: one quiet tick does not end an overload.
-            self.lag = late if late > self.lag else self.lag * 0.5 + late * 0.5
+            # A moving average: one stall (a collection, a slow call) does not shed
+            # traffic, a loop that stays late does within a few ticks.
+            self.lag = self.lag * (1 - _LAG_WEIGHT) + late * _LAG_WEIGHT
 
     def close(self) -> None:
         """Stop the lag probe."""
