@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 _IPV6_GROUP = 64
 _CROCKFORD = {c: i for i, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
 _ULID_TIME_CHARS = 10
 
 
+@lru_cache(maxsize=65_536)
 def network_of(address: str | None) -> str:
     """The counted network of a client address: the address for IPv4, its /64 for IPv6."""
     if not address:
@@ -29,6 +31,7 @@ def network_of(address: str | None) -> str:
     return str(ip)
 
 
+@lru_cache(maxsize=65_536)
 def created_at(object_id: str) -> float | None:
     """Seconds since the epoch when a ULID-based id (``usr_01J…``) was made."""
     _, _, ulid = object_id.partition("_")

@@ -86,5 +86,6 @@ class RateLimiting:
         )
 
     async def close(self) -> None:
-        """Stop the load probe."""
+        """Stop the load probe and close the store's connections."""
         self.load.close()
+        await self.throttle.shared.close()

@@ -11,6 +11,8 @@ import asyncio
 import math
 from dataclasses import dataclass, field
 
+from prometheus_client import Counter
+
 from bastion.core.clock import Clock
 from bastion.core.settings import RateLimitSettings
 from bastion.observe.events import Actor, Detail, Origin, SecurityEvents
@@ -83,6 +85,7 @@ class Throttle:
             min_samples=settings.baseline_min_samples,
         )
         self.metrics = rate_limit_metrics()
+        self._decisions: dict[tuple[str, str], Counter] = {}
         self._health = _StoreHealth()
 
     async def check(self, group: str, caller: Caller, origin: Origin) -> Verdict:
@@ -119,7 +122,7 @@ class Throttle:
             if not window.allowed:
                 refused = max(refused or 0, reset, 1)
         if refused is None:
-            self.metrics.decisions.labels(policy.name, policy.scope, "allowed").inc()
+            self._count(policy, "allowed")
             return
         penalty = self.penalties.violation(key)
         self._refuse(v, policy, max(refused, math.ceil(penalty.seconds)))
@@ -162,7 +165,9 @@ class Throttle:
         self, policy: Policy, key: str, quotas: tuple[Quota, ...]
     ) -> list[Window] | None:
         counters = self.shared
-        if counters.remote and self.clock.timestamp() < self._health.down_until:
+        if not counters.remote:  # memory: synchronous, nothing can fail
+            return [counters.hit_local(key, q.limit, q.window) for q in quotas]
+        if self.clock.timestamp() < self._health.down_until:
             return await self._degraded(policy, key, quotas)
         try:
             return await self._hit_all(counters, key, quotas)
@@ -208,7 +213,14 @@ class Throttle:
     def _refuse(self, verdict: Verdict, policy: Policy, retry_after: int) -> None:
         verdict.refused_by.append(policy.name)
         verdict.retry_after = max(verdict.retry_after, retry_after)
-        self.metrics.decisions.labels(policy.name, policy.scope, "limited").inc()
+        self._count(policy, "limited")
+
+    def _count(self, policy: Policy, outcome: str) -> None:
+        child = self._decisions.get((policy.name, outcome))
+        if child is None:
+            child = self.metrics.decisions.labels(policy.name, policy.scope, outcome)
+            self._decisions[(policy.name, outcome)] = child
+        child.inc()
 
     async def _report(
         self, policy: Policy, caller: Caller, origin: Origin, level: int, retry_after: int
