@@ -12,21 +12,23 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from math import floor, inf
-from typing import Literal, cast
+from typing import Literal, TypeVar, cast
 
 from limits.aio.storage import MovingWindowSupport, RedisStorage, SlidingWindowCounterSupport
 from limits.aio.storage import Storage as RemoteStorage
 from limits.storage import MemoryStorage
 
 Strategy = Literal["moving-window", "sliding-window-counter"]
+T = TypeVar("T")
 Store = RemoteStorage | MemoryStorage
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A counter's state after a hit: what is left, and when the next unit frees up."""
+    """A quota's state for one request: whether it fits, what it leaves, when it frees up."""
 
     allowed: bool
     remaining: int
@@ -81,20 +83,27 @@ def open_store(url: str, *, key_prefix: str, timeout: float) -> Store:
     )
 
 
-def _sliding_window(
-    limit: int, window: int, allowed: bool, state: tuple[int, float, int, float]
-) -> Window:
-    """The remaining count and reset time of a sliding-window counter (as `limits` does)."""
+def _after_moving(limit: int, window: int, state: tuple[float, int]) -> Window:
+    """What one more request would leave of a moving window, from its current state."""
+    start, count = state
+    allowed = count < limit
+    reset_at = start + window if count else time.time() + window
+    return Window(allowed, max(0, limit - count - 1) if allowed else 0, reset_at)
+
+
+def _after_sliding(limit: int, window: int, state: tuple[int, float, int, float]) -> Window:
+    """The same for a sliding-window counter (weighted as `limits` weighs it)."""
     prev, prev_ttl, cur, cur_ttl = state
-    weighted = prev * prev_ttl / window + cur
+    used = floor(prev * prev_ttl / window + cur)
     reset_in = inf
     if prev:
         reset_in = prev_ttl % (window / prev)
     if cur:
         reset_in = min(reset_in, cur_ttl % window)
     now = time.time()
-    reset_at = now if reset_in == inf else now + reset_in
-    return Window(allowed, max(0, limit - floor(weighted)), reset_at)
+    reset_at = now + window if reset_in == inf else now + reset_in
+    allowed = used < limit
+    return Window(allowed, max(0, limit - used - 1) if allowed else 0, reset_at)
 
 
 class Counters:
@@ -106,16 +115,38 @@ class Counters:
         self.timeout = timeout
         self.remote = not isinstance(storage, MemoryStorage)
 
-    async def hit(self, key: str, limit: int, window: int) -> Window:
-        """Count one request against ``key`` unless that would exceed ``limit``."""
+    async def peek(self, key: str, limit: int, window: int) -> Window:
+        """Whether one more request fits, and what it would leave; counts nothing."""
         if isinstance(self.storage, MemoryStorage):
-            return self.hit_local(key, limit, window)
-        count = self._moving if self.strategy == "moving-window" else self._sliding
+            return self.peek_local(key, limit, window)
+        return await self._remote(self._peek_remote(key, limit, window))
+
+    async def take(self, key: str, limit: int, window: int) -> bool:
+        """Count one request, atomically, unless that would exceed ``limit``."""
+        if isinstance(self.storage, MemoryStorage):
+            return self.take_local(key, limit, window)
+        return await self._remote(self._take_remote(key, limit, window))
+
+    async def _remote(self, call: Awaitable[T]) -> T:
         try:
             async with asyncio.timeout(self.timeout):
-                return await count(self.storage, key, limit, window)
+                return await call
         except Exception as exc:  # any store error means the same thing here
             raise StoreFailure(type(exc).__name__) from exc
+
+    async def _peek_remote(self, key: str, limit: int, window: int) -> Window:
+        if self.strategy == "moving-window":
+            moving = cast(MovingWindowSupport, self.storage)
+            return _after_moving(limit, window, await moving.get_moving_window(key, limit, window))
+        sliding = cast(SlidingWindowCounterSupport, self.storage)
+        return _after_sliding(limit, window, await sliding.get_sliding_window(key, window))
+
+    async def _take_remote(self, key: str, limit: int, window: int) -> bool:
+        if self.strategy == "moving-window":
+            moving = cast(MovingWindowSupport, self.storage)
+            return await moving.acquire_entry(key, limit, window)
+        sliding = cast(SlidingWindowCounterSupport, self.storage)
+        return await sliding.acquire_sliding_window_entry(key, limit, window, 1)
 
     async def close(self) -> None:
         """Close the Redis connections (the memory store has none)."""
@@ -123,27 +154,16 @@ class Counters:
         if client is not None:
             await client.aclose()
 
-    def hit_local(self, key: str, limit: int, window: int) -> Window:
-        """``hit`` on the memory store, without a coroutine (the store never waits)."""
+    def peek_local(self, key: str, limit: int, window: int) -> Window:
+        """``peek`` on the memory store, without a coroutine (the store never waits)."""
         store = cast(MemoryStorage, self.storage)
         if self.strategy == "moving-window":
-            allowed = store.acquire_entry(key, limit, window)
-            start, count = store.get_moving_window(key, limit, window)
-            return Window(allowed, max(0, limit - count), start + window)
-        allowed = store.acquire_sliding_window_entry(key, limit, window, 1)
-        return _sliding_window(limit, window, allowed, store.get_sliding_window(key, window))
+            return _after_moving(limit, window, store.get_moving_window(key, limit, window))
+        return _after_sliding(limit, window, store.get_sliding_window(key, window))
 
-    @staticmethod
-    async def _moving(store: RemoteStorage, key: str, limit: int, window: int) -> Window:
-        moving = cast(MovingWindowSupport, store)
-        allowed = await moving.acquire_entry(key, limit, window)
-        start, count = await moving.get_moving_window(key, limit, window)
-        return Window(allowed, max(0, limit - count), start + window)
-
-    @staticmethod
-    async def _sliding(store: RemoteStorage, key: str, limit: int, window: int) -> Window:
-        sliding = cast(SlidingWindowCounterSupport, store)
-        allowed = await sliding.acquire_sliding_window_entry(key, limit, window, 1)
-        return _sliding_window(
-            limit, window, allowed, await sliding.get_sliding_window(key, window)
-        )
+    def take_local(self, key: str, limit: int, window: int) -> bool:
+        """``take`` on the memory store, without a coroutine."""
+        store = cast(MemoryStorage, self.storage)
+        if self.strategy == "moving-window":
+            return store.acquire_entry(key, limit, window)
+        return store.acquire_sliding_window_entry(key, limit, window, 1)

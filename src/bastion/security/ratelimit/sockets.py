@@ -61,8 +61,9 @@ class FrameBudget:
 
     async def admit(self) -> Admission:
         """Count one inbound frame."""
-        window = await self.counters.hit(self.key, self.quota.limit, self.quota.window)
-        if window.allowed:
+        limit, seconds = self.quota.limit, self.quota.window
+        window = self.counters.peek_local(self.key, limit, seconds)
+        if window.allowed and self.counters.take_local(self.key, limit, seconds):
             return Admission(True)
         self.violations += 1
         retry = max(1, math.ceil(window.reset_at - time.time()))

@@ -166,24 +166,15 @@ class Throttle:
     ) -> list[Window] | None:
         counters = self.shared
         if not counters.remote:  # memory: synchronous, nothing can fail
-            return [counters.hit_local(key, q.limit, q.window) for q in quotas]
+            return _count_local(counters, key, quotas)
         if self.clock.timestamp() < self._health.down_until:
             return await self._degraded(policy, key, quotas)
         try:
-            return await self._hit_all(counters, key, quotas)
+            windows = await _count_remote(counters, key, quotas)
         except StoreFailure as exc:
             await self._store_failed(policy, str(exc))
             return await self._degraded(policy, key, quotas)
-
-    async def _hit_all(
-        self, counters: Counters, key: str, quotas: tuple[Quota, ...]
-    ) -> list[Window]:
-        if counters.remote and len(quotas) > 1:
-            found = await asyncio.gather(*(counters.hit(key, q.limit, q.window) for q in quotas))
-            windows = list(found)
-        else:
-            windows = [await counters.hit(key, q.limit, q.window) for q in quotas]
-        if counters.remote and self._health.down_until:
+        if self._health.down_until:
             self._health.down_until = 0.0
             await self.events.emit("ratelimit.store_recovered", "success", reason="store answers")
         return windows
@@ -197,7 +188,7 @@ class Throttle:
             return None
         if mode == "closed":
             raise StoreUnavailable(math.ceil(self.settings.store_retry_seconds))
-        return await self._hit_all(self.local, key, quotas)
+        return _count_local(self.local, key, quotas)
 
     async def _store_failed(self, policy: Policy, error: str) -> None:
         first = self._health.down_until == 0.0
@@ -248,3 +239,29 @@ class StoreUnavailable(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__("rate-limit store unavailable")
         self.retry_after = retry_after
+
+
+def _count_local(counters: Counters, key: str, quotas: tuple[Quota, ...]) -> list[Window]:
+    """Check every quota, then count the request in all of them only if all have room."""
+    keys = [f"{key}/{q.window}" for q in quotas]
+    peeks = [counters.peek_local(k, q.limit, q.window) for k, q in zip(keys, quotas, strict=True)]
+    if not all(p.allowed for p in peeks):
+        return peeks
+    taken = [counters.take_local(k, q.limit, q.window) for k, q in zip(keys, quotas, strict=True)]
+    return [_taken(p, t) for p, t in zip(peeks, taken, strict=True)]
+
+
+async def _count_remote(counters: Counters, key: str, quotas: tuple[Quota, ...]) -> list[Window]:
+    """The same on Redis: one concurrent round of reads, then one of atomic counts."""
+    keys = [f"{key}/{q.window}" for q in quotas]
+    pairs = list(zip(keys, quotas, strict=True))
+    peeks = await asyncio.gather(*(counters.peek(k, q.limit, q.window) for k, q in pairs))
+    if not all(p.allowed for p in peeks):
+        return list(peeks)
+    taken = await asyncio.gather(*(counters.take(k, q.limit, q.window) for k, q in pairs))
+    return [_taken(p, t) for p, t in zip(peeks, taken, strict=True)]
+
+
+def _taken(peek: Window, taken: bool) -> Window:
+    """A quota another node filled between the read and the count refuses after all."""
+    return peek if taken else Window(False, 0, peek.reset_at)
