@@ -71,14 +71,14 @@ async def test_each_quota_of_a_policy_counts_on_its_own(url: str) -> None:
         settings, shared=shared, local=local, clock=clock, events=SecurityEvents(clock, [])
     )
     caller = Caller("192.0.2.1", user=f"usr_{secrets.token_hex(4)}", app="app_1")
-    first = [await throttle.check("message-send", caller, Origin()) for _ in range(4)]
+    first = [await throttle.check("message-send", caller, Origin) for _ in range(4)]
     assert [v.allowed for v in first] == [True, True, True, False]
     assert [(u.quota.name, u.remaining) for u in first[2].usages] == [
         ("send-1s", 0),
         ("send-60s", 2),
     ]
     await asyncio.sleep(1.05 + 1.0)  # the burst window and the first penalty (1 s) pass
-    later = [await throttle.check("message-send", caller, Origin()) for _ in range(3)]
+    later = [await throttle.check("message-send", caller, Origin) for _ in range(3)]
     await shared.close()
     assert [v.allowed for v in later] == [True, True, False]
     assert [(u.quota.name, u.remaining) for u in later[1].usages] == [

@@ -64,11 +64,11 @@ async def test_a_quiet_user_turned_noisy_is_caught_before_the_fixed_limit() -> N
     throttle = _throttle(clock, policy, baseline_min_samples=10, new_account_seconds=0)
     quiet = Caller("192.0.2.1", user=_old_user_id(30), app="app_1")
     for _ in range(20):  # its history: one message a minute for twenty minutes
-        throttle.baselines.observe(f"user:{quiet.user}")
+        throttle.baselines.observe(f"send/{quiet.user}")
         clock.advance(INTERVAL)
     allowed = 0
     for _ in range(60):  # then a burst
-        if (await throttle.check("message-send", quiet, Origin())).allowed:
+        if (await throttle.check("message-send", quiet, Origin)).allowed:
             allowed += 1
     # 3 x 1/minute, floored at a tenth of the fixed quota; the fixed quota allows 60
     assert allowed == 12
@@ -84,7 +84,7 @@ async def test_new_accounts_get_a_fraction_of_user_quotas() -> None:
     async def allowed(user: str) -> int:
         caller = Caller("192.0.2.1", user=user, app="app_1")
         return sum(
-            [(await throttle.check("message-send", caller, Origin())).allowed for _ in range(12)]
+            [(await throttle.check("message-send", caller, Origin)).allowed for _ in range(12)]
         )
 
     assert await allowed(new_id(Kind.USER)) == 5

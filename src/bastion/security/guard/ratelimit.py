@@ -50,7 +50,7 @@ class RateLimits:
                 return
         client = scope.get("client")
         caller = rl.caller(client[0] if client else None, header(scope, b"authorization"))
-        verdict = await rl.throttle.check(group, caller, _origin(scope))
+        verdict = await rl.throttle.check(group, caller, lambda: _origin(scope))
         fields = _fields(rl, group, verdict)
         if not verdict.allowed:
             await self._refuse(scope, receive, send, verdict, fields)

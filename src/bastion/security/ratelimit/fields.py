@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bastion.security.ratelimit.policies import Policy
+from bastion.security.ratelimit.policies import Policy, Quota
 from bastion.security.ratelimit.throttle import Usage
 
 
@@ -21,11 +21,23 @@ def policy_field(policies: Iterable[Policy]) -> bytes:
     ).encode()
 
 
+_POLICY_FIELDS: dict[tuple[Quota, ...], bytes] = {}
+_POLICY_FIELDS_MAX = 4096
+
+
 def usage_policy_field(usages: Iterable[Usage]) -> bytes:
-    """The ``RateLimit-Policy`` value for the quotas actually applied (after overrides)."""
-    return ", ".join(
-        f'"{u.quota.name}";q={u.quota.limit};w={u.quota.window}' for u in usages
-    ).encode()
+    """The ``RateLimit-Policy`` value for the quotas actually applied (after overrides).
+
+    The same few quota sets come back on almost every request: their text is kept.
+    """
+    quotas = tuple(u.quota for u in usages)
+    found = _POLICY_FIELDS.get(quotas)
+    if found is None:
+        found = ", ".join(f'"{q.name}";q={q.limit};w={q.window}' for q in quotas).encode()
+        if len(_POLICY_FIELDS) >= _POLICY_FIELDS_MAX:
+            _POLICY_FIELDS.clear()
+        _POLICY_FIELDS[quotas] = found
+    return found
 
 
 def usage_field(usages: Iterable[Usage]) -> bytes:

@@ -57,7 +57,14 @@ class Caller:
 
     def key(self, scope: str) -> str:
         """The counter key for a policy scope; without that identity, the network counts."""
-        value = {"user": self.user, "client": self.client, "app": self.app}.get(scope)
+        if scope == "user":
+            value = self.user
+        elif scope == "app":
+            value = self.app
+        elif scope == "client":
+            value = self.client
+        else:
+            value = None
         if value is None:
             return f"ip:{self.network}"
         return f"{scope}:{value}"

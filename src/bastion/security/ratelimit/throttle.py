@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter
@@ -88,17 +89,21 @@ class Throttle:
         self._decisions: dict[tuple[str, str], Counter] = {}
         self._health = _StoreHealth()
 
-    async def check(self, group: str, caller: Caller, origin: Origin) -> Verdict:
-        """Count the request against every policy of ``group`` and decide."""
+    async def check(self, group: str, caller: Caller, origin: Callable[[], Origin]) -> Verdict:
+        """Count the request against every policy of ``group`` and decide.
+
+        ``origin`` is called only when there is something to report.
+        """
         verdict = Verdict()
-        self._learn(caller)
         for policy in self.policies.for_group(group):
             await self._apply(policy, caller, origin, verdict)
             if not verdict.allowed:
                 break  # a refused request consumes nothing from the policies after it
         return verdict
 
-    async def _apply(self, policy: Policy, caller: Caller, origin: Origin, v: Verdict) -> None:
+    async def _apply(
+        self, policy: Policy, caller: Caller, origin: Callable[[], Origin], v: Verdict
+    ) -> None:
         key = f"{policy.name}/{caller.key(policy.scope)}"
         quotas = self._quotas(policy, caller)
         blocked = self.penalties.blocked_for(key)
@@ -140,10 +145,11 @@ class Throttle:
     def _relative(
         self, policy: Policy, caller: Caller, quotas: tuple[Quota, ...]
     ) -> tuple[Quota, ...]:
-        subject = caller.user if policy.scope == "user" else caller.app
-        baseline = self.baselines.get(f"{policy.scope}:{subject}") if subject else None
-        if baseline is None or policy.baseline_factor is None:
+        subject = caller.user if policy.scope == "user" else caller.key(policy.scope)
+        if subject is None or policy.baseline_factor is None:
             return quotas
+        # Learn from the policy's own traffic: a user's normal rate of sends, not of reads.
+        baseline = self.baselines.observe(f"{policy.name}/{subject}")
         factor = policy.baseline_factor
         return tuple(
             Quota(q.name, self.baselines.allowance(baseline, factor, q.limit, q.window), q.window)
@@ -154,12 +160,6 @@ class Throttle:
         born = created_at(user_id)
         age = self.clock.timestamp() - born if born is not None else math.inf
         return age < self.settings.new_account_seconds
-
-    def _learn(self, caller: Caller) -> None:
-        if caller.user is not None:
-            self.baselines.observe(f"user:{caller.user}")
-        if caller.app is not None:
-            self.baselines.observe(f"app:{caller.app}")
 
     async def _hit(
         self, policy: Policy, key: str, quotas: tuple[Quota, ...]
@@ -214,7 +214,12 @@ class Throttle:
         child.inc()
 
     async def _report(
-        self, policy: Policy, caller: Caller, origin: Origin, level: int, retry_after: int
+        self,
+        policy: Policy,
+        caller: Caller,
+        origin: Callable[[], Origin],
+        level: int,
+        retry_after: int,
     ) -> None:
         actor = Actor(app_id=caller.app, subject=caller.user, client_id=caller.client)
         details: dict[str, Detail] = {
@@ -223,13 +228,14 @@ class Throttle:
             "level": level,
             "retry_after": retry_after,
         }
+        where = origin()
         await self.events.emit(
-            "ratelimit.block", "denied", actor=actor, origin=origin, details=details
+            "ratelimit.block", "denied", actor=actor, origin=where, details=details
         )
         if level > 1:
             self.metrics.penalties.labels(policy.name).inc()
             await self.events.emit(
-                "ratelimit.penalty", "denied", actor=actor, origin=origin, details=details
+                "ratelimit.penalty", "denied", actor=actor, origin=where, details=details
             )
 
 
