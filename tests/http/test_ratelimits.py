@@ -90,7 +90,7 @@ async def test_app_override_user_override_and_delete(
     assert await _reads(client, other, 4) == [200] * 4  # another app is untouched
     listed = (await client.get("/v1/rate-limits", headers=backend)).json()
     assert {o["user_id"] for o in listed["overrides"]} == {None, dave.id}
-    assert {p["name"] for p in listed["policies"]} == {"ip", "reads"}
+    assert {p["name"] for p in listed["policies"]} == {"ip", "reads", "ws-frames"}
     assert (await client.delete("/v1/rate-limits/reads", headers=backend)).status_code == 204
     assert (await client.delete("/v1/rate-limits/reads", headers=backend)).status_code == 404
     fresh = await app.user("frank")

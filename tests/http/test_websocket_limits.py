@@ -161,3 +161,22 @@ async def test_repeated_typing_is_coalesced(ws_server: ServerThread, app: Tenant
     assert (await typist.expect("ack"))["data"] == {}
     await typist.connection.close()
     await watcher.connection.close()
+
+
+async def test_the_frame_quota_follows_a_user_override(
+    ws_server: ServerThread, app: Tenant
+) -> None:
+    alice = await app.user("alice")
+    put = await app.http.put(
+        f"/v1/users/{alice.id}/rate-limits/ws-frames",
+        json={"quotas": ["2/second"]},
+        headers=await app.backend_headers(),
+    )
+    assert put.status_code == 200, put.text
+    sock = await _open(ws_server, alice, fresh_ip())
+    for i in range(3):
+        await sock.send({"type": "ping", "id": f"p{i}"})
+    replies = [await sock.next() for _ in range(3)]
+    assert [r["type"] for r in replies] == ["pong", "pong", "error"]
+    assert replies[2]["data"]["type"] == "/problems/quota-exceeded"
+    await sock.connection.close()

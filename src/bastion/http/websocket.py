@@ -36,6 +36,7 @@ from bastion.realtime.broker import Event
 from bastion.security import scopes
 from bastion.security.oauth import rfc6750
 from bastion.security.principal import Principal
+from bastion.security.ratelimit.identity import Caller, network_of
 from bastion.security.ratelimit.sockets import FrameBudget
 from bastion.security.tokens import Revoked
 
@@ -249,7 +250,13 @@ async def _serve(
     channel_ids = await svc.chat.channels.ids_of_caller(principal)
     connection = Connection(principal, channel_ids, svc.settings.realtime.send_queue_max)
     registry.add(connection)
-    frames = svc.ratelimit.frame_budget(connection.id)
+    caller = Caller(
+        network_of(websocket.client.host if websocket.client else None),
+        principal.user_id,
+        principal.client_id,
+        principal.app_id,
+    )
+    frames = svc.ratelimit.frame_budget(connection.id, caller)
     session = _Session(svc, websocket, connection, asyncio.get_running_loop().time(), frames)
     svc.broker.attach(connection)
     reader = asyncio.create_task(_read_loop(session))

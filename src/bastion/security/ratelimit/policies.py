@@ -13,6 +13,9 @@ from limits import parse
 
 from bastion.core.settings import RateLimitPolicy, RateLimitSettings
 
+FRAMES_POLICY = "ws-frames"
+"""The policy holding the inbound WebSocket frame quota of each socket."""
+
 GROUPS = (
     "all",
     "auth",
@@ -84,8 +87,18 @@ class PolicySet:
 
     @classmethod
     def from_settings(cls, settings: RateLimitSettings) -> PolicySet:
-        """Compile ``settings.policies`` at ``settings.scale``."""
-        return cls(compile_policy(spec, settings.scale) for spec in settings.policies)
+        """Compile ``settings.policies``, and the per-socket frame quota as ``ws-frames``.
+
+        The frame quota belongs to no endpoint group (it is applied per socket, not per
+        request) but is a policy like the others, so overrides cover it too.
+        """
+        frames = Policy(
+            name=FRAMES_POLICY,
+            groups=frozenset(),
+            scope="user",
+            quotas=(parse_quota(FRAMES_POLICY, settings.ws_frames),),
+        )
+        return cls([*(compile_policy(s, settings.scale) for s in settings.policies), frames])
 
     def for_group(self, group: str) -> tuple[Policy, ...]:
         """Every policy that counts requests of ``group``."""

@@ -11,7 +11,7 @@ from bastion.observe.events import SecurityEvents
 from bastion.security.ratelimit.admin import OverrideAdmin
 from bastion.security.ratelimit.counters import Counters, open_store
 from bastion.security.ratelimit.identity import Caller, network_of
-from bastion.security.ratelimit.policies import parse_quota
+from bastion.security.ratelimit.policies import FRAMES_POLICY
 from bastion.security.ratelimit.reports import ReportGate
 from bastion.security.ratelimit.shedding import LoadMonitor
 from bastion.security.ratelimit.sockets import FrameBudget, SocketCounts
@@ -75,12 +75,16 @@ class RateLimiting:
             return Caller(network)
         return Caller(network, principal.user_id, principal.client_id, principal.app_id)
 
-    def frame_budget(self, connection_id: str) -> FrameBudget:
-        """The inbound frame budget of a new socket (counted in this node's memory)."""
-        quota = parse_quota("ws-frames", self.settings.ws_frames)
+    def frame_budget(self, connection_id: str, caller: Caller) -> FrameBudget:
+        """The inbound frame budget of a new socket (counted in this node's memory).
+
+        The quota is the ``ws-frames`` policy's, after the caller's app or user override.
+        """
+        policy = self.throttle.policies.by_name[FRAMES_POLICY]
+        quota = self.throttle.overrides.quotas(policy, caller)[0]
         return FrameBudget(
             self.throttle.local,
-            f"ws-frames/{connection_id}",
+            f"{FRAMES_POLICY}/{connection_id}",
             quota,
             self.settings.ws_violations_before_close,
         )
