@@ -37,6 +37,8 @@ def test_defaults_are_least_privilege() -> None:
         "user:write",
         "user:read:private",
         "token:revoke",
+        "ratelimit:read",
+        "ratelimit:manage",
         "audit:read",
         "metrics:read",
     }

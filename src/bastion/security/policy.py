@@ -93,6 +93,15 @@ VOCABULARY: tuple[Permission, ...] = (
         "Revoke the tokens of the app, or of one user, issued before a time.",
         sensitive=True,
     ),
+    _p(
+        "ratelimit:read", scopes.USERS_READ, "Read the rate-limit policies and the app's overrides."
+    ),
+    _p(
+        "ratelimit:manage",
+        scopes.USERS_WRITE,
+        "Override rate-limit quotas for the app or one of its users, within the ceiling.",
+        sensitive=True,
+    ),
     _p("role:read", scopes.ADMIN_READ, "Read app role assignments.", sensitive=True),
     _p("role:manage", scopes.ADMIN_WRITE, "Assign and revoke app roles.", sensitive=True),
     _p("policy:read", scopes.ADMIN_READ, "Read the permission vocabulary and the policy."),
@@ -144,6 +153,8 @@ DEFAULT_POLICY: Mapping[str, frozenset[str]] = {
             "user:write",
             "user:read:private",
             "token:revoke",
+            "ratelimit:read",
+            "ratelimit:manage",
             "audit:read",
             "metrics:read",
         }

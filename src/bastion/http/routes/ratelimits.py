@@ -7,18 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 
 from bastion.core.ids import Kind
-from bastion.http.deps import ServicesDep, origin_of, path_id, scoped
+from bastion.http.deps import ServicesDep, origin_of, path_id, requires
 from bastion.http.responses import JSONResponse, json_response
 from bastion.http.schemas.ratelimits import OverrideIn, OverrideOut, RateLimitsOut
 from bastion.observe.events import Actor
-from bastion.security import scopes
 from bastion.security.principal import Principal
 from bastion.security.ratelimit.admin import OverrideView
 
 router = APIRouter(tags=["rate limits"])
 
-ReadUsers = Annotated[Principal, scoped(scopes.USERS_READ)]
-WriteUsers = Annotated[Principal, scoped(scopes.USERS_WRITE)]
+ReadLimits = Annotated[Principal, requires("ratelimit:read")]
+ManageLimits = Annotated[Principal, requires("ratelimit:manage")]
 
 
 def _view(found: OverrideView) -> dict[str, object]:
@@ -26,7 +25,7 @@ def _view(found: OverrideView) -> dict[str, object]:
 
 
 @router.get("/v1/rate-limits", response_model=RateLimitsOut, summary="Policies and overrides")
-async def rate_limits(caller: ReadUsers, svc: ServicesDep) -> JSONResponse:
+async def rate_limits(caller: ReadLimits, svc: ServicesDep) -> JSONResponse:
     """The configured policies and the overrides in force for the caller's app."""
     policies = [
         {
@@ -45,7 +44,7 @@ async def rate_limits(caller: ReadUsers, svc: ServicesDep) -> JSONResponse:
 
 @router.put("/v1/rate-limits/{policy}", response_model=OverrideOut, summary="Override for the app")
 async def put_app_override(
-    policy: str, body: OverrideIn, caller: WriteUsers, svc: ServicesDep, request: Request
+    policy: str, body: OverrideIn, caller: ManageLimits, svc: ServicesDep, request: Request
 ) -> JSONResponse:
     """Replace the quotas of ``policy`` for every caller of the app."""
     return await _put(svc, request, caller, None, policy, body)
@@ -53,7 +52,7 @@ async def put_app_override(
 
 @router.delete("/v1/rate-limits/{policy}", status_code=204, summary="Remove the app's override")
 async def delete_app_override(
-    policy: str, caller: WriteUsers, svc: ServicesDep, request: Request
+    policy: str, caller: ManageLimits, svc: ServicesDep, request: Request
 ) -> Response:
     """Go back to the configured quotas of ``policy`` for the app."""
     return await _delete(svc, request, caller, None, policy)
@@ -68,7 +67,7 @@ async def put_user_override(
     user_id: str,
     policy: str,
     body: OverrideIn,
-    caller: WriteUsers,
+    caller: ManageLimits,
     svc: ServicesDep,
     request: Request,
 ) -> JSONResponse:
@@ -80,7 +79,7 @@ async def put_user_override(
     "/v1/users/{user_id}/rate-limits/{policy}", status_code=204, summary="Remove a user's override"
 )
 async def delete_user_override(
-    user_id: str, policy: str, caller: WriteUsers, svc: ServicesDep, request: Request
+    user_id: str, policy: str, caller: ManageLimits, svc: ServicesDep, request: Request
 ) -> Response:
     """Go back to the app's (or the configured) quotas of ``policy`` for the user."""
     return await _delete(svc, request, caller, path_id(Kind.USER, user_id, "user"), policy)
