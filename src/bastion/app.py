@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,7 +13,6 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from bastion import __version__
-from bastion.chat.apps import ClientDirectory
 from bastion.chat.context import ChatContext
 from bastion.chat.identities import ExternalUsers
 from bastion.chat.revocations import CutoffSync
@@ -28,7 +28,9 @@ from bastion.http.routes import (
     admin,
     audit,
     channels,
+    clients,
     health,
+    login,
     messages,
     metrics,
     oauth,
@@ -36,6 +38,7 @@ from bastion.http.routes import (
     ratelimits,
     revocations,
     search,
+    user_logins,
     users,
     wellknown,
 )
@@ -77,7 +80,10 @@ from bastion.security.guard.request_id import RequestId
 from bastion.security.guard.request_target import RequestTarget
 from bastion.security.guard.timeouts import BodyTimeouts
 from bastion.security.issuers import ExternalIssuer
+from bastion.security.key_rotation import RotationPolicy, maintain
 from bastion.security.keys import KeyRing, SigningKeyStore
+from bastion.security.oauth.authserver import build as build_authserver
+from bastion.security.oauth.grants import load_revocations as load_oauth_revocations
 from bastion.security.oauth.server import TokenEndpoint
 from bastion.security.outbound import OutboundGuard, OutboundPolicy
 from bastion.security.passwords import SecretHasher
@@ -93,14 +99,29 @@ document requires an RFC 9068 bearer access token from `POST /oauth/token`.
 """
 
 
-def signing_keys(settings: Settings) -> KeyRing:
-    """Load the signing keys, generating the first one on first start."""
+def key_store(settings: Settings) -> SigningKeyStore:
+    """The folder of signing keys."""
     passphrase = settings.auth.keys_passphrase
-    store = SigningKeyStore(
+    return SigningKeyStore(
         settings.server.data_dir / "keys",
         passphrase.get_secret_value() if passphrase else None,
     )
-    return store.load_or_create(settings.auth.signing_alg)
+
+
+def signing_keys(settings: Settings) -> KeyRing:
+    """Load the signing keys, generating the first ones on first start."""
+    return key_store(settings).load_or_create(settings.auth.signing_alg)
+
+
+def rotation_policy(settings: Settings) -> RotationPolicy:
+    """When keys rotate, and how long a retired key is kept (its tokens' longest life)."""
+    auth, oauth = settings.auth, settings.oauth
+    return RotationPolicy(
+        period_days=oauth.key_rotation_days,
+        publish_seconds=oauth.key_publish_seconds,
+        keep_seconds=max(auth.client_token_ttl, auth.user_token_ttl) + auth.leeway,
+        check_seconds=oauth.key_check_seconds,
+    )
 
 
 def secret_hasher(settings: Settings) -> SecretHasher:
@@ -197,12 +218,24 @@ class _Lifespan:
         cutoffs = CutoffSync(services.chat.ctx)
         # With the database down, start anyway (health probes answer, /readyz says 503)
         # and keep trying; tokens are refused until the revocations are in.
+        oauth_revocations = functools.partial(self._load_oauth_revocations, services)
         loader = asyncio.create_task(
-            keep_loading_revocations(services.chat.ctx, loaders=[cutoffs.load])
+            keep_loading_revocations(
+                services.chat.ctx, loaders=[cutoffs.load, oauth_revocations]
+            )
         )
         await asyncio.wait({loader}, timeout=self.settings.database.connect_timeout)
         refresh = self.settings.resource_server.revocation_refresh_seconds
         syncer = asyncio.create_task(cutoffs.keep_loading(refresh))
+        keys = asyncio.create_task(
+            maintain(
+                key_store(self.settings),
+                services.keys,
+                rotation_policy(self.settings),
+                services.events,
+                self.clock,
+            )
+        )
         app.state.services = services
         app.state.connections = ConnectionRegistry(self.settings.realtime.max_connections_per_user)
         # A revocation closes the affected sockets now, not at their next frame.
@@ -226,11 +259,16 @@ class _Lifespan:
         finally:
             loader.cancel()
             syncer.cancel()
+            keys.cancel()
             await services.ratelimit.close()
             for task in background:
                 task.cancel()
             await services.broker.close()
             await services.db.close()
+
+    async def _load_oauth_revocations(self, services: Services) -> None:
+        # Access tokens revoked through /oauth/revoke or with their grant, until they expire.
+        await load_oauth_revocations(services.db, services.tokens, self.clock.now())
 
 
 def build_services(settings: Settings, clock: Clock) -> Services:
@@ -272,10 +310,20 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         events=events,
     )
     external = external_identities(settings, clock, ctx, events)
-    token_endpoint = TokenEndpoint(
-        clients=ClientDirectory(db),
-        users=UserResolver(ctx),
+    authserver = build_authserver(
+        settings,
+        db=db,
+        clock=clock,
         hasher=secret_hasher(settings),
+        tokens=tokens,
+        keys=keys,
+        events=events,
+    )
+    token_endpoint = TokenEndpoint(
+        clients=authserver.clients,
+        users=UserResolver(ctx),
+        grants=authserver.grants,
+        events=events,
         tokens=tokens,
         audience=settings.audience,
         client_token_ttl=settings.auth.client_token_ttl,
@@ -300,6 +348,7 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         authz=authz,
         outbound=outbound_guard(settings),
         authenticator=Authenticator(tokens, external),
+        authserver=authserver,
     )
 
 
@@ -378,6 +427,9 @@ def create_api(settings: Settings, clock: Clock | None = None) -> FastAPI:
         revocations,
         search,
         ratelimits,
+        login,
+        clients,
+        user_logins,
     )
     for module in routers:
         api.include_router(module.router)

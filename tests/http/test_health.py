@@ -26,9 +26,10 @@ async def test_openapi_is_3_1_and_lists_the_api(http: httpx.AsyncClient) -> None
 async def test_jwks_publishes_the_signing_key(
     http: httpx.AsyncClient, server: ServerThread
 ) -> None:
-    """The JWKS has the active key by kid, public parts only."""
+    """The JWKS has the active key first, then the next one, public parts only."""
     keys = (await http.get("/.well-known/jwks.json")).json()["keys"]
-    assert [key["kid"] for key in keys] == [server.services.keys.active.kid]
+    assert keys[0]["kid"] == server.services.keys.active.kid
+    assert len(keys) >= 2
     assert all("d" not in key for key in keys)
 
 
@@ -37,7 +38,11 @@ async def test_authorization_server_metadata(http: httpx.AsyncClient, server: Se
     meta = (await http.get("/.well-known/oauth-authorization-server")).json()
     assert meta["issuer"] == server.settings.issuer
     assert meta["token_endpoint"] == f"{server.settings.issuer}/oauth/token"
-    assert meta["token_endpoint_auth_methods_supported"] == ["client_secret_basic"]
+    assert meta["token_endpoint_auth_methods_supported"] == [
+        "client_secret_basic",
+        "private_key_jwt",
+        "none",
+    ]
     assert "password" not in meta["grant_types_supported"]
     assert "implicit" not in meta["grant_types_supported"]
 

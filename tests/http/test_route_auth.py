@@ -24,13 +24,31 @@ PUBLIC = {
     ("GET", "/openapi.json"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/oauth-authorization-server"),
-    ("POST", "/oauth/token"),  # authenticates the client with HTTP Basic instead
+    ("GET", "/.well-known/openid-configuration"),
+    # These authenticate the client (Basic, private_key_jwt, or a public client's id).
+    ("POST", "/oauth/token"),
+    ("POST", "/oauth/revoke"),
+    ("POST", "/oauth/introspect"),
+    # The authorization endpoint and the login pages: the user logs in there.
+    ("GET", "/oauth/authorize"),
+    ("GET", "/oauth/login"),
+    ("POST", "/oauth/login"),
+    ("GET", "/oauth/login/mfa"),
+    ("POST", "/oauth/login/mfa"),
+    ("GET", "/oauth/login/enrol"),
+    ("POST", "/oauth/login/enrol"),
+    ("POST", "/oauth/login/enrolled"),
+    ("GET", "/oauth/login/consent"),
+    ("POST", "/oauth/login/consent"),
+    ("GET", "/oauth/logout"),
+    ("POST", "/oauth/logout"),
     ("GET", "/problems/{slug}"),
 }
 _SAMPLE = {
     "channel_id": new_id(Kind.CHANNEL),
     "message_id": new_id(Kind.MESSAGE),
     "user_id": new_id(Kind.USER),
+    "client_id": new_id(Kind.CLIENT),
     "reaction": "%F0%9F%91%8D",
     "slug": "not-found",
     "role": "member",

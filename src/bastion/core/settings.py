@@ -174,6 +174,76 @@ class ResourceServerSettings(_Section):
         False, description="Test only: allow http:// providers on 127.0.0.1; refused in production."
     )
 
+class OAuthSettings(_Section):
+    """The authorization server: codes, refresh tokens, signing keys, login and lockout."""
+
+    code_ttl: int = Field(60, ge=10, le=600, description="Authorization code life, s (<= 10 min).")
+    refresh_idle_ttl: int = Field(
+        1_209_600, ge=300, le=31_536_000, description="A refresh token unused this long dies, s."
+    )
+    refresh_absolute_ttl: int = Field(
+        2_592_000, ge=300, le=31_536_000, description="Refresh-token family life from login, s."
+    )
+    interaction_ttl: int = Field(
+        600, ge=60, le=3600, description="Time to finish the login pages of one request, s."
+    )
+    session_ttl: int = Field(
+        28_800, ge=300, le=2_592_000, description="Browser login session life, s."
+    )
+    assertion_max_lifetime: int = Field(
+        300, ge=30, le=3600, description="Longest private_key_jwt assertion accepted (exp-iat), s."
+    )
+    key_rotation_days: int = Field(
+        90, ge=0, le=3650, description="Rotate the signing key after this many days (0 = never)."
+    )
+    key_publish_seconds: int = Field(
+        3600, ge=0, le=604_800, description="The next key is published this long before use, s."
+    )
+    key_check_seconds: float = Field(
+        60.0, gt=0, le=3600, description="How often a server re-reads and maybe rotates keys, s."
+    )
+    password_min_length: int = Field(8, ge=8, le=64, description="Shortest password accepted.")
+    password_max_length: int = Field(128, ge=64, le=1024, description="Longest password accepted.")
+    require_mfa: bool = Field(False, description="Every login needs TOTP, whatever the client.")
+    mfa_issuer: str = Field("Bastion", min_length=1, max_length=64, description="TOTP issuer.")
+    brute_force: bool = Field(True, description="Count failed logins and lock out (Keycloak).")
+    max_login_failures: int = Field(
+        5, ge=1, le=1000, description="Failures per account before a wait."
+    )
+    ip_max_login_failures: int = Field(
+        20, ge=1, le=100_000, description="Failures per client IP (any accounts) before a wait."
+    )
+    wait_increment_seconds: int = Field(60, ge=1, le=86_400, description="Wait added per step.")
+    max_wait_seconds: int = Field(900, ge=1, le=604_800, description="Longest temporary wait.")
+    wait_strategy: Literal["multiple", "linear"] = Field(
+        "multiple", description="Keycloak's wait formula: multiple or linear."
+    )
+    failure_reset_seconds: int = Field(
+        43_200, ge=60, le=2_592_000, description="Failure counters reset after this quiet time."
+    )
+    quick_login_check_ms: int = Field(
+        1000, ge=0, le=60_000, description="Failures closer than this count as a robot."
+    )
+    min_quick_login_wait_seconds: int = Field(
+        60, ge=0, le=86_400, description="Wait imposed after a too-quick failure."
+    )
+    permanent_lockout: bool = Field(
+        False, description="Lock permanently after max_temporary_lockouts (admin unlocks)."
+    )
+    max_temporary_lockouts: int = Field(
+        1, ge=0, le=100, description="Temporary lockouts before a permanent one (if enabled)."
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        if self.password_min_length > self.password_max_length:
+            raise ValueError("oauth.password_min_length must not exceed password_max_length")
+        if self.failure_reset_seconds <= self.max_wait_seconds:
+            raise ValueError("oauth.failure_reset_seconds must exceed oauth.max_wait_seconds")
+        if self.refresh_idle_ttl > self.refresh_absolute_ttl:
+            raise ValueError("oauth.refresh_idle_ttl must not exceed oauth.refresh_absolute_ttl")
+        return self
+
 
 class LimitSettings(_Section):
     """Limits every chat API has, enforced with a clear error."""
@@ -568,6 +638,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     auth: AuthSettings = AuthSettings()
+    oauth: OAuthSettings = OAuthSettings()
     limits: LimitSettings = LimitSettings()
     realtime: RealtimeSettings = RealtimeSettings()
     ratelimit: RateLimitSettings = RateLimitSettings()

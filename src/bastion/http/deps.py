@@ -39,6 +39,7 @@ from bastion.security.authenticator import Authenticator
 from bastion.security.authz import Authorizer
 from bastion.security.keys import KeyRing
 from bastion.security.oauth import rfc6750
+from bastion.security.oauth.authserver import AuthServer
 from bastion.security.oauth.server import TokenEndpoint
 from bastion.security.outbound import OutboundGuard
 from bastion.security.policy import PERMISSIONS
@@ -67,6 +68,7 @@ class Services:
     authz: Authorizer
     outbound: OutboundGuard
     authenticator: Authenticator
+    authserver: AuthServer
 
 
 async def services(request: Request) -> Services:

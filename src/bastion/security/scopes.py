@@ -9,6 +9,8 @@ from __future__ import annotations
 USERS_READ = "users:read"
 USERS_WRITE = "users:write"
 TOKENS_EXCHANGE = "tokens:exchange"
+CLIENTS_READ = "clients:read"
+CLIENTS_WRITE = "clients:write"
 CHAT_READ = "chat:read"
 CHAT_WRITE = "chat:write"
 AUDIT_READ = "audit:read"
@@ -16,7 +18,7 @@ METRICS_READ = "metrics:read"
 ADMIN_READ = "admin:read"
 ADMIN_WRITE = "admin:write"
 
-BACKEND_SCOPES = frozenset({USERS_READ, USERS_WRITE, TOKENS_EXCHANGE})
+BACKEND_SCOPES = frozenset({USERS_READ, USERS_WRITE, TOKENS_EXCHANGE, CLIENTS_READ, CLIENTS_WRITE})
 """Scopes an app backend client may be granted."""
 
 USER_SCOPES = frozenset({CHAT_READ, CHAT_WRITE, ADMIN_READ, ADMIN_WRITE, AUDIT_READ})
@@ -36,6 +38,8 @@ DESCRIPTIONS = {
     USERS_READ: "Read the app's users.",
     USERS_WRITE: "Create, update and deactivate the app's users.",
     TOKENS_EXCHANGE: "Obtain short-lived access tokens for the app's users (RFC 8693).",
+    CLIENTS_READ: "Read the app's OAuth clients.",
+    CLIENTS_WRITE: "Register OAuth clients, change them and rotate their secrets.",
     CHAT_READ: "Read the channels, members and messages the user can see.",
     CHAT_WRITE: "Send, edit and react to messages; create and manage channels.",
     AUDIT_READ: "Read and export the app's audit log, and the alert state.",

@@ -109,3 +109,118 @@ class MessageRecord:
     edited_at: datetime | None
     deleted_at: datetime | None
     version: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClientProfile:
+    """How an OAuth client authenticates and where its users may be sent back to."""
+
+    client_id: str
+    app_id: str
+    client_type: str
+    auth_method: str
+    redirect_uris: tuple[str, ...]
+    grant_types: frozenset[str]
+    jwks: str | None
+    first_party: bool
+    require_mfa: bool
+    previous_secret_hash: str | None
+    previous_secret_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialRecord:
+    """A user's login: username, password hash and TOTP enrolment."""
+
+    user_id: str
+    app_id: str
+    username: str
+    password_hash: str
+    totp_secret: str | None
+    totp_enabled: bool
+    totp_last_step: int
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRecord:
+    """Failed-login counters of one account or one client address."""
+
+    app_id: str
+    subject: str
+    num_failures: int
+    last_failure: datetime
+    last_ip: str | None
+    locked_until: datetime | None
+    temporary_lockouts: int
+    permanently_locked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionRecord:
+    """An authorization request waiting for the user to log in (and consent)."""
+
+    id: str
+    app_id: str
+    client_id: str
+    request: str
+    browser_hash: str
+    csrf: str
+    stage: str
+    user_id: str | None
+    amr: str
+    auth_time: datetime | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A browser's login session at the authorization server."""
+
+    app_id: str
+    user_id: str
+    amr: str
+    auth_time: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRecord:
+    """A refresh-token family: what one login granted one client."""
+
+    id: str
+    app_id: str
+    client_id: str
+    user_id: str
+    scope: str
+    auth_time: datetime
+    amr: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    """An authorization code (stored by hash)."""
+
+    grant_id: str
+    app_id: str
+    client_id: str
+    user_id: str
+    redirect_uri: str
+    scope: str
+    code_challenge: str
+    nonce: str | None
+    expires_at: datetime
+    used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRecord:
+    """A refresh token (stored by hash) of a grant."""
+
+    grant_id: str
+    app_id: str
+    created_at: datetime
+    expires_at: datetime
+    rotated_at: datetime | None

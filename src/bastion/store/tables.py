@@ -251,6 +251,167 @@ audit_checkpoints = Table(
     Column("created_at", String(32), nullable=False),
     Column("kid", String(100), nullable=False),
     Column("signature", Text, nullable=False),
+
+# The authorization server (RFC 6749 code flow, refresh-token families, login).
+
+oauth_client_profiles = Table(
+    "oauth_client_profiles",
+    metadata,
+    Column("client_id", ID, ForeignKey("oauth_clients.id", ondelete="CASCADE"), primary_key=True),
+    Column("app_id", ID, nullable=False),
+    # confidential | public
+    Column("client_type", String(16), nullable=False),
+    # client_secret_basic | private_key_jwt | none
+    Column("auth_method", String(32), nullable=False),
+    Column("redirect_uris", Text, nullable=False),
+    Column("grant_types", String(500), nullable=False),
+    Column("jwks", Text, nullable=True),
+    Column("first_party", Boolean, nullable=False),
+    Column("require_mfa", Boolean, nullable=False),
+    Column("previous_secret_hash", String(255), nullable=True),
+    Column("previous_secret_expires_at", TS, nullable=True),
+)
+
+login_credentials = Table(
+    "login_credentials",
+    metadata,
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("app_id", ID, nullable=False),
+    Column("username", String(255), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("totp_secret", String(64), nullable=True),
+    Column("totp_enabled", Boolean, nullable=False),
+    Column("totp_last_step", BigInteger, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("app_id", "username"),
+)
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("code_hash", String(64), primary_key=True),
+    Column("app_id", ID, nullable=False),
+    Column("used_at", TS, nullable=True),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    # app id for account counters; "*" for per-IP counters, which span apps
+    Column("app_id", ID, primary_key=True),
+    # a user id, or "ip:<address>"
+    Column("subject", String(255), primary_key=True),
+    Column("num_failures", Integer, nullable=False),
+    Column("last_failure", TS, nullable=False),
+    Column("last_ip", String(64), nullable=True),
+    Column("locked_until", TS, nullable=True),
+    Column("temporary_lockouts", Integer, nullable=False),
+    Column("permanently_locked", Boolean, nullable=False),
+)
+
+auth_interactions = Table(
+    "auth_interactions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("app_id", ID, nullable=False),
+    Column("client_id", ID, nullable=False),
+    Column("request", Text, nullable=False),
+    Column("browser_hash", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("user_id", ID, nullable=True),
+    Column("amr", String(64), nullable=False),
+    Column("auth_time", TS, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Index("ix_auth_interactions_expires_at", "expires_at"),
+)
+
+login_sessions = Table(
+    "login_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("app_id", ID, nullable=False),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("amr", String(64), nullable=False),
+    Column("auth_time", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Index("ix_login_sessions_user_id", "user_id"),
+)
+
+oauth_grants = Table(
+    "oauth_grants",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("app_id", ID, nullable=False),
+    Column("client_id", ID, nullable=False),
+    Column("user_id", ID, nullable=False),
+    Column("scope", String(1000), nullable=False),
+    Column("auth_time", TS, nullable=False),
+    Column("amr", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("revoked_at", TS, nullable=True),
+    Index("ix_oauth_grants_app_id_user_id", "app_id", "user_id"),
+)
+
+authorization_codes = Table(
+    "authorization_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("grant_id", String(40), nullable=False),
+    Column("app_id", ID, nullable=False),
+    Column("client_id", ID, nullable=False),
+    Column("user_id", ID, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scope", String(1000), nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("nonce", String(255), nullable=True),
+    Column("expires_at", TS, nullable=False),
+    Column("used_at", TS, nullable=True),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("grant_id", String(40), nullable=False),
+    Column("app_id", ID, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("rotated_at", TS, nullable=True),
+    # the access token issued together with this refresh token, revoked with the grant
+    Column("access_jti", String(64), nullable=False),
+    Column("access_expires_at", TS, nullable=False),
+    Index("ix_refresh_tokens_grant_id", "grant_id"),
+)
+
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("app_id", ID, nullable=False),
+    Column("expires_at", TS, nullable=False),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("client_id", ID, primary_key=True),
+    Column("app_id", ID, nullable=False),
+    Column("scope", String(1000), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+client_assertions = Table(
+    "client_assertions",
+    metadata,
+    Column("client_id", ID, primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires_at", TS, nullable=False),
 )
 
 # Authorization (migration 0005): app role assignments, per-app policy overrides, ACLs.

@@ -17,7 +17,7 @@ from tests.support.server import ServerThread
 from tests.support.tenants import Tenant
 
 TOKEN = "/oauth/token"
-BACKEND_SCOPE = "tokens:exchange users:read users:write"
+BACKEND_SCOPE = "clients:read clients:write tokens:exchange users:read users:write"
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:
@@ -262,8 +262,6 @@ async def test_an_over_long_parameter_is_invalid_request(tenant: Tenant) -> None
         "password",
         "implicit",
         "token",
-        "authorization_code",
-        "refresh_token",
         "urn:ietf:params:oauth:grant-type:device_code",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
         "CLIENT_CREDENTIALS",

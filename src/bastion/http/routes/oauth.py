@@ -1,4 +1,8 @@
-"""The OAuth 2.0 token endpoint (public: the client authenticates with HTTP Basic)."""
+"""The OAuth 2.0 token, revocation and introspection endpoints.
+
+They are public routes: the client authenticates itself on each request (HTTP Basic,
+``private_key_jwt``, or ``client_id`` alone for public clients).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,10 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Header, Request
 
 from bastion.core.errors import OAuthError
-from bastion.http.deps import ServicesDep
+from bastion.http.deps import ServicesDep, origin_of
 from bastion.http.responses import JSONResponse
-from bastion.security.oauth import rfc6749, rfc8693
+from bastion.security.oauth import rfc7009, rfc7523, rfc7662, rfc8693
+from bastion.security.oauth.server import GRANT_TYPES, single_valued
 
 router = APIRouter(tags=["oauth"])
 
@@ -23,8 +28,15 @@ _TOKEN_FORM = {
                 "properties": {
                     "grant_type": {
                         "type": "string",
-                        "enum": [rfc6749.CLIENT_CREDENTIALS, rfc8693.GRANT_TYPE],
+                        "enum": list(GRANT_TYPES),
                     },
+                    "code": {"type": "string", "maxLength": 4096},
+                    "redirect_uri": {"type": "string", "maxLength": 4096},
+                    "code_verifier": {"type": "string", "minLength": 43, "maxLength": 128},
+                    "refresh_token": {"type": "string", "maxLength": 4096},
+                    "client_id": {"type": "string", "description": "Public clients only."},
+                    "client_assertion_type": {"type": "string", "enum": [rfc7523.ASSERTION_TYPE]},
+                    "client_assertion": {"type": "string", "maxLength": 8192},
                     "scope": {"type": "string", "maxLength": 4096},
                     "subject_token": {"type": "string", "maxLength": 4096},
                     "subject_token_type": {
@@ -45,7 +57,7 @@ _TOKEN_FORM = {
 
 @router.post(
     "/oauth/token",
-    summary="Issue an access token (client_credentials, token exchange)",
+    summary="Issue tokens (authorization_code, refresh_token, client_credentials, exchange)",
     openapi_extra={"requestBody": _TOKEN_FORM},
     responses={400: {"description": "RFC 6749 §5.2 error"}, 401: {"description": "invalid_client"}},
 )
@@ -55,10 +67,83 @@ async def token(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> JSONResponse:
     """RFC 6749 §3.2 token endpoint; answers RFC 6749 §5.1 / §5.2 bodies, never cached."""
+    form = await _form(request)
+    body = await svc.token_endpoint.handle(form, authorization, origin_of(request))
+    return JSONResponse(body, headers=_NO_STORE)
+
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+async def _form(request: Request) -> list[tuple[str, str]]:
     raw = await request.body()
     try:
-        form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw))
+        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw))
     except (UnicodeDecodeError, ValueError) as exc:
         raise OAuthError("invalid_request", "The request body is not a valid form.") from exc
-    body = await svc.token_endpoint.handle(form, authorization)
-    return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def _token_form(extra: dict[str, object]) -> dict[str, object]:
+    schema = {
+        "type": "object",
+        "required": ["token"],
+        "properties": {
+            "token": {"type": "string", "maxLength": 4096},
+            "token_type_hint": {"type": "string", "enum": list(rfc7009.HINTS)},
+            **extra,
+        },
+    }
+    return {
+        "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+        "required": True,
+    }
+
+
+@router.post(
+    "/oauth/revoke",
+    summary="Revoke a token (RFC 7009)",
+    openapi_extra={"requestBody": _token_form({"client_id": {"type": "string"}})},
+    responses={200: {"description": "Revoked, or was not a live token of this client"}},
+)
+async def revoke(
+    request: Request,
+    svc: ServicesDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> JSONResponse:
+    """RFC 7009 §2: 200 for every well-formed request by an authenticated client."""
+    params = single_valued(await _form(request))
+    client = await svc.authserver.clients.authenticate(params, authorization)
+    await rfc7009.revoke(
+        params,
+        client,
+        grants=svc.authserver.grants,
+        tokens=svc.tokens,
+        events=svc.events,
+        origin=origin_of(request),
+    )
+    return JSONResponse({}, headers=_NO_STORE)
+
+
+@router.post(
+    "/oauth/introspect",
+    summary="Introspect a token (RFC 7662)",
+    openapi_extra={"requestBody": _token_form({})},
+    responses={401: {"description": "invalid_client"}},
+)
+async def introspect(
+    request: Request,
+    svc: ServicesDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> JSONResponse:
+    """RFC 7662 §2: confidential clients only; dead tokens are ``{"active": false}``."""
+    params = single_valued(await _form(request))
+    client = await svc.authserver.clients.authenticate(params, authorization)
+    body = await rfc7662.introspect(
+        params,
+        client,
+        grants=svc.authserver.grants,
+        tokens=svc.tokens,
+        issuer=svc.settings.issuer,
+        audience=svc.settings.audience,
+    )
+    return JSONResponse(body, headers=_NO_STORE)

@@ -9,6 +9,8 @@ from bastion.http.responses import JSONResponse
 from bastion.security.oauth import rfc8414
 
 router = APIRouter(tags=["discovery"])
+# Short enough that a published next key reaches every cache before it signs.
+_CACHE = {"Cache-Control": "public, max-age=300"}
 
 
 @router.get(
@@ -22,12 +24,8 @@ router = APIRouter(tags=["discovery"])
     },
 )
 async def jwks(svc: ServicesDep) -> JSONResponse:
-    """RFC 7517 JWK Set of the public signing keys, by ``kid``."""
-    return JSONResponse(
-        svc.keys.jwks(),
-        headers={"Cache-Control": "public, max-age=300"},
-        media_type="application/jwk-set+json",
-    )
+    """RFC 7517 JWK Set: the active key, the next key and keys still verifying old tokens."""
+    return JSONResponse(svc.keys.jwks(), headers=_CACHE, media_type="application/jwk-set+json")
 
 
 @router.get(
@@ -37,4 +35,14 @@ async def jwks(svc: ServicesDep) -> JSONResponse:
 async def oauth_metadata(svc: ServicesDep) -> JSONResponse:
     """What this server implements: endpoints, grants, client authentication, keys."""
     document = rfc8414.metadata(svc.settings.issuer, svc.keys.alg)
-    return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})
+    return JSONResponse(document, headers=_CACHE)
+
+
+@router.get(
+    "/.well-known/openid-configuration",
+    summary="OpenID Provider Metadata (OpenID Connect Discovery 1.0)",
+)
+async def openid_configuration(svc: ServicesDep) -> JSONResponse:
+    """The same facts as the RFC 8414 document, plus ID token details."""
+    document = rfc8414.openid_configuration(svc.settings.issuer, svc.keys.alg)
+    return JSONResponse(document, headers=_CACHE)

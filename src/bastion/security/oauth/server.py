@@ -6,15 +6,24 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bastion.core.errors import OAuthError
+from bastion.observe.events import Actor, Origin, SecurityEvents
 from bastion.security import scopes as scope_names
+from bastion.security.oauth import clients as client_kinds
 from bastion.security.oauth import rfc6749, rfc8693
-from bastion.security.oauth.rfc6749 import ClientStore
+from bastion.security.oauth.clients import Client, ClientRegistry
+from bastion.security.oauth.grants import Grants
 from bastion.security.oauth.rfc8693 import UserDirectory
-from bastion.security.passwords import SecretHasher
 from bastion.security.tokens import AccessTokens, IssuedToken
 from bastion.store.records import ClientRecord
 
 _MAX_PARAM_LENGTH = 4096
+GRANT_TYPES = (
+    client_kinds.AUTHORIZATION_CODE,
+    client_kinds.REFRESH_TOKEN,
+    rfc6749.CLIENT_CREDENTIALS,
+    rfc8693.GRANT_TYPE,
+)
+"""Every grant the token endpoint implements; implicit and password are not among them."""
 
 
 class TokenEndpoint:
@@ -23,9 +32,10 @@ class TokenEndpoint:
     def __init__(
         self,
         *,
-        clients: ClientStore,
+        clients: ClientRegistry,
         users: UserDirectory,
-        hasher: SecretHasher,
+        grants: Grants,
+        events: SecurityEvents,
         tokens: AccessTokens,
         audience: str,
         client_token_ttl: int,
@@ -34,7 +44,8 @@ class TokenEndpoint:
     ) -> None:
         self._clients = clients
         self._users = users
-        self._hasher = hasher
+        self._grants = grants
+        self._events = events
         self._tokens = tokens
         self._audience = audience
         self._client_ttl = client_token_ttl
@@ -42,32 +53,46 @@ class TokenEndpoint:
         self._id_tokens = id_tokens
 
     async def handle(
-        self, form: Sequence[tuple[str, str]], authorization: str | None
+        self,
+        form: Sequence[tuple[str, str]],
+        authorization: str | None,
+        origin: Origin | None = None,
     ) -> dict[str, Any]:
         """Answer a token request with an RFC 6749 §5.1 body, or raise ``OAuthError``."""
         params = single_valued(form)
         grant_type = params.get("grant_type")
         if not grant_type:
             raise OAuthError("invalid_request", "grant_type is required.")
-        if grant_type not in (rfc6749.CLIENT_CREDENTIALS, rfc8693.GRANT_TYPE):
+        if grant_type not in GRANT_TYPES:
             raise OAuthError("unsupported_grant_type", "This grant type is not supported.")
-        if "client_id" in params or "client_secret" in params:
-            raise OAuthError(
-                "invalid_request", "Authenticate with HTTP Basic only (client_secret_basic)."
-            )
-        client = await rfc6749.authenticate_client(self._clients, self._hasher, authorization)
+        client = await self._clients.authenticate(params, authorization)
+        if not client.allows(grant_type):
+            raise OAuthError("unauthorized_client", "This client may not use this grant type.")
+        if grant_type == client_kinds.AUTHORIZATION_CODE:
+            return await self._grants.redeem_code(client, params, origin)
+        if grant_type == client_kinds.REFRESH_TOKEN:
+            return await self._grants.refresh(client, params, origin)
+        return await self._backend_grant(grant_type, params, client, origin)
+
+    async def _backend_grant(
+        self, grant_type: str, params: Mapping[str, str], client: Client, origin: Origin | None
+    ) -> dict[str, Any]:
         if grant_type == rfc6749.CLIENT_CREDENTIALS:
-            issued = self._client_credentials(params, client)
+            issued = self._client_credentials(params, client.record)
         else:
             issued = await rfc8693.exchange(
                 params,
-                client,
+                client.record,
                 directory=self._users,
                 tokens=self._tokens,
                 audience=self._audience,
                 ttl=self._user_ttl,
                 id_tokens=self._id_tokens,
             )
+        actor = Actor(app_id=client.app_id, subject=issued.principal.subject, client_id=client.id)
+        await self._events.emit(
+            "token.issue", "success", actor=actor, origin=origin, details={"grant": grant_type}
+        )
         return _response(issued, exchanged=grant_type == rfc8693.GRANT_TYPE)
 
     def _client_credentials(self, params: Mapping[str, str], client: ClientRecord) -> IssuedToken:
