@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from bastion.core.clock import Clock
 from bastion.core.settings import Settings
 from bastion.store import migrate
 from bastion.store.db import create_engine
@@ -124,7 +125,7 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
     return Settings(**sections)
 
 
-def start_server(settings: Settings) -> ServerThread:
+def start_server(settings: Settings, clock: Clock | None = None) -> ServerThread:
     """Migrate the database and start a server on it."""
 
     async def upgrade() -> None:
@@ -135,7 +136,7 @@ def start_server(settings: Settings) -> ServerThread:
             await engine.dispose()
 
     asyncio.run(upgrade())
-    server = ServerThread(settings)
+    server = ServerThread(settings, clock)
     server.start()
     return server
 

@@ -28,6 +28,10 @@ COMMANDS = [
     ["ratelimit"],
     ["ratelimit", "set"],
     ["ratelimit", "clear"],
+    ["keys"],
+    ["keys", "rotate-signing"],
+    ["clients"],
+    ["clients", "create"],
 ]
 DB_PASSWORD = "hunter2-db-secret"
 PASSPHRASE = "correct horse battery staple"
@@ -134,7 +138,7 @@ def test_init_prints_one_json_object_and_stores_only_a_hash(
     assert is_id(Kind.APP, created["app_id"])
     assert is_id(Kind.CLIENT, created["client_id"])
     assert created["app_name"] == "Acme"
-    assert created["scope"] == "tokens:exchange users:read users:write"
+    assert created["scope"] == "clients:read clients:write tokens:exchange users:read users:write"
     assert created["token_endpoint"] == "https://127.0.0.1:8000/oauth/token"
     secret = created["client_secret"]
     assert len(secret) >= 43
@@ -238,3 +242,74 @@ def test_secure_production_config_show_works(runner: CliRunner, tmp_path: Path) 
     assert shown["auth"]["issuer"] == "https://chat.example.com"
     assert PASSPHRASE not in result.stdout
     assert shown["encryption"]["master_passphrase"] == "**********"
+
+
+def test_clients_and_keys_commands(runner: CliRunner, tmp_path: Path) -> None:
+    """Register a public and a confidential client, rotate a secret, list and rotate keys."""
+    env = {**FAST_ARGON2, "BASTION_OAUTH__KEY_PUBLISH_SECONDS": "0"}
+    created = runner.invoke(cli, ["init", "--json", "--data-dir", str(tmp_path)], env=env)
+    app_id = json.loads(created.stdout)["app_id"]
+    base = ["--data-dir", str(tmp_path), "--app", app_id]
+    spa = runner.invoke(
+        cli,
+        [
+            "clients",
+            "create",
+            *base,
+            "--name",
+            "SPA",
+            "--public",
+            "--redirect-uri",
+            "https://app.example.com/cb",
+        ],
+        env=env,
+    )
+    assert spa.exit_code == 0, spa.output
+    assert "client_secret" not in json.loads(spa.stdout)
+    web = runner.invoke(
+        cli,
+        [
+            "clients",
+            "create",
+            *base,
+            "--name",
+            "Web",
+            "--redirect-uri",
+            "https://app.example.com/cb",
+        ],
+        env=env,
+    )
+    secret = json.loads(web.stdout)["client_secret"]
+    insecure = runner.invoke(
+        cli,
+        ["clients", "create", *base, "--name", "Bad", "--redirect-uri", "http://evil.example/cb"],
+        env=env,
+    )
+    assert insecure.exit_code != 0
+    client_id = json.loads(web.stdout)["client_id"]
+    rotated = runner.invoke(
+        cli,
+        ["clients", "rotate-secret", client_id, "--overlap", "60", "--data-dir", str(tmp_path)],
+        env=env,
+    )
+    assert json.loads(rotated.stdout)["client_secret"] != secret
+    listed = json.loads(runner.invoke(cli, ["clients", "list", *base], env=env).stdout)
+    assert {c["name"] for c in listed} >= {"SPA", "Web"}
+    assert all("client_secret" not in c for c in listed)
+
+    keys = json.loads(
+        runner.invoke(cli, ["keys", "list", "--data-dir", str(tmp_path)], env=env).stdout
+    )
+    assert sorted(k["state"] for k in keys) == ["active", "next"]
+    rotation = runner.invoke(cli, ["keys", "rotate-signing", "--data-dir", str(tmp_path)], env=env)
+    assert rotation.exit_code == 0, rotation.output
+    done = json.loads(rotation.stdout)
+    after = {
+        k["kid"]: k["state"]
+        for k in json.loads(
+            runner.invoke(cli, ["keys", "list", "--data-dir", str(tmp_path)], env=env).stdout
+        )
+    }
+    assert after[done["active"]] == "active"
+    assert after[done["retired"]] == "retired"
+    assert after[done["next"]] == "next"

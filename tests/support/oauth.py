@@ -50,7 +50,10 @@ async def register_client(tenant: Tenant, **fields: Any) -> RegisteredClient:
     assert response.status_code == 201, response.text
     created = response.json()
     return RegisteredClient(
-        created["id"], created.get("client_secret"), body["redirect_uris"][0], created
+        created["id"],
+        created.get("client_secret"),
+        (body["redirect_uris"] or [""])[0],
+        created,
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import uvicorn
 
 from bastion.app import Bastion, create_app
+from bastion.core.clock import Clock
 from bastion.core.settings import Settings
 from bastion.http.deps import Services
 from bastion.http.serving import Tls, prepare_tls
@@ -30,10 +31,10 @@ def free_port() -> int:
 class ServerThread:
     """Runs the app under uvicorn until stopped; runs coroutines on the server's loop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.port = settings.server.port
-        self.app: Bastion = create_app(settings)
+        self.app: Bastion = create_app(settings, clock)
         self.tls: Tls | None = prepare_tls(settings, datetime.now(UTC))
         tls_options: dict[str, Any] = {}
         if self.tls is not None:

@@ -40,7 +40,7 @@ async def test_the_redirect_carries_state_and_issuer(server: ServerThread, tenan
     """RFC 6749 §4.1.2 state and RFC 9207 iss come back with the code."""
     client = await register_client(tenant)
     await user_with_password(tenant, "bob")
-    verifier, challenge = pkce_pair()
+    _, challenge = pkce_pair()
     params = authorize_params(client, challenge, state="xyz-123")
     browser = Browser(server.base_url)
     answer = await browser.login("bob", **params)

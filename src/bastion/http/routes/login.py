@@ -249,7 +249,10 @@ async def _enrol_page(svc: Services, pending: Pending, error: str | None = None)
 
 
 @router.get(
-    "/oauth/login/enrol", summary="TOTP enrolment page", response_class=HTMLResponse, responses=_HTML
+    "/oauth/login/enrol",
+    summary="TOTP enrolment page",
+    response_class=HTMLResponse,
+    responses=_HTML,
 )
 async def enrol_page(
     svc: ServicesDep, browser: Browser = None, interaction_id: InteractionId = None
@@ -306,7 +309,9 @@ async def enrolled_submit(
     return await _continue(step, svc, session)
 
 
-@router.get("/oauth/login/consent", summary="Consent page", response_class=HTMLResponse, responses=_HTML)
+@router.get(
+    "/oauth/login/consent", summary="Consent page", response_class=HTMLResponse, responses=_HTML
+)
 async def consent_page(
     svc: ServicesDep, browser: Browser = None, interaction_id: InteractionId = None
 ) -> Response:
