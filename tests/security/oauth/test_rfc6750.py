@@ -20,6 +20,7 @@ PLACEHOLDERS: dict[str, Callable[[], str]] = {
     "user_id": lambda: new_id(Kind.USER),
     "channel_id": lambda: new_id(Kind.CHANNEL),
     "message_id": lambda: new_id(Kind.MESSAGE),
+    "client_id": lambda: new_id(Kind.CLIENT),
     "reaction": lambda: "thumbsup",
     "role": lambda: "member",
     "policy": lambda: "reads",
