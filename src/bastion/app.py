@@ -220,9 +220,7 @@ class _Lifespan:
         # and keep trying; tokens are refused until the revocations are in.
         oauth_revocations = functools.partial(self._load_oauth_revocations, services)
         loader = asyncio.create_task(
-            keep_loading_revocations(
-                services.chat.ctx, loaders=[cutoffs.load, oauth_revocations]
-            )
+            keep_loading_revocations(services.chat.ctx, loaders=[cutoffs.load, oauth_revocations])
         )
         await asyncio.wait({loader}, timeout=self.settings.database.connect_timeout)
         refresh = self.settings.resource_server.revocation_refresh_seconds

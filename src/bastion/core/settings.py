@@ -174,6 +174,7 @@ class ResourceServerSettings(_Section):
         False, description="Test only: allow http:// providers on 127.0.0.1; refused in production."
     )
 
+
 class OAuthSettings(_Section):
     """The authorization server: codes, refresh tokens, signing keys, login and lockout."""
 

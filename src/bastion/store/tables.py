@@ -251,6 +251,7 @@ audit_checkpoints = Table(
     Column("created_at", String(32), nullable=False),
     Column("kid", String(100), nullable=False),
     Column("signature", Text, nullable=False),
+)
 
 # The authorization server (RFC 6749 code flow, refresh-token families, login).
 
