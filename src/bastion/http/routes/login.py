@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, Cookie, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -43,9 +43,29 @@ def _secure(svc: Services) -> bool:
     return svc.settings.issuer.startswith("https://")
 
 
-def _page(template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
+def _page(
+    template: str, *, status: int = 200, form_goes_to: str | None = None, **context: Any
+) -> HTMLResponse:
+    """An HTML page; a page with a form allows it to post here and, after our redirect,
+    to land at ``form_goes_to`` (the client's redirect URI) and nowhere else."""
     html = render(template, product=_PRODUCT, **context)
-    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store"}
+    if "csrf" in context:
+        headers["Content-Security-Policy"] = _form_policy(form_goes_to)
+    return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def _form_policy(form_goes_to: str | None) -> str:
+    """The closed policy of every response, but with form-action open to us (and the client)."""
+    sources = ["'self'"]
+    if form_goes_to:
+        parts = urlsplit(form_goes_to)
+        # A scheme source for private-use schemes (native apps), the origin otherwise.
+        sources.append(f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:")
+    return (
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+        f"form-action {' '.join(sources)}"
+    )
 
 
 def _error_page(message: str, status: int = 400) -> HTMLResponse:
@@ -142,6 +162,7 @@ async def _pending(svc: Services, interaction_id: str | None, browser: str | Non
 
 def _context(pending: Pending, **extra: object) -> dict[str, Any]:
     return {
+        "form_goes_to": pending.request.redirect_uri,
         "interaction": pending.record.id,
         "csrf": pending.record.csrf,
         "client_name": pending.client.record.name,
@@ -364,7 +385,8 @@ async def logout_page(request: Request, svc: ServicesDep, browser: Browser = Non
         "post_logout_redirect_uri": params.get("post_logout_redirect_uri"),
         "state": params.get("state"),
     }
-    response = _page("logout.html", **context)
+    target = await _post_logout_target(svc, {k: v for k, v in params.items() if v is not None})
+    response = _page("logout.html", form_goes_to=target, **context)
     if browser_id != browser:
         _set_cookie(response, svc, BROWSER_COOKIE, browser_id, 86_400 * 365)
     return response

@@ -3,7 +3,9 @@
 Every response gets ``nosniff``, ``no-referrer``, a closed CSP with
 ``frame-ancestors 'none'`` (the API serves no scripts, styles or frames; the few HTML
 pages need none either) and, unless the route chose otherwise, ``Cache-Control:
-no-store``. Responses over HTTPS get ``Strict-Transport-Security``. A ``Server``
+no-store``. A route that sets its own ``Content-Security-Policy`` keeps it instead of
+the default one (the login pages, whose forms must be allowed to post and redirect).
+Responses over HTTPS get ``Strict-Transport-Security``. A ``Server``
 header is never sent, so the version of the stack is not advertised.
 """
 
@@ -23,6 +25,7 @@ _HEADERS = (
     (b"cross-origin-opener-policy", b"same-origin"),
 )
 _NO_STORE = (b"cache-control", b"no-store")
+_CSP = b"content-security-policy"
 
 
 def hsts_value(max_age: int, *, include_subdomains: bool, preload: bool) -> bytes:
@@ -56,7 +59,10 @@ class SecurityHeaders:
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
                 if not any(k.lower() == b"cache-control" for k, _ in headers):
                     headers.append(_NO_STORE)
-                message["headers"] = [*headers, *extra]
+                added = extra
+                if any(k.lower() == _CSP for k, _ in headers):
+                    added = [(k, v) for k, v in extra if k != _CSP]
+                message["headers"] = [*headers, *added]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
