@@ -147,7 +147,7 @@ def clients_create(
         auth_method=kinds.NONE if public else kinds.SECRET_BASIC,
         redirect_uris=tuple(redirect_uri or ()),
         grant_types=frozenset(grant or kinds.USER_GRANTS),
-        scopes=frozenset(scope) if scope else scopes.USER_SCOPES,
+        scopes=frozenset(scope) if scope else scopes.DEFAULT_USER_SCOPES,
         first_party=first_party,
         require_mfa=require_mfa,
     )

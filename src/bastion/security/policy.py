@@ -87,6 +87,13 @@ VOCABULARY: tuple[Permission, ...] = (
     _p("user:read", scopes.USERS_READ, "Read the app's users (backends)."),
     _p("user:write", scopes.USERS_WRITE, "Create, update and deactivate users (backends)."),
     _p("user:read:private", scopes.USERS_READ, "See private user fields.", sensitive=True),
+    _p("client:read", scopes.CLIENTS_READ, "Read the app's OAuth clients (backends)."),
+    _p(
+        "client:write",
+        scopes.CLIENTS_WRITE,
+        "Register OAuth clients, change them and rotate their secrets (backends).",
+        sensitive=True,
+    ),
     _p(
         "token:revoke",
         scopes.USERS_WRITE,
@@ -155,6 +162,8 @@ DEFAULT_POLICY: Mapping[str, frozenset[str]] = {
             "token:revoke",
             "ratelimit:read",
             "ratelimit:manage",
+            "client:read",
+            "client:write",
             "audit:read",
             "metrics:read",
         }

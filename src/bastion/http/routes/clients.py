@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from bastion.core.clock import rfc3339
 from bastion.core.ids import Kind
-from bastion.http.deps import ServicesDep, origin_of, path_id, scoped
+from bastion.http.deps import ServicesDep, origin_of, path_id, requires
 from bastion.http.idempotency import IdempotencyKey
 from bastion.http.responses import JSONResponse, json_response
 from bastion.http.schemas.clients import (
@@ -29,8 +29,8 @@ from bastion.security.principal import Principal
 
 router = APIRouter(prefix="/v1/clients", tags=["clients"])
 
-ReadClients = Annotated[Principal, scoped(scopes.CLIENTS_READ)]
-WriteClients = Annotated[Principal, scoped(scopes.CLIENTS_WRITE)]
+ReadClients = Annotated[Principal, requires("client:read")]
+WriteClients = Annotated[Principal, requires("client:write")]
 
 
 def client_view(client: Client, secret: str | None = None) -> dict[str, Any]:
@@ -86,7 +86,7 @@ async def create_client(
         auth_method=body.auth_method or default_method,
         redirect_uris=tuple(body.redirect_uris),
         grant_types=frozenset(body.grant_types),
-        scopes=frozenset(body.scopes) if body.scopes is not None else scopes.USER_SCOPES,
+        scopes=frozenset(body.scopes) if body.scopes is not None else scopes.DEFAULT_USER_SCOPES,
         jwks=json.dumps(body.jwks) if body.jwks is not None else None,
         first_party=body.first_party,
         require_mfa=body.require_mfa,

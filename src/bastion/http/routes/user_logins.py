@@ -8,14 +8,13 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from bastion.core.ids import Kind
-from bastion.http.deps import ServicesDep, path_id, scoped
+from bastion.http.deps import ServicesDep, path_id, requires
 from bastion.http.schemas.clients import LoginSet
-from bastion.security import scopes
 from bastion.security.principal import Principal
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
-WriteUsers = Annotated[Principal, scoped(scopes.USERS_WRITE)]
+WriteUsers = Annotated[Principal, requires("user:write")]
 
 
 @router.put("/{user_id}/login", status_code=204, summary="Set a user's username and password")

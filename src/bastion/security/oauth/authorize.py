@@ -122,7 +122,7 @@ def _scope(
     allowed = (client.record.scopes & scope_names.USER_SCOPES) | {oidc.OPENID}
     wanted = scope_names.parse(requested)
     if not wanted:
-        return allowed - {oidc.OPENID}
+        return allowed & scope_names.DEFAULT_USER_SCOPES
     if not wanted <= allowed:
         raise fail("invalid_scope", "The requested scope is not available to this client.")
     return wanted

@@ -111,7 +111,7 @@ class Registration:
     auth_method: str = SECRET_BASIC
     redirect_uris: tuple[str, ...] = ()
     grant_types: frozenset[str] = USER_GRANTS
-    scopes: frozenset[str] = scope_names.USER_SCOPES
+    scopes: frozenset[str] = scope_names.DEFAULT_USER_SCOPES
     jwks: str | None = None
     first_party: bool = False
     require_mfa: bool = False
