@@ -11,6 +11,7 @@ import pytest
 from bastion.observe.events import MemorySink
 from bastion.security import lockout
 from bastion.store.records import FailureRecord
+from bastion.store.repos import authz as authz_repo
 from tests.conftest import Databases, make_settings, start_server
 from tests.support.oauth import (
     PASSWORD,
@@ -115,7 +116,8 @@ def test_permanent_lockout_after_temporary_ones() -> None:
 def guarded_server(
     databases: Databases, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerThread]:
-    """A server with small thresholds: 3 failures per account, 6 per address."""
+    """A server with small thresholds (3 failures per account, 6 per address) that also
+    requires TOTP of app admins."""
     settings = make_settings(
         tmp_path_factory.mktemp("guarded"),
         databases.new(),
@@ -124,6 +126,7 @@ def guarded_server(
             "ip_max_login_failures": 6,
             "wait_increment_seconds": 300,
             "quick_login_check_ms": 0,
+            "require_mfa_roles": ["admin"],
         },
     )
     running = start_server(settings)
@@ -187,3 +190,23 @@ async def test_credential_stuffing_across_accounts_is_blocked(
     assert GENERIC in blocked.text
     elsewhere = await _attempt(guarded_server, guarded, "wendy", PASSWORD, "10.9.9.10")
     assert elsewhere.status_code == 303
+
+
+async def test_roles_listed_in_require_mfa_roles_must_use_totp(
+    guarded_server: ServerThread, guarded: Tenant
+) -> None:
+    """An app admin (a role in oauth.require_mfa_roles) is sent to enrolment; a member is not."""
+    admin = await user_with_password(guarded, "role-admin")
+    await user_with_password(guarded, "role-member")
+
+    async def promote() -> None:
+        async with guarded_server.services.db.write() as conn:
+            await authz_repo.set_user_roles(
+                conn, guarded.app_id, admin, frozenset({"admin"}), datetime.now(UTC)
+            )
+
+    guarded_server.run(promote())
+    answer = await _attempt(guarded_server, guarded, "role-admin", PASSWORD, "10.7.7.7")
+    assert answer.headers["location"].startswith("/oauth/login/enrol?")
+    member = await _attempt(guarded_server, guarded, "role-member", PASSWORD, "10.7.7.8")
+    assert "code=" in member.headers["location"]

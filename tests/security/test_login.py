@@ -195,3 +195,24 @@ async def test_logout_ends_the_session(server: ServerThread, tenant: Tenant) -> 
     assert done.headers["location"].startswith(client.redirect_uri)
     assert (await browser.authorize(**params)).headers["location"].startswith("/oauth/login?")
     await browser.close()
+
+
+async def test_the_app_can_require_totp_for_one_user(server: ServerThread, tenant: Tenant) -> None:
+    """PUT /v1/users/{id}/mfa {"required": true}: that user enrols at the next login."""
+    client = await register_client(tenant)
+    user_id = await user_with_password(tenant, "vera")
+    headers = await tenant.backend_headers()
+    required = await tenant.http.put(
+        f"/v1/users/{user_id}/mfa", json={"required": True}, headers=headers
+    )
+    assert required.status_code == 204
+    _, challenge = pkce_pair()
+    browser = Browser(server.base_url)
+    answer = await browser.login("vera", **authorize_params(client, challenge))
+    assert answer.headers["location"].startswith("/oauth/login/enrol?")
+    await browser.close()
+    nobody = await tenant.user("no-login")
+    missing = await tenant.http.put(
+        f"/v1/users/{nobody.id}/mfa", json={"required": True}, headers=headers
+    )
+    assert missing.status_code == 404

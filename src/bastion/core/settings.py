@@ -206,6 +206,9 @@ class OAuthSettings(_Section):
     password_min_length: int = Field(8, ge=8, le=64, description="Shortest password accepted.")
     password_max_length: int = Field(128, ge=64, le=1024, description="Longest password accepted.")
     require_mfa: bool = Field(False, description="Every login needs TOTP, whatever the client.")
+    require_mfa_roles: tuple[str, ...] = Field(
+        (), max_length=32, description="App roles whose holders must use TOTP (e.g. admin)."
+    )
     mfa_issuer: str = Field("Bastion", min_length=1, max_length=64, description="TOTP issuer.")
     brute_force: bool = Field(True, description="Count failed logins and lock out (Keycloak).")
     max_login_failures: int = Field(

@@ -17,6 +17,7 @@ from bastion.security import lockout, mfa, password_policy
 from bastion.security.passwords import SecretHasher
 from bastion.store.db import Database
 from bastion.store.records import CredentialRecord, DuplicateKeyError, FailureRecord
+from bastion.store.repos import authz as authz_repo
 from bastion.store.repos import logins as repo
 from bastion.store.repos import users as users_repo
 
@@ -274,6 +275,26 @@ class Logins:
                 account = await repo.get_failures(conn, app_id, user_id)
             await self._count(app_id, user_id, account, origin, user_id)
         return False
+
+    async def require_mfa(self, app_id: str, user_id: str, required: bool) -> None:
+        """Make TOTP mandatory (or optional again) for one user; 404 without a login."""
+        async with self._db.write() as conn:
+            if await repo.by_user(conn, app_id, user_id) is None:
+                raise NotFound("This user has no login; set a username and password first.")
+            await repo.update_credentials(conn, user_id, mfa_required=required)
+        await self._events.emit(
+            "admin.change",
+            "success",
+            actor=Actor(app_id=app_id, subject=user_id),
+            resource=f"user:{user_id}",
+            details={"change": "mfa_required" if required else "mfa_optional"},
+        )
+
+    async def roles(self, app_id: str, user_id: str) -> frozenset[str]:
+        """The user's app roles (a user without an assignment is a member)."""
+        async with self._db.read() as conn:
+            found = await authz_repo.get_user_roles(conn, app_id, user_id)
+        return found if found is not None else frozenset({"member"})
 
     async def reset_mfa(self, app_id: str, user_id: str) -> None:
         """An administrator's reset: TOTP off, recovery codes gone."""

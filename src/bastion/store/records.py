@@ -139,6 +139,7 @@ class CredentialRecord:
     totp_secret: str | None
     totp_enabled: bool
     totp_last_step: int
+    mfa_required: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -283,6 +283,8 @@ login_credentials = Table(
     Column("totp_secret", String(64), nullable=True),
     Column("totp_enabled", Boolean, nullable=False),
     Column("totp_last_step", BigInteger, nullable=False),
+    # The app asked that this user always use TOTP.
+    Column("mfa_required", Boolean, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
     UniqueConstraint("app_id", "username"),

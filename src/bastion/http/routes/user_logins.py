@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from bastion.core.ids import Kind
 from bastion.http.deps import ServicesDep, path_id, requires
-from bastion.http.schemas.clients import LoginSet
+from bastion.http.schemas.clients import LoginSet, MfaRequirement
 from bastion.security.principal import Principal
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
@@ -22,6 +22,17 @@ async def set_login(user_id: str, body: LoginSet, caller: WriteUsers, svc: Servi
     """Set the username and password used on the login pages (422 for a weak password)."""
     await svc.authserver.logins.set_password(
         caller.app_id, path_id(Kind.USER, user_id, "user"), body.username, body.password
+    )
+    return Response(status_code=204)
+
+
+@router.put("/{user_id}/mfa", status_code=204, summary="Require TOTP for a user, or not")
+async def require_mfa(
+    user_id: str, body: MfaRequirement, caller: WriteUsers, svc: ServicesDep
+) -> Response:
+    """With ``required: true`` the user enrols TOTP at the next login and uses it after."""
+    await svc.authserver.logins.require_mfa(
+        caller.app_id, path_id(Kind.USER, user_id, "user"), body.required
     )
     return Response(status_code=204)
 

@@ -90,6 +90,12 @@ class SecretOut(ResponseModel):
     previous_secret_expires_at: str | None
 
 
+class MfaRequirement(RequestModel):
+    """Whether one user must use TOTP at every login."""
+
+    required: StrictBool
+
+
 class LoginSet(RequestModel):
     """Give a user a username and password for the login pages."""
 

@@ -100,5 +100,6 @@ def build(
         interaction_ttl=oauth.interaction_ttl,
         session_ttl=oauth.session_ttl,
         require_mfa=oauth.require_mfa,
+        require_mfa_roles=frozenset(oauth.require_mfa_roles),
     )
     return AuthServer(clients=clients, grants=grants, logins=logins, interactions=interactions)

@@ -71,6 +71,7 @@ class Interactions:
         interaction_ttl: int,
         session_ttl: int,
         require_mfa: bool,
+        require_mfa_roles: frozenset[str] = frozenset(),
     ) -> None:
         self._db = db
         self._clock = clock
@@ -82,6 +83,7 @@ class Interactions:
         self._ttl = interaction_ttl
         self._session_ttl = session_ttl
         self._require_mfa = require_mfa
+        self._mfa_roles = require_mfa_roles
 
     async def start(
         self,
@@ -161,9 +163,15 @@ class Interactions:
     async def _after_login(
         self, pending: Pending, user_id: str, amr: list[str], auth_time: datetime
     ) -> Step:
-        needs_mfa = self._require_mfa or pending.client.profile.require_mfa
-        cred = await self._logins.credentials(pending.client.app_id, user_id)
+        app_id = pending.client.app_id
+        cred = await self._logins.credentials(app_id, user_id)
         enrolled = cred is not None and cred.totp_enabled
+        needs_mfa = (
+            self._require_mfa
+            or pending.client.profile.require_mfa
+            or (cred is not None and cred.mfa_required)
+            or bool(self._mfa_roles and self._mfa_roles & await self._logins.roles(app_id, user_id))
+        )
         if "otp" not in amr and (enrolled or needs_mfa):
             stage = MFA if enrolled else ENROL
             await self._advance(pending, stage, user_id, amr, auth_time)

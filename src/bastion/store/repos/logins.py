@@ -23,6 +23,7 @@ def _credential(row: Mapping[Any, Any]) -> CredentialRecord:
         totp_secret=row["totp_secret"],
         totp_enabled=row["totp_enabled"],
         totp_last_step=row["totp_last_step"],
+        mfa_required=row["mfa_required"],
     )
 
 
@@ -64,6 +65,7 @@ async def set_password(
             "totp_secret": None,
             "totp_enabled": False,
             "totp_last_step": 0,
+            "mfa_required": False,
             "created_at": now,
             "updated_at": now,
         }

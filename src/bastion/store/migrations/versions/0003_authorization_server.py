@@ -143,6 +143,7 @@ def upgrade() -> None:
         sa.Column("totp_secret", sa.String(length=64), nullable=True),
         sa.Column("totp_enabled", sa.Boolean(), nullable=False),
         sa.Column("totp_last_step", sa.BigInteger(), nullable=False),
+        sa.Column("mfa_required", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
