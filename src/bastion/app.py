@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -83,7 +82,7 @@ from bastion.security.issuers import ExternalIssuer
 from bastion.security.key_rotation import RotationPolicy, maintain
 from bastion.security.keys import KeyRing, SigningKeyStore
 from bastion.security.oauth.authserver import build as build_authserver
-from bastion.security.oauth.grants import load_revocations as load_oauth_revocations
+from bastion.security.oauth.grants import RevocationSync
 from bastion.security.oauth.server import TokenEndpoint
 from bastion.security.outbound import OutboundGuard, OutboundPolicy
 from bastion.security.passwords import SecretHasher
@@ -218,13 +217,14 @@ class _Lifespan:
         cutoffs = CutoffSync(services.chat.ctx)
         # With the database down, start anyway (health probes answer, /readyz says 503)
         # and keep trying; tokens are refused until the revocations are in.
-        oauth_revocations = functools.partial(self._load_oauth_revocations, services)
+        revoked = RevocationSync(services.db, services.tokens, self.clock)
         loader = asyncio.create_task(
-            keep_loading_revocations(services.chat.ctx, loaders=[cutoffs.load, oauth_revocations])
+            keep_loading_revocations(services.chat.ctx, loaders=[cutoffs.load, revoked.load])
         )
         await asyncio.wait({loader}, timeout=self.settings.database.connect_timeout)
         refresh = self.settings.resource_server.revocation_refresh_seconds
         syncer = asyncio.create_task(cutoffs.keep_loading(refresh))
+        revoked_syncer = asyncio.create_task(revoked.keep_loading(refresh))
         keys = asyncio.create_task(
             maintain(
                 key_store(self.settings),
@@ -257,16 +257,13 @@ class _Lifespan:
         finally:
             loader.cancel()
             syncer.cancel()
+            revoked_syncer.cancel()
             keys.cancel()
             await services.ratelimit.close()
             for task in background:
                 task.cancel()
             await services.broker.close()
             await services.db.close()
-
-    async def _load_oauth_revocations(self, services: Services) -> None:
-        # Access tokens revoked through /oauth/revoke or with their grant, until they expire.
-        await load_oauth_revocations(services.db, services.tokens, self.clock.now())
 
 
 def build_services(settings: Settings, clock: Clock) -> Services:

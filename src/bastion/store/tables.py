@@ -397,6 +397,9 @@ revoked_tokens = Table(
     Column("jti", String(64), primary_key=True),
     Column("app_id", ID, nullable=False),
     Column("expires_at", TS, nullable=False),
+    # Every server re-reads the revocations made since it last looked (by any server).
+    Column("revoked_at", TS, nullable=False),
+    Index("ix_revoked_tokens_revoked_at", "revoked_at"),
 )
 
 consents = Table(

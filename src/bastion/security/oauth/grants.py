@@ -13,6 +13,7 @@ it belong to the grant. Rules (RFC 6749 §4.1.2, §10.4; RFC 9700 §2.2.2, §4.1
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bastion.core.clock import Clock
-from bastion.core.errors import OAuthError
+from bastion.core.errors import OAuthError, Unavailable
 from bastion.observe.events import Actor, Origin, SecurityEvents
 from bastion.security import scopes as scope_names
 from bastion.security.keys import KeyRing
@@ -279,19 +280,23 @@ class Grants:
             newly = await repo.revoke_grant(conn, grant_id, now)
             issued = await repo.grant_access_tokens(conn, grant_id, now)
             grant = await repo.get_grant(conn, grant_id)
+            app_id = grant.app_id if grant else ""
             for jti, expires_at in issued:
-                await repo.revoke_token(conn, jti, grant.app_id if grant else "", expires_at)
+                await repo.revoke_token(conn, jti, app_id, expires_at, now)
         for jti, expires_at in issued:
-            self._tokens.revocations.revoke_token(jti, int(expires_at.timestamp()))
+            self._tokens.revocations.revoke_token(
+                jti, int(expires_at.timestamp()), app_id=app_id or None
+            )
         if newly:
             await self._emit("token.revoke", actor, origin, reason=reason, kind="grant")
 
     async def revoke_access_token(self, jti: str, app_id: str, expires_at: int) -> None:
         """Refuse one access token from now on, on this node and after restarts."""
-        expiry = datetime.fromtimestamp(expires_at, tz=self._clock.now().tzinfo)
+        now = self._clock.now()
+        expiry = datetime.fromtimestamp(expires_at, tz=now.tzinfo)
         async with self._db.write() as conn:
-            await repo.revoke_token(conn, jti, app_id, expiry)
-        self._tokens.revocations.revoke_token(jti, expires_at)
+            await repo.revoke_token(conn, jti, app_id, expiry, now)
+        self._tokens.revocations.revoke_token(jti, expires_at, app_id=app_id)
 
     async def refresh_state(self, presented: str) -> tuple[GrantRecord, datetime] | None:
         """The live grant and expiry of a usable refresh token, or None."""
@@ -325,9 +330,45 @@ class Grants:
         )
 
 
-async def load_revocations(db: Database, tokens: AccessTokens, now: datetime) -> None:
-    """Put every persisted, unexpired access-token revocation into the in-process list."""
-    async with db.read() as conn:
-        revoked = await repo.live_revoked_tokens(conn, now)
-    for jti, expires_at in revoked:
-        tokens.revocations.revoke_token(jti, int(expires_at.timestamp()))
+class RevocationSync:
+    """Keeps this server's revocation list in step with the revoked-token table.
+
+    ``load`` reads every unexpired revocation (at start, before any token is accepted);
+    ``keep_loading`` then re-reads those made since, by this or any other server, so a
+    revocation takes effect everywhere within one interval.
+    """
+
+    # Clocks of different servers disagree a little: look back this far each time.
+    _OVERLAP = timedelta(seconds=60)
+
+    def __init__(self, db: Database, tokens: AccessTokens, clock: Clock) -> None:
+        self._db = db
+        self._tokens = tokens
+        self._clock = clock
+        self._since: datetime | None = None
+        self._seen: dict[str, datetime] = {}
+
+    async def load(self) -> None:
+        """Read the revocations made since the last call (all of them the first time)."""
+        now = self._clock.now()
+        since = self._since - self._OVERLAP if self._since is not None else None
+        async with self._db.read() as conn:
+            rows = await repo.revoked_since(conn, since, now)
+        for jti, app_id, expires_at, revoked_at in rows:
+            if jti not in self._seen:
+                self._seen[jti] = expires_at
+                self._tokens.revocations.revoke_token(
+                    jti, int(expires_at.timestamp()), app_id=app_id or None
+                )
+            self._since = max(self._since or revoked_at, revoked_at)
+        self._since = self._since or now
+        self._seen = {jti: exp for jti, exp in self._seen.items() if exp > now}
+
+    async def keep_loading(self, interval: float) -> None:
+        """Re-read every ``interval`` seconds, forever; a failed read is retried next time."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.load()
+            except Unavailable:
+                continue

@@ -233,14 +233,6 @@ async def revoke_grant(conn: AsyncConnection, grant_id: str, now: datetime) -> b
     return bool(result.rowcount)
 
 
-async def revoked_grants(conn: AsyncConnection, now: datetime) -> list[tuple[str, datetime]]:
-    """Revoked grants whose tokens could still be alive: (id, absolute expiry)."""
-    query = select(oauth_grants.c.id, oauth_grants.c.expires_at).where(
-        oauth_grants.c.revoked_at.is_not(None), oauth_grants.c.expires_at > now
-    )
-    return [(r.id, r.expires_at) for r in (await conn.execute(query)).all()]
-
-
 async def insert_code(conn: AsyncConnection, values: dict[str, Any]) -> None:
     """Store an authorization code by hash."""
     await conn.execute(authorization_codes.insert().values(**values))
@@ -320,18 +312,29 @@ async def rotate_refresh(conn: AsyncConnection, token_hash: str, now: datetime) 
 # Revoked access tokens, consents and used client assertions.
 
 
-async def revoke_token(conn: AsyncConnection, jti: str, app_id: str, expires_at: datetime) -> None:
+async def revoke_token(
+    conn: AsyncConnection, jti: str, app_id: str, expires_at: datetime, now: datetime
+) -> None:
     """Remember a revoked access token until it would have expired (twice is fine)."""
-    values = {"jti": jti, "app_id": app_id, "expires_at": expires_at}
+    values = {"jti": jti, "app_id": app_id, "expires_at": expires_at, "revoked_at": now}
     await conn.execute(insert_ignoring_duplicates(conn, revoked_tokens).values(**values))
 
 
-async def live_revoked_tokens(conn: AsyncConnection, now: datetime) -> list[tuple[str, datetime]]:
-    """Revoked access tokens that have not expired yet."""
-    query = select(revoked_tokens.c.jti, revoked_tokens.c.expires_at).where(
-        revoked_tokens.c.expires_at > now
-    )
-    return [(r.jti, r.expires_at) for r in (await conn.execute(query)).all()]
+async def revoked_since(
+    conn: AsyncConnection, since: datetime | None, now: datetime
+) -> list[tuple[str, str, datetime, datetime]]:
+    """Unexpired revoked access tokens, revoked at or after ``since`` (all when None):
+    (jti, app id, expiry, revocation time)."""
+    query = select(
+        revoked_tokens.c.jti,
+        revoked_tokens.c.app_id,
+        revoked_tokens.c.expires_at,
+        revoked_tokens.c.revoked_at,
+    ).where(revoked_tokens.c.expires_at > now)
+    if since is not None:
+        query = query.where(revoked_tokens.c.revoked_at >= since)
+    rows = (await conn.execute(query)).all()
+    return [(r.jti, r.app_id, r.expires_at, r.revoked_at) for r in rows]
 
 
 async def get_consent(conn: AsyncConnection, user_id: str, client_id: str) -> str | None:

@@ -120,8 +120,10 @@ def upgrade() -> None:
         sa.Column("jti", sa.String(length=64), nullable=False),
         sa.Column("app_id", sa.String(length=40), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("jti", name=op.f("pk_revoked_tokens")),
     )
+    op.create_index("ix_revoked_tokens_revoked_at", "revoked_tokens", ["revoked_at"], unique=False)
     op.create_table(
         "consents",
         sa.Column("user_id", sa.String(length=40), nullable=False),
