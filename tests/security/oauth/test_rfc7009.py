@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from tests.support.oauth import (
     RegisteredClient,
@@ -14,6 +19,7 @@ from tests.support.oauth import (
 )
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant
+from tests.support.ws import socket
 
 
 async def _login(
@@ -95,3 +101,24 @@ async def test_an_unsupported_hint_is_refused(http: httpx.AsyncClient, tenant: T
     response = await token_call(http, client, form, "/oauth/revoke")
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_token_type"
+
+
+async def test_revocation_closes_the_sockets_of_the_revoked_tokens(
+    http: httpx.AsyncClient, server: ServerThread, tenant: Tenant
+) -> None:
+    """A WebSocket opened with a code-flow access token closes (4001) once its grant is revoked."""
+    client, tokens = await _login(http, server, tenant, "sock")
+    async with socket(server.ws_url, tokens["access_token"]) as live:
+        form = {"token": tokens["refresh_token"], "token_type_hint": "refresh_token"}
+        assert (await token_call(http, client, form, "/oauth/revoke")).status_code == 200
+        with pytest.raises(ConnectionClosed) as closed:
+            await _drain(live.connection)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4001
+
+
+async def _drain(connection: ClientConnection) -> None:
+    """Read frames until the server closes the socket (or 5 s pass)."""
+    async with asyncio.timeout(5):
+        while True:
+            await connection.recv()
