@@ -285,8 +285,9 @@ async def test_user_enumeration_by_response_or_timing(
             bodies[name].add(_visible(answer.text))
     await browser.close()
     assert len(set().union(*bodies.values())) == 1
-    # The lower quartile resists the noise of a busy machine better than the median.
-    quick = {name: statistics.quantiles(values, n=4)[0] for name, values in timings.items()}
-    fastest, slowest = min(quick.values()), max(quick.values())
-    # Without the dummy hash an unknown user would answer in a fraction of the hash time.
-    assert slowest < 1.5 * fastest, quick
+    # The fastest answer of each kind is its true cost; a busy machine only adds to it.
+    # Without the dummy hash an unknown user would answer in a fraction of the hash time
+    # (about a tenth here); the same work gives the same floor.
+    floor = {name: min(values) for name, values in timings.items()}
+    medians = {name: statistics.median(values) for name, values in timings.items()}
+    assert max(floor.values()) < 2 * min(floor.values()), (floor, medians)
