@@ -298,7 +298,7 @@ def test_clients_and_keys_commands(runner: CliRunner, tmp_path: Path) -> None:
     assert all("client_secret" not in c for c in listed)
 
     keys = json.loads(
-        runner.invoke(cli, ["keys", "list", "--data-dir", str(tmp_path)], env=env).stdout
+        runner.invoke(cli, ["keys", "signing", "--data-dir", str(tmp_path)], env=env).stdout
     )
     assert sorted(k["state"] for k in keys) == ["active", "next"]
     rotation = runner.invoke(cli, ["keys", "rotate-signing", "--data-dir", str(tmp_path)], env=env)
@@ -307,7 +307,7 @@ def test_clients_and_keys_commands(runner: CliRunner, tmp_path: Path) -> None:
     after = {
         k["kid"]: k["state"]
         for k in json.loads(
-            runner.invoke(cli, ["keys", "list", "--data-dir", str(tmp_path)], env=env).stdout
+            runner.invoke(cli, ["keys", "signing", "--data-dir", str(tmp_path)], env=env).stdout
         )
     }
     assert after[done["active"]] == "active"

@@ -1,4 +1,5 @@
-"""``bastion keys ...`` and ``bastion clients ...``: signing keys and OAuth clients."""
+"""``bastion keys signing|rotate-signing`` and ``bastion clients ...``: token signing keys
+and OAuth clients. The signing-key commands join the ``keys`` group of the encryption keys."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from bastion.security.keys import KeyRotationError
 from bastion.security.oauth import clients as kinds
 from bastion.security.oauth.clients import Client, ClientRegistry, Registration
 
-keys_cli = typer.Typer(help="Token signing keys: list and rotate.", no_args_is_help=True)
 clients_cli = typer.Typer(
     help="OAuth clients: register, list, rotate secrets.", no_args_is_help=True
 )
@@ -41,15 +41,13 @@ def _settings(data_dir: Path | None) -> Settings:
         raise typer.Exit(2) from exc
 
 
-@keys_cli.command("list")
-def keys_list(data_dir: DataDir = None) -> None:
+def signing_keys_list(data_dir: DataDir = None) -> None:
     """Print the signing keys and their states (no key material) as JSON."""
     settings = _settings(data_dir)
     signing_keys(settings)
     typer.echo(json.dumps(key_store(settings).describe(), indent=2))
 
 
-@keys_cli.command("rotate-signing")
 def rotate_signing(
     data_dir: DataDir = None,
     force: Annotated[
@@ -76,6 +74,12 @@ def rotate_signing(
     typer.echo(
         json.dumps({"active": done.activated, "next": done.published, "retired": done.retired})
     )
+
+
+def register_key_commands(keys: typer.Typer) -> None:
+    """Add ``signing`` and ``rotate-signing`` to the ``bastion keys`` group."""
+    keys.command("signing")(signing_keys_list)
+    keys.command("rotate-signing")(rotate_signing)
 
 
 def _registry(settings: Settings) -> tuple[ClientRegistry, Any]:

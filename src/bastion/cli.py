@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from bastion.app import create_app, database, secret_hasher, signing_keys
-from bastion.auth_cli import clients_cli, keys_cli
+from bastion.auth_cli import clients_cli, register_key_commands
 from bastion.chat.apps import create_app as create_tenant
 from bastion.cli_audit import audit_cli
 from bastion.cli_crypto import backup_cli, keys_cli
@@ -40,7 +40,7 @@ cli.add_typer(backup_cli, name="backup")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(roles_cli, name="roles")
 cli.add_typer(ratelimit_cli, name="ratelimit")
-cli.add_typer(keys_cli, name="keys")
+register_key_commands(keys_cli)
 cli.add_typer(clients_cli, name="clients")
 console = Console(stderr=True)
 
