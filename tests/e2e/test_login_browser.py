@@ -8,14 +8,16 @@ Content-Security-Policy.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
+import httpx
 import pyotp
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from tests.conftest import Databases, make_settings, start_server
 from tests.support.oauth import (
     authorize_params,
     pkce_pair,
@@ -24,7 +26,7 @@ from tests.support.oauth import (
     user_with_password,
 )
 from tests.support.server import ServerThread
-from tests.support.tenants import Tenant
+from tests.support.tenants import Tenant, new_tenant
 
 CHROMIUM = Path("/usr/bin/chromium")
 _FLAGS = [
@@ -42,6 +44,24 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed"),
 ]
+
+
+@pytest.fixture(scope="module")
+def server(
+    databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerThread]:
+    """A server of its own: a browser starting up slows everything, and the shared
+    server's load shedding must not learn from that."""
+    running = start_server(make_settings(tmp_path_factory.mktemp("browser"), databases.new()))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+async def tenant(server: ServerThread) -> AsyncIterator[Tenant]:
+    """A fresh app on this module's server."""
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=15) as client:
+        yield new_tenant(server, client)
 
 
 @pytest.fixture

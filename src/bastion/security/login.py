@@ -8,6 +8,7 @@ reason is recorded only in the ``auth.login`` security event.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from bastion.core.clock import Clock
@@ -72,7 +73,8 @@ class Logins:
         )
         if found:
             raise ValidationFailed([FieldError("body.password", f"password {p}") for p in found])
-        password_hash = self._hasher.hash(password)
+        # argon2id takes a tenth of a second or more: keep it off the event loop.
+        password_hash = await asyncio.to_thread(self._hasher.hash, password)
         try:
             async with self._db.write() as conn:
                 if await users_repo.get_user(conn, app_id, user_id) is None:

@@ -9,6 +9,7 @@ rotated secret keeps working for the overlap period the administrator chose.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -224,7 +225,8 @@ class ClientRegistry:
     async def register(self, app_id: str, reg: Registration) -> tuple[Client, str | None]:
         """Create a client; returns it with its secret (None unless client_secret_basic)."""
         secret = self._hasher.new_secret() if reg.auth_method == SECRET_BASIC else None
-        secret_hash = self._hasher.hash(secret) if secret else ""
+        # argon2id is slow on purpose: hash in a worker thread, not on the event loop.
+        secret_hash = await asyncio.to_thread(self._hasher.hash, secret) if secret else ""
         client_id = new_id(Kind.CLIENT)
         profile = ClientProfile(
             client_id=client_id,
@@ -285,8 +287,9 @@ class ClientRegistry:
             previous_secret_hash=client.record.secret_hash if overlap_seconds else None,
             previous_secret_expires_at=expires if overlap_seconds else None,
         )
+        secret_hash = await asyncio.to_thread(self._hasher.hash, secret)
         async with self._db.write() as conn:
-            await repo.update_client(conn, client.id, secret_hash=self._hasher.hash(secret))
+            await repo.update_client(conn, client.id, secret_hash=secret_hash)
             await repo.save_profile(conn, profile)
         return secret
 
