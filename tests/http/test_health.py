@@ -27,7 +27,9 @@ async def test_jwks_publishes_the_signing_key(
     http: httpx.AsyncClient, server: ServerThread
 ) -> None:
     """The JWKS has the active key first, then the next one, public parts only."""
-    keys = (await http.get("/.well-known/jwks.json")).json()["keys"]
+    response = await http.get("/.well-known/jwks.json")
+    assert response.status_code == 200, response.text
+    keys = response.json()["keys"]
     assert keys[0]["kid"] == server.services.keys.active.kid
     assert len(keys) >= 2
     assert all("d" not in key for key in keys)
