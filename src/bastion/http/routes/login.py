@@ -14,7 +14,7 @@ import secrets
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from fastapi import APIRouter, Cookie, Query, Request
+from fastapi import APIRouter, Cookie, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bastion.core.errors import OAuthError
@@ -97,6 +97,36 @@ async def _form(request: Request) -> dict[str, str]:
         raise PageError("The form could not be read.") from exc
 
 
+_Param = Annotated[str | None, Query(max_length=4096)]
+
+
+async def _authorization_parameters(
+    response_type: _Param = None,
+    client_id: _Param = None,
+    redirect_uri: _Param = None,
+    scope: _Param = None,
+    state: _Param = None,
+    code_challenge: _Param = None,
+    code_challenge_method: _Param = None,
+    nonce: _Param = None,
+    prompt: _Param = None,
+    response_mode: _Param = None,
+    request: _Param = None,
+    request_uri: _Param = None,
+    max_age: _Param = None,
+    login_hint: _Param = None,
+    ui_locales: _Param = None,
+    display: _Param = None,
+    acr_values: _Param = None,
+    id_token_hint: _Param = None,
+    claims: _Param = None,
+    resource: _Param = None,
+) -> None:
+    """The RFC 6749 §4.1.1 and OpenID Connect request parameters, declared for the
+    query allow-list and the OpenAPI document; the handler reads them itself, and
+    ignores those it does not implement (RFC 6749 §3.1)."""
+
+
 @router.get(
     "/oauth/authorize",
     summary="Authorization endpoint (RFC 6749 §4.1.1, code + PKCE S256 only)",
@@ -106,6 +136,7 @@ async def _form(request: Request) -> dict[str, str]:
 async def authorize_endpoint(
     request: Request,
     svc: ServicesDep,
+    _declared: Annotated[None, Depends(_authorization_parameters)],
     browser: Annotated[str | None, Cookie(alias=BROWSER_COOKIE, include_in_schema=False)] = None,
     session: Annotated[str | None, Cookie(alias=SESSION_COOKIE, include_in_schema=False)] = None,
 ) -> Response:
@@ -375,7 +406,15 @@ def _logout_csrf(browser: str | None) -> str:
 
 
 @router.get("/oauth/logout", summary="Sign-out page", response_class=HTMLResponse, responses=_HTML)
-async def logout_page(request: Request, svc: ServicesDep, browser: Browser = None) -> Response:
+async def logout_page(
+    request: Request,
+    svc: ServicesDep,
+    browser: Browser = None,
+    client_id: _Param = None,
+    post_logout_redirect_uri: _Param = None,
+    state: _Param = None,
+    id_token_hint: _Param = None,
+) -> Response:
     """Confirm sign-out (a GET never changes state)."""
     params = dict(request.query_params)
     browser_id = browser if browser and len(browser) <= 100 else secrets.token_urlsafe(32)
