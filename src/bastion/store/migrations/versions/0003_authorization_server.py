@@ -1,7 +1,7 @@
 """authorization server: client profiles, login, codes, refresh-token families
 
 Revision ID: 0003
-Revises: 0006
+Revises: 0008
 Create Date: 2026-11-28
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
