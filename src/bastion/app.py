@@ -78,6 +78,7 @@ from bastion.security.guard.request_target import RequestTarget
 from bastion.security.guard.timeouts import BodyTimeouts
 from bastion.security.issuers import ExternalIssuer
 from bastion.security.keys import KeyRing, SigningKeyStore
+from bastion.security.oauth import rfc9449
 from bastion.security.oauth.server import TokenEndpoint
 from bastion.security.outbound import OutboundGuard, OutboundPolicy
 from bastion.security.passwords import SecretHasher
@@ -281,6 +282,7 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         client_token_ttl=settings.auth.client_token_ttl,
         user_token_ttl=settings.auth.user_token_ttl,
         id_tokens=external,
+        dpop_required=frozenset(settings.resource_server.dpop_required_clients),
     )
     return Services(
         settings=settings,
@@ -300,6 +302,19 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         authz=authz,
         outbound=outbound_guard(settings),
         authenticator=Authenticator(tokens, external),
+        dpop=dpop_validator(settings, clock),
+    )
+
+
+def dpop_validator(settings: Settings, clock: Clock) -> rfc9449.ProofValidator:
+    """The RFC 9449 proof checker, with its replay cache and (if required) nonces."""
+    rs = settings.resource_server
+    return rfc9449.ProofValidator(
+        clock=clock,
+        algorithms=rs.dpop_algorithms,
+        max_age=rs.dpop_proof_max_age,
+        replay=rfc9449.ReplayCache(),
+        nonces=rfc9449.Nonces() if rs.dpop_nonce else None,
     )
 
 

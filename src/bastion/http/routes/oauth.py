@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Request
 from bastion.core.errors import OAuthError
 from bastion.http.deps import ServicesDep
 from bastion.http.responses import JSONResponse
-from bastion.security.oauth import rfc6749, rfc8693
+from bastion.security.oauth import rfc6749, rfc8693, rfc9449
 
 router = APIRouter(tags=["oauth"])
 
@@ -60,5 +60,19 @@ async def token(
         form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw))
     except (UnicodeDecodeError, ValueError) as exc:
         raise OAuthError("invalid_request", "The request body is not a valid form.") from exc
-    body = await svc.token_endpoint.handle(form, authorization)
+    body = await svc.token_endpoint.handle(form, authorization, dpop_jkt=_dpop_key(request, svc))
     return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def _dpop_key(request: Request, svc: ServicesDep) -> str | None:
+    """RFC 9449 §5: the thumbprint of the request's DPoP proof, if it sent one."""
+    proofs = request.headers.getlist("dpop")
+    if not proofs:
+        return None
+    url = svc.settings.server.public_url.rstrip("/") + "/oauth/token"
+    try:
+        return svc.dpop.validate(proofs, method="POST", url=url).jkt
+    except rfc9449.UseDPoPNonce as exc:
+        raise OAuthError("use_dpop_nonce", str(exc), headers={"DPoP-Nonce": exc.nonce}) from exc
+    except rfc9449.InvalidDPoPProof as exc:
+        raise OAuthError("invalid_dpop_proof", str(exc)) from exc

@@ -31,6 +31,7 @@ class TokenEndpoint:
         client_token_ttl: int,
         user_token_ttl: int,
         id_tokens: rfc8693.IdTokenUsers | None = None,
+        dpop_required: frozenset[str] = frozenset(),
     ) -> None:
         self._clients = clients
         self._users = users
@@ -40,11 +41,20 @@ class TokenEndpoint:
         self._client_ttl = client_token_ttl
         self._user_ttl = user_token_ttl
         self._id_tokens = id_tokens
+        self._dpop_required = dpop_required
 
     async def handle(
-        self, form: Sequence[tuple[str, str]], authorization: str | None
+        self,
+        form: Sequence[tuple[str, str]],
+        authorization: str | None,
+        *,
+        dpop_jkt: str | None = None,
     ) -> dict[str, Any]:
-        """Answer a token request with an RFC 6749 §5.1 body, or raise ``OAuthError``."""
+        """Answer a token request with an RFC 6749 §5.1 body, or raise ``OAuthError``.
+
+        ``dpop_jkt`` is the thumbprint of a verified DPoP proof (RFC 9449 §5): the token
+        is then bound to that key and its type is ``DPoP``.
+        """
         params = single_valued(form)
         grant_type = params.get("grant_type")
         if not grant_type:
@@ -56,8 +66,10 @@ class TokenEndpoint:
                 "invalid_request", "Authenticate with HTTP Basic only (client_secret_basic)."
             )
         client = await rfc6749.authenticate_client(self._clients, self._hasher, authorization)
+        if dpop_jkt is None and client.id in self._dpop_required:
+            raise OAuthError("invalid_dpop_proof", "This client must send a DPoP proof.")
         if grant_type == rfc6749.CLIENT_CREDENTIALS:
-            issued = self._client_credentials(params, client)
+            issued = self._client_credentials(params, client, dpop_jkt)
         else:
             issued = await rfc8693.exchange(
                 params,
@@ -67,10 +79,13 @@ class TokenEndpoint:
                 audience=self._audience,
                 ttl=self._user_ttl,
                 id_tokens=self._id_tokens,
+                jkt=dpop_jkt,
             )
-        return _response(issued, exchanged=grant_type == rfc8693.GRANT_TYPE)
+        return _response(issued, exchanged=grant_type == rfc8693.GRANT_TYPE, bound=dpop_jkt)
 
-    def _client_credentials(self, params: Mapping[str, str], client: ClientRecord) -> IssuedToken:
+    def _client_credentials(
+        self, params: Mapping[str, str], client: ClientRecord, jkt: str | None
+    ) -> IssuedToken:
         """§4.4: the client acts for itself, within the scopes it was registered with."""
         allowed = client.scopes & (scope_names.BACKEND_SCOPES | scope_names.OPERATOR_SCOPES)
         scopes = rfc6749.granted_scopes(scope_names.parse(params.get("scope")), allowed)
@@ -80,6 +95,7 @@ class TokenEndpoint:
             subject=client.id,
             scopes=scopes,
             ttl=self._client_ttl,
+            jkt=jkt,
         )
 
 
@@ -102,10 +118,11 @@ def single_valued(form: Sequence[tuple[str, str]]) -> dict[str, str]:
     return params
 
 
-def _response(issued: IssuedToken, *, exchanged: bool) -> dict[str, Any]:
+def _response(issued: IssuedToken, *, exchanged: bool, bound: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "access_token": issued.token,
-        "token_type": "Bearer",
+        # RFC 9449 §5.1: a bound token is of type DPoP.
+        "token_type": "DPoP" if bound else "Bearer",
         "expires_in": issued.expires_in,
         "scope": issued.scope,
     }
