@@ -15,6 +15,7 @@ import pytest
 from joserfc import jwt
 from websockets.asyncio.client import connect
 
+from bastion.observe.events import MemorySink
 from tests.http.test_websocket import closed_with
 from tests.support.dpop import DPoPKey
 from tests.support.server import ServerThread
@@ -228,3 +229,18 @@ async def test_a_bad_proof_at_the_token_endpoint_is_invalid_dpop_proof(
     response = await request()
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_dpop_proof"
+
+
+async def test_a_refused_proof_is_a_security_event(
+    http: httpx.AsyncClient, server: ServerThread, bound: Bound
+) -> None:
+    """auth.dpop failure, with the reason code and the user, never the token or proof."""
+    sink = MemorySink()
+    server.services.events.add_sink(sink)
+    proof = bound.good_proof()
+    await http.get(PATH, headers=bound.headers(proof))
+    await http.get(PATH, headers=bound.headers(proof))
+    events = sink.of("auth.dpop")
+    assert [e.reason for e in events] == ["invalid_dpop_proof"]
+    assert proof not in str(events[0].as_dict())
+    assert bound.token not in str(events[0].as_dict())

@@ -30,7 +30,7 @@ from bastion.core.errors import (
 from bastion.core.ids import Kind, is_id
 from bastion.core.settings import Settings
 from bastion.http.idempotency import Idempotency
-from bastion.observe.events import Origin, SecurityEvents
+from bastion.observe.events import Actor, Origin, SecurityEvents
 from bastion.realtime.broker import Broker
 from bastion.security.audit.checkpoints import Checkpoints
 from bastion.security.audit.context import CALLER_KEY
@@ -108,7 +108,16 @@ async def authenticate(request: Request, svc: Services) -> Principal:
     else:
         principal = await svc.authenticator.authenticate(dpop_token)
         url = svc.settings.server.public_url.rstrip("/") + request.url.path
-        check_dpop(svc, principal, request.headers.getlist("dpop"), request.method, url, dpop_token)
+        proofs = request.headers.getlist("dpop")
+        try:
+            check_dpop(svc, principal, proofs, request.method, url, dpop_token)
+        except rfc9449.InvalidDPoPProof as exc:
+            actor = Actor(app_id=principal.app_id, subject=principal.subject)
+            origin = origin_of(request)
+            await svc.events.emit(
+                "auth.dpop", "failure", actor=actor, origin=origin, reason=exc.error
+            )
+            raise
     state = request.scope.setdefault("state", {})
     state["principal"] = principal.subject
     state[CALLER_KEY] = principal
