@@ -323,10 +323,20 @@ def external_identities(
 ) -> ExternalIdentities:
     """The trusted external OpenID Providers, with just-in-time users."""
     rs = settings.resource_server
+    # The outbound guard refuses private and metadata addresses and redirects; only the
+    # test-only switch lets it reach a provider on 127.0.0.1 over http.
+    policy = OutboundPolicy.of(
+        allow_http=rs.allow_http_loopback,
+        allow_networks=["127.0.0.1/32"] if rs.allow_http_loopback else [],
+        timeout_seconds=rs.fetch_timeout_seconds,
+        max_bytes=rs.fetch_max_bytes,
+        max_redirects=0,
+    )
     fetcher = JsonFetcher(
         timeout=rs.fetch_timeout_seconds,
         max_bytes=rs.fetch_max_bytes,
         allow_http_loopback=rs.allow_http_loopback,
+        guard=OutboundGuard(policy),
     )
     issuers = [
         ExternalIssuer(
