@@ -81,6 +81,7 @@ from bastion.security.guard.timeouts import BodyTimeouts
 from bastion.security.issuers import ExternalIssuer
 from bastion.security.key_rotation import RotationPolicy, maintain
 from bastion.security.keys import KeyRing, SigningKeyStore
+from bastion.security.oauth import rfc9449
 from bastion.security.oauth.authserver import build as build_authserver
 from bastion.security.oauth.grants import RevocationSync
 from bastion.security.oauth.server import TokenEndpoint
@@ -324,6 +325,7 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         client_token_ttl=settings.auth.client_token_ttl,
         user_token_ttl=settings.auth.user_token_ttl,
         id_tokens=external,
+        dpop_required=frozenset(settings.resource_server.dpop_required_clients),
     )
     return Services(
         settings=settings,
@@ -344,6 +346,19 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         outbound=outbound_guard(settings),
         authenticator=Authenticator(tokens, external),
         authserver=authserver,
+        dpop=dpop_validator(settings, clock),
+    )
+
+
+def dpop_validator(settings: Settings, clock: Clock) -> rfc9449.ProofValidator:
+    """The RFC 9449 proof checker, with its replay cache and (if required) nonces."""
+    rs = settings.resource_server
+    return rfc9449.ProofValidator(
+        clock=clock,
+        algorithms=rs.dpop_algorithms,
+        max_age=rs.dpop_proof_max_age,
+        replay=rfc9449.ReplayCache(),
+        nonces=rfc9449.Nonces() if rs.dpop_nonce else None,
     )
 
 
@@ -352,10 +367,20 @@ def external_identities(
 ) -> ExternalIdentities:
     """The trusted external OpenID Providers, with just-in-time users."""
     rs = settings.resource_server
+    # The outbound guard refuses private and metadata addresses and redirects; only the
+    # test-only switch lets it reach a provider on 127.0.0.1 over http.
+    policy = OutboundPolicy.of(
+        allow_http=rs.allow_http_loopback,
+        allow_networks=["127.0.0.1/32"] if rs.allow_http_loopback else [],
+        timeout_seconds=rs.fetch_timeout_seconds,
+        max_bytes=rs.fetch_max_bytes,
+        max_redirects=0,
+    )
     fetcher = JsonFetcher(
         timeout=rs.fetch_timeout_seconds,
         max_bytes=rs.fetch_max_bytes,
         allow_http_loopback=rs.allow_http_loopback,
+        guard=OutboundGuard(policy),
     )
     issuers = [
         ExternalIssuer(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from joserfc import jwt
 
 from bastion.core.clock import rfc3339
 from bastion.observe.events import MemorySink
@@ -180,3 +181,24 @@ async def test_an_app_cutoff_closes_every_socket_of_the_app(
         await revoke(tenant, "/v1/token-revocation")
         assert (await closed_with(one.connection, within=3.0))[0] == 4001
         assert (await closed_with(two.connection, within=3.0))[0] == 4001
+
+
+async def test_revoking_one_token_closes_only_the_sockets_using_it(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    """A single-token revocation (as RFC 7009 does) closes that token's socket at once."""
+    alice = await tenant.user("alice")
+    other_token = await tenant.user_token(alice.id)
+    async with (
+        socket(server.ws_url, alice.token) as revoked,
+        socket(server.ws_url, other_token) as kept,
+    ):
+        claims = jwt.decode(alice.token, server.services.keys.verification).claims
+
+        async def revoke() -> None:
+            server.services.tokens.revocations.revoke_token(claims["jti"], claims["exp"])
+
+        server.run(revoke())
+        assert (await closed_with(revoked.connection, within=3.0))[0] == 4001
+        await kept.send({"type": "ping", "id": "p"})
+        assert (await kept.expect("pong"))["id"] == "p"

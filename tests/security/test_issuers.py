@@ -24,6 +24,7 @@ from bastion.core.settings import ExternalIssuerSettings
 from bastion.security.fetch import FetchError, JsonFetcher, check_url
 from bastion.security.issuers import ExternalIssuer, parse_jwks
 from bastion.security.oauth.rfc9068 import InvalidAccessTokenError
+from bastion.security.outbound import OutboundGuard, OutboundPolicy
 from tests.support.oidc_provider import new_key
 
 AUDIENCE = "https://chat.example.com"
@@ -241,3 +242,43 @@ def test_parse_jwks_keeps_only_usable_signing_keys() -> None:
     keys = parse_jwks({"keys": entries}, ["ES256"])
     assert sorted(k.kid or "" for k in keys.keys) == sorted([good.kid or "", no_alg["kid"]])
     assert all(k.alg == "ES256" for k in keys.keys)
+
+
+@pytest.mark.parametrize(
+    "jwks_uri",
+    ["https://169.254.169.254/latest/meta-data", "https://10.0.0.1/jwks", "https://[::1]/jwks"],
+)
+async def test_the_outbound_guard_refuses_a_jwks_uri_on_a_private_address(
+    hostile: Hostile, jwks_uri: str
+) -> None:
+    """SSRF: a provider cannot make Bastion fetch cloud metadata or internal hosts."""
+    clock, key = FakeClock(time.time()), new_key()
+    hostile.serve_json(
+        "/.well-known/openid-configuration", {"issuer": hostile.url, "jwks_uri": jwks_uri}
+    )
+    policy = OutboundPolicy.of(
+        allow_http=True,
+        allow_networks=["127.0.0.1/32"],
+        timeout_seconds=2.0,
+        max_bytes=65_536,
+        max_redirects=0,
+    )
+    fetcher = JsonFetcher(
+        timeout=2.0, max_bytes=65_536, allow_http_loopback=True, guard=OutboundGuard(policy)
+    )
+    config = ExternalIssuerSettings(issuer=hostile.url, app_id="app_x", algorithms=["ES256"])
+    issuer = ExternalIssuer(
+        config,
+        fetcher=fetcher,
+        clock=clock,
+        default_audience=AUDIENCE,
+        leeway=30,
+        max_token_bytes=8192,
+        cache_seconds=3600,
+        min_refresh_seconds=60,
+    )
+    started = time.monotonic()
+    with pytest.raises(InvalidAccessTokenError):
+        await issuer.verify_access_token(token(key, hostile.url, clock))
+    assert time.monotonic() - started < 1.0
+    assert hostile.hits["/.well-known/openid-configuration"] == 1

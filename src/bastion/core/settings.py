@@ -147,7 +147,7 @@ class ExternalIssuerSettings(_Section):
 
 
 class ResourceServerSettings(_Section):
-    """How presented tokens are validated: revocation and external issuers."""
+    """How presented tokens are validated: revocation, external issuers, DPoP."""
 
     max_token_bytes: int = Field(
         8192, ge=1024, le=65_536, description="Longest access token accepted (RFC 8725 §3.11)."
@@ -173,6 +173,24 @@ class ResourceServerSettings(_Section):
     allow_http_loopback: bool = Field(
         False, description="Test only: allow http:// providers on 127.0.0.1; refused in production."
     )
+    dpop_required_clients: list[str] = Field(
+        default_factory=list, description="Client ids whose tokens must be DPoP-bound."
+    )
+    dpop_proof_max_age: int = Field(
+        60, ge=5, le=600, description="How old (by iat) a DPoP proof may be, s."
+    )
+    dpop_nonce: bool = Field(False, description="Require server-issued DPoP nonces.")
+    dpop_algorithms: list[str] = Field(
+        default_factory=lambda: ["ES256", "EdDSA", "RS256", "PS256"],
+        description="Algorithms accepted for DPoP proofs (asymmetric only).",
+    )
+
+    @model_validator(mode="after")
+    def _asymmetric_dpop(self) -> Self:
+        algs = self.dpop_algorithms
+        if not algs or any(a.lower() == "none" or a.upper().startswith("HS") for a in algs):
+            raise ValueError("resource_server.dpop_algorithms: only asymmetric algorithms")
+        return self
 
 
 class OAuthSettings(_Section):

@@ -30,7 +30,7 @@ from bastion.core.errors import (
 from bastion.core.ids import Kind, is_id
 from bastion.core.settings import Settings
 from bastion.http.idempotency import Idempotency
-from bastion.observe.events import Origin, SecurityEvents
+from bastion.observe.events import Actor, Origin, SecurityEvents
 from bastion.realtime.broker import Broker
 from bastion.security.audit.checkpoints import Checkpoints
 from bastion.security.audit.context import CALLER_KEY
@@ -38,7 +38,7 @@ from bastion.security.audit.log import AuditLog
 from bastion.security.authenticator import Authenticator
 from bastion.security.authz import Authorizer
 from bastion.security.keys import KeyRing
-from bastion.security.oauth import rfc6750
+from bastion.security.oauth import rfc6750, rfc9449
 from bastion.security.oauth.authserver import AuthServer
 from bastion.security.oauth.server import TokenEndpoint
 from bastion.security.outbound import OutboundGuard
@@ -69,6 +69,7 @@ class Services:
     outbound: OutboundGuard
     authenticator: Authenticator
     authserver: AuthServer
+    dpop: rfc9449.ProofValidator
 
 
 async def services(request: Request) -> Services:
@@ -95,17 +96,54 @@ _bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", description="RFC 9068
 
 
 async def authenticate(request: Request, svc: Services) -> Principal:
-    """Turn the request's bearer token into a principal, or raise ``Unauthenticated``."""
+    """Turn the request's access token into a principal, or raise ``Unauthenticated``.
+
+    ``Authorization: Bearer`` (RFC 6750) for bearer tokens; ``Authorization: DPoP`` with
+    a ``DPoP`` proof (RFC 9449 §7) for tokens bound to a key.
+    """
     rfc6750.refuse_query_token(set(request.query_params.keys()))
-    token = rfc6750.bearer_token(request.headers.get("authorization"))
-    principal = await svc.authenticator.authenticate(token)
-    if principal.jkt is not None:
-        # RFC 9449 §7.1: a DPoP-bound token presented as a plain bearer token is refused.
-        raise Unauthenticated("This access token is bound to a DPoP key.")
+    authorization = request.headers.get("authorization")
+    dpop_token = rfc9449.parse_authorization(authorization)
+    if dpop_token is None:
+        principal = await svc.authenticator.authenticate(rfc6750.bearer_token(authorization))
+        require_binding(svc, principal)
+    else:
+        principal = await svc.authenticator.authenticate(dpop_token)
+        url = svc.settings.server.public_url.rstrip("/") + request.url.path
+        proofs = request.headers.getlist("dpop")
+        try:
+            check_dpop(svc, principal, proofs, request.method, url, dpop_token)
+        except rfc9449.InvalidDPoPProof as exc:
+            actor = Actor(app_id=principal.app_id, subject=principal.subject)
+            origin = origin_of(request)
+            await svc.events.emit(
+                "auth.dpop", "failure", actor=actor, origin=origin, reason=exc.error
+            )
+            raise
     state = request.scope.setdefault("state", {})
     state["principal"] = principal.subject
     state[CALLER_KEY] = principal
     return principal
+
+
+def require_binding(svc: Services, principal: Principal) -> None:
+    """Refuse a bearer use of a bound token, or an unbound token of a DPoP-only client."""
+    if principal.jkt is not None:
+        # RFC 9449 §7.1: a DPoP-bound token presented as a bearer token is refused.
+        raise Unauthenticated("This access token is bound to a DPoP key.")
+    if principal.client_id in svc.settings.resource_server.dpop_required_clients:
+        raise Unauthenticated("This client's access tokens must be DPoP-bound.")
+
+
+def check_dpop(
+    svc: Services, principal: Principal, proofs: list[str], method: str, url: str, token: str
+) -> None:
+    """RFC 9449 §7.1: the proof is valid for this request and made with the bound key."""
+    if principal.jkt is None:
+        raise Unauthenticated("This access token is not bound to a DPoP key; use Bearer.")
+    proof = svc.dpop.validate(proofs, method=method, url=url, access_token=token)
+    if proof.jkt != principal.jkt:
+        raise rfc9449.InvalidDPoPProof("The DPoP proof is not signed by the token's key.")
 
 
 async def _caller(

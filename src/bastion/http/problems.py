@@ -32,7 +32,7 @@ from bastion.core.errors import (
     problem,
 )
 from bastion.observe.logging import get_logger
-from bastion.security.oauth import rfc6750
+from bastion.security.oauth import rfc6750, rfc9449
 
 PROBLEM_JSON = "application/problem+json"
 _REALM = "bastion"
@@ -58,6 +58,8 @@ def problem_response(request: Request, error: BastionError) -> Response:
 
 
 def _headers(error: BastionError) -> dict[str, str]:
+    if isinstance(error, rfc9449.InvalidDPoPProof):
+        return rfc9449.challenge(error)
     if isinstance(error, Unauthenticated):
         code = "invalid_token" if error.token_present else None
         return {"WWW-Authenticate": rfc6750.challenge(_REALM, code)}

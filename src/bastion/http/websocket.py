@@ -29,12 +29,12 @@ from bastion.core.errors import (
     problem,
 )
 from bastion.core.ids import Kind, is_id, new_id
-from bastion.http.deps import Services
+from bastion.http.deps import Services, check_dpop, require_binding
 from bastion.observe import metrics
 from bastion.observe.events import Actor
 from bastion.realtime.broker import Event
 from bastion.security import scopes
-from bastion.security.oauth import rfc6750
+from bastion.security.oauth import rfc6750, rfc9449
 from bastion.security.principal import Principal
 from bastion.security.ratelimit.identity import Caller, network_of
 from bastion.security.ratelimit.sockets import FrameBudget
@@ -178,7 +178,10 @@ class _Session:
                 timer.cancel()
 
 
-@router.websocket("/v1/ws")
+WS_PATH = "/v1/ws"
+
+
+@router.websocket(WS_PATH)
 async def websocket_endpoint(websocket: WebSocket) -> None:
     """Authenticate, subscribe to the user's channels, and stream events."""
     svc: Services = websocket.app.state.services
@@ -202,10 +205,13 @@ async def _authenticate(svc: Services, websocket: WebSocket) -> Principal:
         raise _ClosedError(CLOSE_AUTH, "send the token in a header or an auth frame")
     try:
         if header is not None:
-            token = rfc6750.bearer_token(header)
+            dpop_token = rfc9449.parse_authorization(header)
+            token = dpop_token or rfc6750.bearer_token(header)
+            proofs = websocket.headers.getlist("dpop")
         else:
-            token = await _auth_frame(websocket, svc.settings.realtime.auth_timeout_seconds)
-        principal = await svc.authenticator.authenticate(token)
+            wait = svc.settings.realtime.auth_timeout_seconds
+            token, proofs = await _auth_frame(websocket, wait)
+        principal = await _verified(svc, token, proofs)
     except Unavailable as exc:
         raise _ClosedError(CLOSE_SERVER_ERROR, "try again shortly") from exc
     except (BastionError, WebSocketDisconnect) as exc:
@@ -231,7 +237,7 @@ async def _receive_text(websocket: WebSocket) -> str:
     return text
 
 
-async def _auth_frame(websocket: WebSocket, wait: float) -> str:
+async def _auth_frame(websocket: WebSocket, wait: float) -> tuple[str, list[str]]:
     try:
         async with asyncio.timeout(wait):
             raw = await _receive_text(websocket)
@@ -241,7 +247,24 @@ async def _auth_frame(websocket: WebSocket, wait: float) -> str:
     token = frame.get("token") or _data(frame).get("token")
     if frame.get("type") != "auth" or not isinstance(token, str):
         raise Unauthenticated("the first frame must be an auth frame")
-    return token
+    return token, _proofs(frame)
+
+
+def _proofs(frame: dict[str, Any]) -> list[str]:
+    """The DPoP proof an auth frame carries (``dpop``), as a header list would."""
+    proof = frame.get("dpop", _data(frame).get("dpop"))
+    return [proof] if isinstance(proof, str) else []
+
+
+async def _verified(svc: Services, token: str, proofs: list[str]) -> Principal:
+    """The token's principal; a DPoP-bound token also needs its proof (htm GET, /v1/ws)."""
+    principal = await svc.authenticator.authenticate(token)
+    if principal.jkt is not None or proofs:
+        url = svc.settings.server.public_url.rstrip("/") + WS_PATH
+        check_dpop(svc, principal, proofs, "GET", url, token)
+    else:
+        require_binding(svc, principal)
+    return principal
 
 
 async def _serve(
@@ -456,7 +479,7 @@ async def _on_auth(s: _Session, data: dict[str, Any], frame: dict[str, Any]) -> 
     if not isinstance(token, str):
         raise InvalidRequest("token is required.")
     try:
-        principal = await s.svc.authenticator.authenticate(token)
+        principal = await _verified(s.svc, token, _proofs(frame))
     except Unauthenticated as exc:
         raise _ClosedError(CLOSE_AUTH, "authentication failed") from exc
     old = s.conn.principal

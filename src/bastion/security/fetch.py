@@ -3,8 +3,9 @@
 Discovery documents and key sets come from outside, so a slow, huge, redirecting or
 plain-text provider must not stall or crash Bastion: HTTPS only (with certificate
 checks), no redirects, one total deadline, a byte cap read as a stream, and a JSON
-object or nothing. Plain ``http`` is allowed only for ``127.0.0.1`` and only when the
-test-only setting says so.
+object or nothing. In the server, fetches go through the outbound guard, so a
+``jwks_uri`` pointing at a private or metadata address is refused (SSRF). Plain
+``http`` is allowed only for ``127.0.0.1`` and only when the test-only setting says so.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
+from bastion.security.outbound import OutboundGuard, OutboundRefused
 
 
 class FetchError(Exception):
@@ -40,19 +43,21 @@ class JsonFetcher:
         timeout: float,
         max_bytes: int,
         allow_http_loopback: bool,
-        transport: httpx.AsyncBaseTransport | None = None,
+        guard: OutboundGuard | None = None,
     ) -> None:
         self._timeout = timeout
         self._max_bytes = max_bytes
         self.allow_http_loopback = allow_http_loopback
-        self._transport = transport
+        self._guard = guard
 
     async def get(self, url: str) -> dict[str, Any]:
         """GET ``url`` and return its JSON object; raise ``FetchError`` on any problem."""
         check_url(url, allow_http_loopback=self.allow_http_loopback)
         try:
             async with asyncio.timeout(self._timeout):
-                body = await self._read(url)
+                body = await (self._guarded(url) if self._guard else self._read(url))
+        except OutboundRefused as exc:
+            raise FetchError(f"{url}: {exc}") from exc
         except TimeoutError as exc:
             raise FetchError(f"{url}: no complete answer within {self._timeout} s") from exc
         except httpx.HTTPError as exc:
@@ -65,13 +70,18 @@ class JsonFetcher:
             raise FetchError(f"{url}: not a JSON object")
         return document
 
+    async def _guarded(self, url: str) -> bytes:
+        """Through the outbound guard: only public addresses, pinned to the checked one."""
+        assert self._guard is not None  # noqa: S101 - chosen by the caller above
+        response = await self._guard.fetch(url, headers={"Accept": "application/json"})
+        if response.status != 200:
+            raise FetchError(f"{url}: HTTP {response.status}")
+        return response.body
+
     async def _read(self, url: str) -> bytes:
         async with (
             httpx.AsyncClient(
-                timeout=self._timeout,
-                follow_redirects=False,
-                transport=self._transport,
-                trust_env=False,
+                timeout=self._timeout, follow_redirects=False, trust_env=False
             ) as client,
             client.stream("GET", url, headers={"Accept": "application/json"}) as response,
         ):

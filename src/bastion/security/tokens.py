@@ -153,8 +153,12 @@ class AccessTokens:
         scopes: frozenset[str],
         ttl: int,
         actor: str | None = None,
+        jkt: str | None = None,
     ) -> IssuedToken:
-        """Sign a token for ``subject`` that lives ``ttl`` seconds."""
+        """Sign a token for ``subject`` that lives ``ttl`` seconds.
+
+        With ``jkt`` the token is bound to that DPoP key (RFC 9449 §6.1, ``cnf.jkt``).
+        """
         now = int(self._clock.timestamp())
         jti = new_id(Kind.TOKEN)
         claims: dict[str, Any] = {
@@ -171,6 +175,8 @@ class AccessTokens:
         }
         if actor is not None:
             claims["act"] = {"sub": actor}
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         token = rfc9068.encode(self._keys.active, self._keys.alg, claims)
         principal = _principal(claims)
         return IssuedToken(token=token, expires_in=ttl, scope=claims["scope"], principal=principal)

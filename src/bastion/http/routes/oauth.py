@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Request
 from bastion.core.errors import OAuthError
 from bastion.http.deps import ServicesDep, origin_of
 from bastion.http.responses import JSONResponse
-from bastion.security.oauth import rfc7009, rfc7523, rfc7662, rfc8693
+from bastion.security.oauth import rfc7009, rfc7523, rfc7662, rfc8693, rfc9449
 from bastion.security.oauth.server import GRANT_TYPES, single_valued
 
 router = APIRouter(tags=["oauth"])
@@ -68,7 +68,9 @@ async def token(
 ) -> JSONResponse:
     """RFC 6749 §3.2 token endpoint; answers RFC 6749 §5.1 / §5.2 bodies, never cached."""
     form = await _form(request)
-    body = await svc.token_endpoint.handle(form, authorization, origin_of(request))
+    body = await svc.token_endpoint.handle(
+        form, authorization, origin_of(request), dpop_jkt=_dpop_key(request, svc)
+    )
     return JSONResponse(body, headers=_NO_STORE)
 
 
@@ -147,3 +149,17 @@ async def introspect(
         audience=svc.settings.audience,
     )
     return JSONResponse(body, headers=_NO_STORE)
+
+
+def _dpop_key(request: Request, svc: ServicesDep) -> str | None:
+    """RFC 9449 §5: the thumbprint of the request's DPoP proof, if it sent one."""
+    proofs = request.headers.getlist("dpop")
+    if not proofs:
+        return None
+    url = svc.settings.server.public_url.rstrip("/") + "/oauth/token"
+    try:
+        return svc.dpop.validate(proofs, method="POST", url=url).jkt
+    except rfc9449.UseDPoPNonce as exc:
+        raise OAuthError("use_dpop_nonce", str(exc), headers={"DPoP-Nonce": exc.nonce}) from exc
+    except rfc9449.InvalidDPoPProof as exc:
+        raise OAuthError("invalid_dpop_proof", str(exc)) from exc

@@ -133,7 +133,12 @@ class Grants:
         return code
 
     async def redeem_code(
-        self, client: Client, params: Mapping[str, str], origin: Origin | None = None
+        self,
+        client: Client,
+        params: Mapping[str, str],
+        origin: Origin | None = None,
+        *,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
         """RFC 6749 §4.1.3 with RFC 7636 §4.6: exchange a code for tokens."""
         code = params.get("code")
@@ -156,12 +161,17 @@ class Grants:
         if not rfc7636.verify(params.get("code_verifier"), record.code_challenge):
             raise _invalid_grant("The code_verifier does not match the code_challenge.")
         grant = await self._live_grant(record.grant_id)
-        body = await self._issue(client, grant, grant.scope, nonce=record.nonce)
+        body = await self._issue(client, grant, grant.scope, nonce=record.nonce, jkt=jkt)
         await self._emit("token.issue", actor, origin, grant="authorization_code")
         return body
 
     async def refresh(
-        self, client: Client, params: Mapping[str, str], origin: Origin | None = None
+        self,
+        client: Client,
+        params: Mapping[str, str],
+        origin: Origin | None = None,
+        *,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
         """RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2)."""
         presented = params.get("refresh_token")
@@ -186,7 +196,7 @@ class Grants:
         if record.expires_at <= now or grant.expires_at <= now or grant.revoked_at is not None:
             raise _invalid_grant("The refresh token has expired or was revoked.")
         scope = self._narrowed(grant, params.get("scope"))
-        body = await self._issue(client, grant, scope_names.render(scope), nonce=None)
+        body = await self._issue(client, grant, scope_names.render(scope), nonce=None, jkt=jkt)
         await self._emit("token.refresh", actor, origin)
         return body
 
@@ -212,7 +222,13 @@ class Grants:
         return grant
 
     async def _issue(
-        self, client: Client, grant: GrantRecord, scope: str, *, nonce: str | None
+        self,
+        client: Client,
+        grant: GrantRecord,
+        scope: str,
+        *,
+        nonce: str | None,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
         scopes = scope_names.parse(scope)
         access = self._tokens.issue(
@@ -221,11 +237,13 @@ class Grants:
             subject=grant.user_id,
             scopes=scopes - {oidc.OPENID},
             ttl=self._life.access,
+            jkt=jkt,
         )
         refresh = await self._new_refresh(grant, access)
         body: dict[str, Any] = {
             "access_token": access.token,
-            "token_type": "Bearer",
+            # RFC 9449 §5.1: a token bound to a DPoP key is of type DPoP.
+            "token_type": "DPoP" if jkt else "Bearer",
             "expires_in": access.expires_in,
             "refresh_token": refresh,
             "scope": scope_names.render(scopes),

@@ -59,6 +59,7 @@ async def exchange(
     audience: str,
     ttl: int,
     id_tokens: IdTokenUsers | None = None,
+    jkt: str | None = None,
 ) -> IssuedToken:
     """Run the exchange (§2.1) for an authenticated client and return the new token."""
     if scope_names.TOKENS_EXCHANGE not in client.scopes:
@@ -98,6 +99,7 @@ async def exchange(
         scopes=scopes,
         ttl=ttl,
         actor=client.id,
+        jkt=jkt,
     )
 
 

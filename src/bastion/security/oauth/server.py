@@ -41,6 +41,7 @@ class TokenEndpoint:
         client_token_ttl: int,
         user_token_ttl: int,
         id_tokens: rfc8693.IdTokenUsers | None = None,
+        dpop_required: frozenset[str] = frozenset(),
     ) -> None:
         self._clients = clients
         self._users = users
@@ -51,14 +52,21 @@ class TokenEndpoint:
         self._client_ttl = client_token_ttl
         self._user_ttl = user_token_ttl
         self._id_tokens = id_tokens
+        self._dpop_required = dpop_required
 
     async def handle(
         self,
         form: Sequence[tuple[str, str]],
         authorization: str | None,
         origin: Origin | None = None,
+        *,
+        dpop_jkt: str | None = None,
     ) -> dict[str, Any]:
-        """Answer a token request with an RFC 6749 §5.1 body, or raise ``OAuthError``."""
+        """Answer a token request with an RFC 6749 §5.1 body, or raise ``OAuthError``.
+
+        ``dpop_jkt`` is the thumbprint of a verified DPoP proof (RFC 9449 §5): the token
+        is then bound to that key and its type is ``DPoP``.
+        """
         params = single_valued(form)
         grant_type = params.get("grant_type")
         if not grant_type:
@@ -68,17 +76,24 @@ class TokenEndpoint:
         client = await self._clients.authenticate(params, authorization)
         if not client.allows(grant_type):
             raise OAuthError("unauthorized_client", "This client may not use this grant type.")
+        if dpop_jkt is None and client.id in self._dpop_required:
+            raise OAuthError("invalid_dpop_proof", "This client must send a DPoP proof.")
         if grant_type == client_kinds.AUTHORIZATION_CODE:
-            return await self._grants.redeem_code(client, params, origin)
+            return await self._grants.redeem_code(client, params, origin, jkt=dpop_jkt)
         if grant_type == client_kinds.REFRESH_TOKEN:
-            return await self._grants.refresh(client, params, origin)
-        return await self._backend_grant(grant_type, params, client, origin)
+            return await self._grants.refresh(client, params, origin, jkt=dpop_jkt)
+        return await self._backend_grant(grant_type, params, client, origin, dpop_jkt)
 
     async def _backend_grant(
-        self, grant_type: str, params: Mapping[str, str], client: Client, origin: Origin | None
+        self,
+        grant_type: str,
+        params: Mapping[str, str],
+        client: Client,
+        origin: Origin | None,
+        dpop_jkt: str | None,
     ) -> dict[str, Any]:
         if grant_type == rfc6749.CLIENT_CREDENTIALS:
-            issued = self._client_credentials(params, client.record)
+            issued = self._client_credentials(params, client.record, dpop_jkt)
         else:
             issued = await rfc8693.exchange(
                 params,
@@ -88,14 +103,17 @@ class TokenEndpoint:
                 audience=self._audience,
                 ttl=self._user_ttl,
                 id_tokens=self._id_tokens,
+                jkt=dpop_jkt,
             )
         actor = Actor(app_id=client.app_id, subject=issued.principal.subject, client_id=client.id)
         await self._events.emit(
             "token.issue", "success", actor=actor, origin=origin, details={"grant": grant_type}
         )
-        return _response(issued, exchanged=grant_type == rfc8693.GRANT_TYPE)
+        return _response(issued, exchanged=grant_type == rfc8693.GRANT_TYPE, bound=dpop_jkt)
 
-    def _client_credentials(self, params: Mapping[str, str], client: ClientRecord) -> IssuedToken:
+    def _client_credentials(
+        self, params: Mapping[str, str], client: ClientRecord, jkt: str | None
+    ) -> IssuedToken:
         """§4.4: the client acts for itself, within the scopes it was registered with."""
         allowed = client.scopes & (scope_names.BACKEND_SCOPES | scope_names.OPERATOR_SCOPES)
         scopes = rfc6749.granted_scopes(scope_names.parse(params.get("scope")), allowed)
@@ -105,6 +123,7 @@ class TokenEndpoint:
             subject=client.id,
             scopes=scopes,
             ttl=self._client_ttl,
+            jkt=jkt,
         )
 
 
@@ -127,10 +146,11 @@ def single_valued(form: Sequence[tuple[str, str]]) -> dict[str, str]:
     return params
 
 
-def _response(issued: IssuedToken, *, exchanged: bool) -> dict[str, Any]:
+def _response(issued: IssuedToken, *, exchanged: bool, bound: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "access_token": issued.token,
-        "token_type": "Bearer",
+        # RFC 9449 §5.1: a bound token is of type DPoP.
+        "token_type": "DPoP" if bound else "Bearer",
         "expires_in": issued.expires_in,
         "scope": issued.scope,
     }

@@ -1,0 +1,223 @@
+"""RFC 9449: OAuth 2.0 Demonstrating Proof of Possession (DPoP).
+
+https://www.rfc-editor.org/rfc/rfc9449
+
+A DPoP proof is a JWT the client signs with a key it keeps; the access token is bound
+to that key's thumbprint (``cnf.jkt``, §6.1), so a stolen token is useless without
+the key. Proofs are checked per §4.3: one ``DPoP`` header, ``typ`` ``dpop+jwt``, an
+asymmetric ``alg`` from our list, a public ``jwk`` in the header that verifies the
+signature, ``htm``/``htu`` matching this request, ``iat`` within a short window, a
+``jti`` never seen before in that window, the ``nonce`` when one is demanded, and on
+resource requests ``ath``, the hash of the access token (§7.1).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import JWKRegistry, thumbprint
+
+from bastion.core.clock import Clock
+from bastion.core.errors import Unauthenticated
+
+PROOF_TYPE = "dpop+jwt"
+SCHEME = "DPoP"
+_MAX_PROOF_LENGTH = 4096
+_MAX_JTI_LENGTH = 256
+_FUTURE_SKEW = 5
+
+
+class InvalidDPoPProof(Unauthenticated):
+    """§7.1: the proof is missing, malformed or does not match (``invalid_dpop_proof``)."""
+
+    error = "invalid_dpop_proof"
+    algs = "ES256"
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """§8/§9: retry with the server's nonce, sent in the ``DPoP-Nonce`` header."""
+
+    error = "use_dpop_nonce"
+
+    def __init__(self, nonce: str) -> None:
+        super().__init__("Retry with the DPoP-Nonce this response carries.")
+        self.nonce = nonce
+
+
+def challenge(error: InvalidDPoPProof) -> dict[str, str]:
+    """§7.1: ``WWW-Authenticate: DPoP error=…, algs=…`` and, for §9, ``DPoP-Nonce``."""
+    value = f'{SCHEME} error="{error.error}", algs="{error.algs}"'
+    headers = {"WWW-Authenticate": value}
+    if isinstance(error, UseDPoPNonce):
+        headers["DPoP-Nonce"] = error.nonce
+    return headers
+
+
+def ath(access_token: str) -> str:
+    """§4.2: base64url(SHA-256(ASCII(access token))), without padding."""
+    digest = hashlib.sha256(access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def parse_authorization(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: DPoP <token>`` header, or None for other schemes."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != SCHEME.lower():
+        return None
+    token = token.strip()
+    if not token or " " in token:
+        raise InvalidDPoPProof("The Authorization header is not a DPoP token.")
+    return token
+
+
+def normalize_htu(url: str) -> str:
+    """§4.3 (9): compare ``htu`` without query and fragment, scheme and host lowercased."""
+    parts = urlsplit(url)
+    netloc = (parts.hostname or "").lower()
+    default_port = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    if parts.port is not None and parts.port != default_port:
+        netloc = f"{netloc}:{parts.port}"
+    return f"{parts.scheme.lower()}://{netloc}{parts.path or '/'}"
+
+
+class ReplayCache:
+    """``jti`` values seen within the proof window (§11.1), bounded in size."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._capacity = capacity
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def first_use(self, key: str, expires_at: float, now: float) -> bool:
+        """Record ``key``; False if it was already used and has not expired."""
+        while self._seen:
+            oldest, until = next(iter(self._seen.items()))
+            if until > now and len(self._seen) < self._capacity:
+                break
+            del self._seen[oldest]
+        if key in self._seen:
+            return False
+        self._seen[key] = expires_at
+        return True
+
+
+class Nonces:
+    """Server nonces (§8): random values rotated every ``lifetime`` seconds.
+
+    The current and the previous value are accepted, so a nonce stays usable for at
+    least one full period after it was handed out.
+    """
+
+    def __init__(self, lifetime: float = 300.0) -> None:
+        self._lifetime = lifetime
+        self._current = secrets.token_urlsafe(24)
+        self._previous: str | None = None
+        self._rotated_at = time.monotonic()
+
+    def current(self) -> str:
+        """The nonce clients should use now."""
+        if time.monotonic() - self._rotated_at >= self._lifetime:
+            self._previous, self._current = self._current, secrets.token_urlsafe(24)
+            self._rotated_at = time.monotonic()
+        return self._current
+
+    def valid(self, nonce: object) -> bool:
+        """Whether ``nonce`` is the current or the previous one."""
+        current = self.current()
+        return isinstance(nonce, str) and nonce in (current, self._previous)
+
+
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """A valid proof: the thumbprint of the key that signed it."""
+
+    jkt: str
+
+
+class ProofValidator:
+    """Checks DPoP proofs (§4.3) for the token endpoint and for resource requests."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        algorithms: list[str],
+        max_age: int,
+        replay: ReplayCache,
+        nonces: Nonces | None,
+    ) -> None:
+        self._clock = clock
+        self._algorithms = algorithms
+        self._max_age = max_age
+        self._replay = replay
+        self.nonces = nonces
+        self.algorithms = " ".join(algorithms)
+
+    def validate(
+        self, proofs: list[str], *, method: str, url: str, access_token: str | None = None
+    ) -> Proof:
+        """The proof's key thumbprint; ``InvalidDPoPProof`` or ``UseDPoPNonce`` otherwise."""
+        try:
+            return self._validate(proofs, method=method, url=url, access_token=access_token)
+        except InvalidDPoPProof as exc:
+            exc.algs = self.algorithms
+            raise
+
+    def _validate(
+        self, proofs: list[str], *, method: str, url: str, access_token: str | None
+    ) -> Proof:
+        if len(proofs) != 1:
+            raise InvalidDPoPProof("Exactly one DPoP header is required.")
+        claims, jkt = self._verified(proofs[0])
+        self._check_claims(claims, method=method, url=url, access_token=access_token)
+        now = self._clock.timestamp()
+        # Remembered past the window's end (iat may be up to max_age old, or a bit ahead).
+        if not self._replay.first_use(f"{jkt}:{claims['jti']}", now + self._max_age * 2, now):
+            raise InvalidDPoPProof("This DPoP proof has been used before.")
+        return Proof(jkt)
+
+    def _verified(self, proof: str) -> tuple[dict[str, Any], str]:
+        if len(proof) > _MAX_PROOF_LENGTH:
+            raise InvalidDPoPProof("The DPoP proof is too long.")
+        try:
+            header = dict(jws.extract_compact(proof.encode("ascii")).protected)
+            public = header.get("jwk")
+            if header.get("typ") != PROOF_TYPE or header.get("alg") not in self._algorithms:
+                raise InvalidDPoPProof("The DPoP proof has the wrong type or algorithm.")
+            if not isinstance(public, dict) or "d" in public or public.get("kty") == "oct":
+                raise InvalidDPoPProof("The DPoP proof must carry a public key.")
+            key = JWKRegistry.import_key(public)
+            claims = dict(jwt.decode(proof, key, algorithms=[header["alg"]]).claims)
+            jkt = thumbprint(public)
+        except (JoseError, ValueError, TypeError, KeyError, UnicodeError) as exc:
+            raise InvalidDPoPProof("The DPoP proof is not valid.") from exc
+        return claims, jkt
+
+    def _check_claims(
+        self, claims: dict[str, Any], *, method: str, url: str, access_token: str | None
+    ) -> None:
+        jti, iat = claims.get("jti"), claims.get("iat")
+        if not isinstance(jti, str) or not 0 < len(jti) <= _MAX_JTI_LENGTH:
+            raise InvalidDPoPProof("The DPoP proof needs a jti.")
+        if claims.get("htm") != method:
+            raise InvalidDPoPProof("The DPoP proof is for another HTTP method.")
+        htu = claims.get("htu")
+        if not isinstance(htu, str) or normalize_htu(htu) != normalize_htu(url):
+            raise InvalidDPoPProof("The DPoP proof is for another URL.")
+        now = self._clock.timestamp()
+        if not isinstance(iat, int) or not now - self._max_age <= iat <= now + _FUTURE_SKEW:
+            raise InvalidDPoPProof("The DPoP proof is too old or from the future.")
+        if access_token is not None and claims.get("ath") != ath(access_token):
+            raise InvalidDPoPProof("The DPoP proof is not for this access token.")
+        if self.nonces is not None and not self.nonces.valid(claims.get("nonce")):
+            raise UseDPoPNonce(self.nonces.current())

@@ -1,0 +1,120 @@
+"""RFC 9449 §4.3 proof checks, called directly on ``ProofValidator``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import OctKey
+
+from bastion.core.clock import FakeClock
+from bastion.security.oauth import rfc9449
+from tests.support.dpop import DPoPKey
+
+URL = "https://chat.example.com/v1/channels"
+TOKEN = "eyJhbGciOiJFUzI1NiJ9.e30.sig"
+
+
+def validator(*, nonces: bool = False, clock: FakeClock | None = None) -> rfc9449.ProofValidator:
+    """A validator at the real time (proofs carry real ``iat``)."""
+    return rfc9449.ProofValidator(
+        clock=clock or FakeClock(time.time()),
+        algorithms=["ES256", "EdDSA"],
+        max_age=60,
+        replay=rfc9449.ReplayCache(),
+        nonces=rfc9449.Nonces() if nonces else None,
+    )
+
+
+def test_ath_matches_the_rfc_definition() -> None:
+    """§4.2: base64url of SHA-256 of the token's ASCII, unpadded (RFC 9449 §7.1 example)."""
+    token = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"
+    assert rfc9449.ath(token) == "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
+
+
+def test_a_valid_proof_gives_the_key_thumbprint() -> None:
+    """The control: the result is the RFC 7638 thumbprint of the header key."""
+    key = DPoPKey()
+    proof = validator().validate(
+        [key.proof("GET", URL, token=TOKEN)], method="GET", url=URL, access_token=TOKEN
+    )
+    assert proof.jkt == key.jkt
+
+
+@pytest.mark.parametrize(
+    "htu",
+    [
+        "https://CHAT.example.com/v1/channels",
+        "https://chat.example.com:443/v1/channels",
+        "https://chat.example.com/v1/channels?x=1",
+        "https://chat.example.com/v1/channels#frag",
+    ],
+)
+def test_htu_is_compared_without_query_fragment_or_default_port(htu: str) -> None:
+    """§4.3 (9): equivalent URLs match."""
+    key = DPoPKey()
+    validator().validate([key.proof("GET", htu)], method="GET", url=URL)
+
+
+def test_a_replay_is_refused_and_forgotten_after_the_window() -> None:
+    """The jti cache refuses a second use within the window only."""
+    clock = FakeClock(time.time())
+    check = validator(clock=clock)
+    proof = DPoPKey().proof("GET", URL)
+    check.validate([proof], method="GET", url=URL)
+    with pytest.raises(rfc9449.InvalidDPoPProof, match="used before"):
+        check.validate([proof], method="GET", url=URL)
+    clock.advance(600)
+    with pytest.raises(rfc9449.InvalidDPoPProof, match="too old"):
+        check.validate([proof], method="GET", url=URL)
+
+
+def test_a_nonce_is_demanded_then_accepted() -> None:
+    """§8: without the server nonce the answer is use_dpop_nonce with the nonce to use."""
+    check = validator(nonces=True)
+    key = DPoPKey()
+    with pytest.raises(rfc9449.UseDPoPNonce) as demanded:
+        check.validate([key.proof("GET", URL)], method="GET", url=URL)
+    headers = rfc9449.challenge(demanded.value)
+    assert headers["WWW-Authenticate"].startswith('DPoP error="use_dpop_nonce"')
+    assert headers["DPoP-Nonce"] == demanded.value.nonce
+    check.validate([key.proof("GET", URL, nonce=demanded.value.nonce)], method="GET", url=URL)
+    with pytest.raises(rfc9449.UseDPoPNonce):
+        check.validate([key.proof("GET", URL, nonce="made-up")], method="GET", url=URL)
+
+
+def _b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def test_alg_none_and_hmac_proofs_are_refused() -> None:
+    """Only asymmetric algorithms from the list; a MAC proves no key possession."""
+    key = DPoPKey()
+    claims = {"jti": "a", "htm": "GET", "htu": URL, "iat": int(time.time())}
+    none = f"{_b64({'typ': 'dpop+jwt', 'alg': 'none', 'jwk': key.public})}.{_b64(claims)}."
+    secret = OctKey.generate_key(256)
+    head = {"typ": "dpop+jwt", "alg": "HS256", "jwk": secret.as_dict()}
+    hmac = jwt.encode(head, claims, secret, algorithms=["HS256"])
+    for proof in (none, hmac):
+        with pytest.raises(rfc9449.InvalidDPoPProof):
+            validator().validate([proof], method="GET", url=URL)
+
+
+def test_a_private_key_in_the_header_is_refused() -> None:
+    """The header must carry the public key only."""
+    key = DPoPKey()
+    proof = key.proof("GET", URL, header={"jwk": key.key.as_dict(private=True)})
+    with pytest.raises(rfc9449.InvalidDPoPProof, match="public key"):
+        validator().validate([proof], method="GET", url=URL)
+
+
+@pytest.mark.parametrize(
+    ("value", "token"),
+    [("DPoP abc.def.ghi", "abc.def.ghi"), ("dpop  abc", "abc"), ("Bearer abc", None), (None, None)],
+)
+def test_parse_authorization(value: str | None, token: str | None) -> None:
+    """The DPoP scheme is matched case-insensitively; other schemes are not ours."""
+    assert rfc9449.parse_authorization(value) == token
