@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bastion.core.errors import OAuthError
 from bastion.http.deps import Services, ServicesDep, origin_of
+from bastion.http.schemas.common import Problem
 from bastion.security import mfa
 from bastion.security import scopes as scope_names
 from bastion.security.oauth import authorize, interaction
@@ -32,7 +33,20 @@ router = APIRouter(tags=["login"])
 BROWSER_COOKIE = "bastion_browser"
 SESSION_COOKIE = "bastion_session"
 _HTML: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/html": {}}, "description": "An HTML page."}
+    200: {"content": {"text/html": {}}, "description": "An HTML page."},
+    # The pages answer their own errors as HTML; the guards in front answer problems.
+    "4XX": {
+        "description": (
+            "An HTML error page, an RFC 6749 error, a guard's problem document, or the"
+            " HTTP server's plain-text 400 for a request line it cannot parse."
+        ),
+        "content": {
+            "text/html": {},
+            "text/plain": {},
+            "application/json": {},
+            "application/problem+json": {"schema": Problem.model_json_schema()},
+        },
+    },
 }
 _SEE_OTHER: dict[int | str, dict[str, Any]] = {303: {"description": "Continue at the Location."}}
 _GENERIC_LOGIN_ERROR = "Invalid username or password."

@@ -6,7 +6,7 @@ They are public routes: the client authenticates itself on each request (HTTP Ba
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Header, Request
@@ -14,10 +14,22 @@ from fastapi import APIRouter, Header, Request
 from bastion.core.errors import OAuthError
 from bastion.http.deps import ServicesDep, origin_of
 from bastion.http.responses import JSONResponse
+from bastion.http.schemas.common import Problem
 from bastion.security.oauth import rfc7009, rfc7523, rfc7662, rfc8693, rfc9449
 from bastion.security.oauth.server import GRANT_TYPES, single_valued
 
 router = APIRouter(tags=["oauth"])
+
+_OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    # RFC 6749 §5.2 errors are plain JSON; the guards in front answer problems.
+    "4XX": {
+        "description": "An RFC 6749 §5.2 error, or a problem document from the request guards.",
+        "content": {
+            "application/json": {},
+            "application/problem+json": {"schema": Problem.model_json_schema()},
+        },
+    },
+}
 
 _TOKEN_FORM = {
     "content": {
@@ -105,7 +117,10 @@ def _token_form(extra: dict[str, object]) -> dict[str, object]:
     "/oauth/revoke",
     summary="Revoke a token (RFC 7009)",
     openapi_extra={"requestBody": _token_form({"client_id": {"type": "string"}})},
-    responses={200: {"description": "Revoked, or was not a live token of this client"}},
+    responses={
+        200: {"description": "Revoked, or was not a live token of this client"},
+        **_OAUTH_ERRORS,
+    },
 )
 async def revoke(
     request: Request,
@@ -130,7 +145,7 @@ async def revoke(
     "/oauth/introspect",
     summary="Introspect a token (RFC 7662)",
     openapi_extra={"requestBody": _token_form({})},
-    responses={401: {"description": "invalid_client"}},
+    responses=_OAUTH_ERRORS,
 )
 async def introspect(
     request: Request,
