@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from bastion.observe.events import MemorySink
 from bastion.security.policy import DEFAULT_POLICY, PERMISSIONS
 from tests.support.roles import user_with_roles
-from tests.support.server import ServerThread
 from tests.support.tenants import Tenant
-
-
-@pytest.fixture
-def sink(server: ServerThread) -> MemorySink:
-    """Every security event the server emits from now on."""
-    memory = MemorySink()
-    server.services.events.add_sink(memory)
-    return memory
 
 
 async def test_permission_vocabulary_and_default_policy(tenant: Tenant) -> None:
@@ -33,7 +23,7 @@ async def test_permission_vocabulary_and_default_policy(tenant: Tenant) -> None:
 
 
 async def test_admin_assigns_roles_and_the_change_applies_at_once(
-    tenant: Tenant, sink: MemorySink
+    tenant: Tenant, events: MemorySink
 ) -> None:
     """A member cannot read the audit-only route set; once made moderator, the role counts."""
     admin = await user_with_roles(tenant, "root", "admin")
@@ -46,7 +36,7 @@ async def test_admin_assigns_roles_and_the_change_applies_at_once(
     )
     assert changed.status_code == 200, changed.text
     assert changed.json()["roles"] == ["member", "moderator"]
-    event = sink.of("admin.change")[-1]
+    event = events.of("admin.change")[-1]
     assert event.actor.subject == admin.id
     assert event.resource == f"user:{bob.id}"
     assert event.details == {
@@ -59,7 +49,7 @@ async def test_admin_assigns_roles_and_the_change_applies_at_once(
 
 
 async def test_members_and_moderators_cannot_reach_the_admin_api(
-    tenant: Tenant, sink: MemorySink
+    tenant: Tenant, events: MemorySink
 ) -> None:
     """Function level: the admin routes refuse members and moderators (403, recorded)."""
     mod = await user_with_roles(tenant, "mod", "moderator")
@@ -75,14 +65,14 @@ async def test_members_and_moderators_cannot_reach_the_admin_api(
             assert response.json()["type"].endswith("/forbidden")
     denials = [
         e
-        for e in sink.of("authz.decision")
+        for e in events.of("authz.decision")
         if e.outcome == "denied" and e.actor.app_id == tenant.app_id
     ]
     assert {e.reason for e in denials} == {"role_lacks_permission"}
     assert {e.details["permission"] for e in denials} >= {"policy:read", "role:manage"}
 
 
-async def test_no_role_grants_what_its_granter_lacks(tenant: Tenant, sink: MemorySink) -> None:
+async def test_no_role_grants_what_its_granter_lacks(tenant: Tenant, events: MemorySink) -> None:
     """A custom role holding role:manage cannot hand out admin, nor define a stronger role."""
     admin = await user_with_roles(tenant, "root", "admin")
     defined = await tenant.http.put(
@@ -118,7 +108,7 @@ async def test_no_role_grants_what_its_granter_lacks(tenant: Tenant, sink: Memor
     assert demote.status_code == 403
     escalations = [
         e
-        for e in sink.of("authz.decision")
+        for e in events.of("authz.decision")
         if e.reason == "escalation" and e.actor.app_id == tenant.app_id
     ]
     assert len(escalations) == 3
