@@ -197,3 +197,24 @@ async def test_backend_tokens_hold_the_service_role_only(
     assert (await http.get("/v1/users", headers=headers)).status_code == 200
     for path in ("/v1/channels", "/v1/admin/policy"):
         assert (await http.get(path, headers=headers)).status_code == 403
+
+
+async def test_private_user_fields_follow_the_role(tenant: Tenant, http: httpx.AsyncClient) -> None:
+    """BOPLA: a backend whose service role loses user:read:private no longer sees
+    external ids; the user still sees their own."""
+    admin = await user_with_roles(tenant, "root", "admin")
+    alice = await tenant.user("alice@example.com")
+    backend = await tenant.backend_headers()
+    seen = (await http.get(f"/v1/users/{alice.id}", headers=backend)).json()
+    assert seen["external_id"] == "alice@example.com"
+    narrowed = sorted(DEFAULT_POLICY["service"] - {"user:read:private"})
+    response = await http.put(
+        "/v1/admin/policy/roles/service", json={"permissions": narrowed}, headers=admin.headers
+    )
+    assert response.status_code == 200, response.text
+    hidden = (await http.get(f"/v1/users/{alice.id}", headers=backend)).json()
+    assert "external_id" not in hidden
+    listed = (await http.get("/v1/users", headers=backend)).json()["data"]
+    assert all("external_id" not in u for u in listed)
+    own = (await http.get("/v1/users/me", headers=alice.headers)).json()
+    assert own["external_id"] == "alice@example.com"

@@ -468,3 +468,111 @@ async def test_matrix(world: World, route: tuple[str, str]) -> None:
                 if leaked:
                     failures.append((name, case, "leak", sorted(leaked), ""))
     assert failures == []
+
+
+FORBIDDEN_FIELDS: tuple[str, ...] = (
+    *("role", "roles", "app_id", "owner_id", "created_at", "created_by", "id"),
+    *("version", "is_admin", "permissions", "author_id", "user_id"),
+)
+
+
+def _write_routes(world: World) -> list[tuple[str, str, set[str]]]:
+    """(method, path, accepted body fields) of every route that takes a JSON body."""
+    document = world.server.app.api.openapi()
+    schemas = document["components"]["schemas"]
+    found = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            body = operation.get("requestBody")
+            if body is None or "application/json" not in body["content"]:
+                continue
+            ref = body["content"]["application/json"]["schema"]
+            ref = ref.get("$ref") or next(s["$ref"] for s in ref.get("anyOf", []) if "$ref" in s)
+            fields = set(schemas[ref.rsplit("/", 1)[1]].get("properties", {}))
+            found.append((method.upper(), path, fields))
+    return found
+
+
+async def test_mass_assignment_is_refused_on_every_write_schema(world: World) -> None:
+    """Every request body refuses fields it does not declare (422 naming the field),
+    for a caller who may use the route: nobody sets role, app_id, owner_id, created_at..."""
+    permissions = {(d.method, d.path): d.permission for d in declared(world.server.app.api)}
+    routes = _write_routes(world)
+    assert len(routes) >= 10
+    for method, path, fields in routes:
+        permission = permissions[(method, path)]
+        assert permission is not None
+        caller = next(
+            c
+            for c in world.callers.values()
+            if c.name != "anonymous" and not _route_level(c, permission)
+        )
+        spec = RULES[(method, path)]
+        call = await spec.build(world, caller, spec.cases[0])
+        for name in FORBIDDEN_FIELDS:
+            if name in fields:
+                continue
+            body = {**(call.body or {}), name: "usr_01J0000000000000000000000A"}
+            response = await world.http.request(method, call.url, json=body, headers=caller.headers)
+            assert response.status_code == 422, (method, path, name, response.text)
+            assert any(name in e["field"] for e in response.json()["errors"]), response.text
+
+
+async def test_method_switching_is_refused(world: World) -> None:
+    """A method a path does not declare is 405 even for an admin; a method it declares
+    for someone else stays 403 (GET own channel fine, DELETE it is not a route)."""
+    mounted: dict[str, set[str]] = {}
+    for item in declared(world.server.app.api):
+        if item.permission is not None:
+            mounted.setdefault(item.path, set()).add(item.method)
+    admin = world.callers["admin"]
+
+    def routed(method: str, url: str) -> bool:
+        """Whether another template (``/v1/users/{user_id}`` for ``/v1/users/me``) takes it."""
+        return any(
+            method in methods and re.fullmatch(re.sub(r"\{\w+\}", "[^/]+", path), url)
+            for path, methods in mounted.items()
+        )
+
+    for path, methods in mounted.items():
+        url = _placeholder(path).url
+        for method in {"GET", "POST", "PUT", "PATCH", "DELETE"} - methods:
+            if routed(method, url):
+                continue
+            response = await world.http.request(method, url, json={}, headers=admin.headers)
+            assert response.status_code == 405, (method, path, response.status_code)
+    member = world.callers["member"]
+    assert member.user is not None
+    roles_url = f"/v1/admin/roles/{member.user.id}"
+    assert (
+        await world.http.get(roles_url, headers=world.callers["auditor"].headers)
+    ).status_code == 403
+    put = await world.http.put(roles_url, json={"roles": ["admin"]}, headers=member.headers)
+    assert put.status_code == 403
+
+
+async def test_guessed_ids_of_another_app_look_like_missing_ones(world: World) -> None:
+    """BOLA: another app's real channel, message and user answer exactly like ids that
+    never existed (same status, type, title and detail)."""
+    channel_id, message_id = await world.channel(FOREIGN, world.peer)
+    admin = world.callers["admin"]
+    service = world.callers["service"]
+    pairs = [
+        (f"/v1/channels/{channel_id}", f"/v1/channels/{new_id(Kind.CHANNEL)}", admin),
+        (f"/v1/messages/{message_id}", f"/v1/messages/{new_id(Kind.MESSAGE)}", admin),
+        (
+            f"/v1/channels/{channel_id}/acl",
+            f"/v1/channels/{new_id(Kind.CHANNEL)}/acl",
+            admin,
+        ),
+        (f"/v1/users/{world.foreign.id}", f"/v1/users/{new_id(Kind.USER)}", service),
+        (f"/v1/admin/roles/{world.foreign.id}", f"/v1/admin/roles/{new_id(Kind.USER)}", admin),
+    ]
+    for real, missing, caller in pairs:
+        answers = []
+        for url in (real, missing):
+            response = await world.http.get(url, headers=caller.headers)
+            body = response.json()
+            answers.append((response.status_code, body["type"], body["title"], body["detail"]))
+        assert answers[0] == answers[1], (real, answers)
+        assert answers[0][0] == 404
