@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from prometheus_client import REGISTRY
 
 from bastion.observe.events import MemorySink
 from bastion.security.policy import DEFAULT_POLICY, PERMISSIONS
@@ -51,7 +52,10 @@ async def test_admin_assigns_roles_and_the_change_applies_at_once(
 async def test_members_and_moderators_cannot_reach_the_admin_api(
     tenant: Tenant, events: MemorySink
 ) -> None:
-    """Function level: the admin routes refuse members and moderators (403, recorded)."""
+    """Function level: the admin routes refuse members and moderators (403, recorded and
+    counted in bastion_authz_denials_total)."""
+    labels = {"reason": "role_lacks_permission", "permission": "policy:read"}
+    counted = REGISTRY.get_sample_value("bastion_authz_denials_total", labels) or 0.0
     mod = await user_with_roles(tenant, "mod", "moderator")
     member = await user_with_roles(tenant, "m")
     for caller in (mod, member):
@@ -70,6 +74,7 @@ async def test_members_and_moderators_cannot_reach_the_admin_api(
     ]
     assert {e.reason for e in denials} == {"role_lacks_permission"}
     assert {e.details["permission"] for e in denials} >= {"policy:read", "role:manage"}
+    assert REGISTRY.get_sample_value("bastion_authz_denials_total", labels) == counted + 2
 
 
 async def test_no_role_grants_what_its_granter_lacks(tenant: Tenant, events: MemorySink) -> None:
