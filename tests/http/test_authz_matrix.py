@@ -245,6 +245,24 @@ async def _list_members(world: World, caller: Caller, case: str) -> Case:
     return Case(f"/v1/channels/{ids['channel']}/members", absent=frozenset({world.foreign.id}))
 
 
+async def _search(world: World, caller: Caller, case: str) -> Case:
+    """Search for a word that is also in channels the caller may not see."""
+    word = f"needle{new_id(Kind.USER)[-6:].lower()}"
+    hidden = set()
+    for other in (OTHER, FOREIGN):
+        channel_id, _ = await world.channel(other, caller.user or world.peer)
+        tenant, author = (
+            (world.other, world.foreign)
+            if other == FOREIGN
+            else (
+                world.tenant,
+                world.peer,
+            )
+        )
+        hidden.add((await tenant.send(author, channel_id, f"the {word}"))["id"])
+    return Case(f"/v1/search/messages?q={word}", absent=frozenset(hidden))
+
+
 async def _custom_role(world: World, caller: Caller, case: str) -> Case:
     name = f"m-{new_id(Kind.USER)[-6:].lower()}"
     return Case(f"/v1/admin/policy/roles/{name}", {"permissions": ["channel:read"]})
@@ -275,6 +293,7 @@ RULES: dict[tuple[str, str], Spec] = {
         CHANNEL_CASES, reads(), _chat_case(C + "/messages")
     ),
     ("GET", "/v1/messages/{message_id}"): Spec(CHANNEL_CASES, reads(), _chat_case(M)),
+    ("GET", "/v1/search/messages"): Spec((APP,), always(200), _search),
     ("PATCH", "/v1/messages/{message_id}"): Spec(
         CHANNEL_CASES, authored(200), _chat_case(M, {"text": "edited"})
     ),

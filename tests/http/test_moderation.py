@@ -226,3 +226,19 @@ async def test_moderation_changes_are_recorded_with_before_and_after(
     assert changes[0].details["after"] == "banned"
     assert changes[2].details["after"] == "*=deny:read"
     assert all(e.actor.subject == owner.id for e in changes)
+
+
+async def test_search_leaves_out_channels_the_acl_or_a_ban_hides(tenant: Tenant) -> None:
+    """Search lists only what the caller may read: no banned channel, no ACL-denied one."""
+    owner, bob = await tenant.user("owner"), await tenant.user("bob")
+    denied = (await tenant.channel(owner, [bob], name="denied"))["id"]
+    banned = (await tenant.channel(owner, [bob], name="banned"))["id"]
+    fine = (await tenant.channel(owner, [bob], name="fine"))["id"]
+    for channel_id in (denied, banned, fine):
+        await tenant.send(owner, channel_id, "quarterly numbers")
+    acl = {"entries": [{"subject": f"user:{bob.id}", "level": "read", "effect": "deny"}]}
+    await tenant.http.put(f"/v1/channels/{denied}/acl", json=acl, headers=owner.headers)
+    await tenant.http.put(f"/v1/channels/{banned}/bans/{bob.id}", json={}, headers=owner.headers)
+    found = await _get(tenant, "/v1/search/messages?q=quarterly", bob)
+    assert found.status_code == 200
+    assert {m["channel_id"] for m in found.json()["data"]} == {fine}

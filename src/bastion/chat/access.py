@@ -145,3 +145,26 @@ async def channel_access(
             raise NotFound("No such channel.")
         raise Forbidden("You may not read this channel.")
     return ChannelAccess(channel, member, levels)
+
+
+async def readable_channel_ids(
+    conn: Connection, caller: Principal, user_id: str, now: datetime
+) -> list[str]:
+    """The channels the caller belongs to and may read: not banned, no ACL deny of read.
+
+    Every other channel role gives at least ``read`` and allows never take anything
+    away, so a member reads unless a matching deny says otherwise.
+    """
+    ids = await repo.channel_ids_of_user(conn, caller.app_id, user_id, now)
+    acls = await acl_repo.get_acls(conn, caller.app_id, [resource(i) for i in ids])
+    subject = Subject(user_id=user_id, roles=caller.roles)
+    return [
+        channel_id
+        for channel_id in ids
+        if Level.READ
+        in evaluate(
+            subject,
+            {Level.READ},
+            [Entry(s, Level(lv), AclEffect(e)) for s, lv, e in acls.get(resource(channel_id), [])],
+        )
+    ]
