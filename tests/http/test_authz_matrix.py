@@ -263,6 +263,23 @@ async def _search(world: World, caller: Caller, case: str) -> Case:
     return Case(f"/v1/search/messages?q={word}", absent=frozenset(hidden))
 
 
+def _override(path: str) -> Callable[[World, Caller, str], Any]:
+    """A rate-limit override that exists (made by the backend) for the DELETE to remove."""
+    users = _users(path)
+
+    async def build(world: World, caller: Caller, case: str) -> Case:
+        call: Case = await users(world, caller, case)
+        if case != FOREIGN:
+            backend = world.callers["service"]
+            made = await world.http.put(
+                call.url, json={"quotas": ["50/second"]}, headers=backend.headers
+            )
+            assert made.status_code == 200, made.text
+        return call
+
+    return build
+
+
 async def _custom_role(world: World, caller: Caller, case: str) -> Case:
     name = f"m-{new_id(Kind.USER)[-6:].lower()}"
     return Case(f"/v1/admin/policy/roles/{name}", {"permissions": ["channel:read"]})
@@ -367,6 +384,21 @@ RULES: dict[tuple[str, str], Spec] = {
     ("PUT", "/v1/admin/roles/{user_id}"): Spec(
         USER_CASES, in_app(200), _users("/v1/admin/roles/{user}", {"roles": ["member"]})
     ),
+    ("GET", "/v1/rate-limits"): Spec((APP,), always(200), _fixed("/v1/rate-limits")),
+    ("PUT", "/v1/rate-limits/{policy}"): Spec(
+        (APP,), always(200), _fixed("/v1/rate-limits/message-send", {"quotas": ["50/second"]})
+    ),
+    ("DELETE", "/v1/rate-limits/{policy}"): Spec(
+        (APP,), always(204), _override("/v1/rate-limits/message-send")
+    ),
+    ("PUT", "/v1/users/{user_id}/rate-limits/{policy}"): Spec(
+        USER_CASES,
+        in_app(200),
+        _users("/v1/users/{user}/rate-limits/message-send", {"quotas": ["50/second"]}),
+    ),
+    ("DELETE", "/v1/users/{user_id}/rate-limits/{policy}"): Spec(
+        USER_CASES, in_app(204), _override("/v1/users/{user}/rate-limits/message-send")
+    ),
     ("GET", "/v1/audit/events"): Spec((APP,), always(200), _fixed("/v1/audit/events")),
     ("GET", "/v1/audit/events/export"): Spec(
         (APP,), always(200), _fixed("/v1/audit/events/export")
@@ -393,7 +425,7 @@ def _route_level(caller: Caller, permission: str) -> int | None:
 
 def _placeholder(path: str) -> Case:
     """Ids that name nothing: a route-level refusal comes before any lookup."""
-    fill = {"reaction": "%F0%9F%91%8D", "role": "member"}
+    fill = {"reaction": "%F0%9F%91%8D", "role": "member", "policy": "message-send"}
     return Case(re.sub(r"\{(\w+)\}", lambda m: fill.get(m.group(1), new_id(Kind.USER)), path))
 
 
