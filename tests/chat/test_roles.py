@@ -1,14 +1,17 @@
-"""The pure role rules: who may post, manage, own and assign roles in each channel type."""
+"""The pure channel-role rules: the levels each role gives in each channel type, timed
+roles, and who may assign which role."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import dataclasses
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bastion.chat import roles
+from bastion.chat import access, roles
 from bastion.chat.roles import ChannelType, Role
 from bastion.core.errors import Forbidden
+from bastion.security.acl import Level, Subject, evaluate
 from bastion.store.records import ChannelRecord, MemberRecord
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -49,6 +52,11 @@ def channel(type_: ChannelType) -> ChannelRecord:
     )
 
 
+def levels(type_: ChannelType, role: str) -> frozenset[Level]:
+    """What a channel role gives, with no ACL (the evaluator closes levels downwards)."""
+    return evaluate(Subject(None, frozenset()), access.baseline(type_, role), [])
+
+
 def test_roles_are_ranked_strongest_first() -> None:
     """owner > moderator > member > read-only, and the enum lists them in that order."""
     ranks = [roles.rank(role) for role in Role]
@@ -81,28 +89,39 @@ def test_wire_names() -> None:
 def test_who_may_post(type_: ChannelType, allowed: set[Role]) -> None:
     """Read-only never posts; in broadcast channels only owners and moderators do."""
     for role in Role:
-        assert roles.can_post(channel(type_), member(role)) is (role in allowed)
-        if role in allowed:
-            roles.require_post(channel(type_), member(role))
-        else:
-            with pytest.raises(Forbidden):
-                roles.require_post(channel(type_), member(role))
+        direct_reader = type_ is ChannelType.DIRECT and role is Role.READ_ONLY
+        assert (Level.WRITE in levels(type_, role)) is (role in allowed or direct_reader)
 
 
 @pytest.mark.parametrize("role", ALL_ROLES)
-def test_participation_manager_and_owner_checks(role: Role) -> None:
-    """require_participate/manager/owner pass exactly for the roles they name."""
-    checks = (
-        (roles.require_participate, role != Role.READ_ONLY),
-        (roles.require_manager, role in (Role.OWNER, Role.MODERATOR)),
-        (roles.require_owner, role == Role.OWNER),
+def test_levels_of_each_role_in_a_group(role: Role) -> None:
+    """Moderating needs moderator or owner; managing needs owner; banned holds nothing."""
+    held = levels(ChannelType.GROUP, role)
+    assert (Level.MODERATE in held) is (role in (Role.OWNER, Role.MODERATOR))
+    assert (Level.MANAGE in held) is (role == Role.OWNER)
+    assert Level.READ in held
+    assert levels(ChannelType.GROUP, access.BANNED) == frozenset()
+
+
+def test_a_broadcast_audience_reacts_but_read_only_members_do_not() -> None:
+    """Reactions: whoever writes, plus a broadcast channel's plain members."""
+    for type_, role, reacts in (
+        (ChannelType.BROADCAST, Role.MEMBER, True),
+        (ChannelType.BROADCAST, Role.READ_ONLY, False),
+        (ChannelType.GROUP, Role.READ_ONLY, False),
+        (ChannelType.GROUP, Role.MEMBER, True),
+    ):
+        found = access.ChannelAccess(channel(type_), member(role), levels(type_, role))
+        assert found.may_react() is reacts
+
+
+def test_expired_timed_roles_return_to_the_role_before() -> None:
+    """A ban past its expiry is the previous role again; one still running stays."""
+    banned = dataclasses.replace(
+        member(Role.MEMBER), role="banned", role_expires_at=NOW, role_after="moderator"
     )
-    for check, passes in checks:
-        if passes:
-            check(member(role))
-        else:
-            with pytest.raises(Forbidden):
-                check(member(role))
+    assert access.effective(banned, NOW).role == "moderator"
+    assert access.effective(banned, NOW - timedelta(seconds=1)).role == "banned"
 
 
 @pytest.mark.parametrize("assign", ALL_ROLES)

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import httpx
-import pytest
+from prometheus_client import REGISTRY
 
 from bastion.observe.events import MemorySink
 from bastion.security.policy import DEFAULT_POLICY, PERMISSIONS
 from tests.support.roles import user_with_roles
-from tests.support.server import ServerThread
 from tests.support.tenants import Tenant
-
-
-@pytest.fixture
-def sink(server: ServerThread) -> MemorySink:
-    """Every security event the server emits from now on."""
-    memory = MemorySink()
-    server.services.events.add_sink(memory)
-    return memory
 
 
 async def test_permission_vocabulary_and_default_policy(tenant: Tenant) -> None:
@@ -33,7 +24,7 @@ async def test_permission_vocabulary_and_default_policy(tenant: Tenant) -> None:
 
 
 async def test_admin_assigns_roles_and_the_change_applies_at_once(
-    tenant: Tenant, sink: MemorySink
+    tenant: Tenant, events: MemorySink
 ) -> None:
     """A member cannot read the audit-only route set; once made moderator, the role counts."""
     admin = await user_with_roles(tenant, "root", "admin")
@@ -46,7 +37,7 @@ async def test_admin_assigns_roles_and_the_change_applies_at_once(
     )
     assert changed.status_code == 200, changed.text
     assert changed.json()["roles"] == ["member", "moderator"]
-    event = sink.of("admin.change")[-1]
+    event = events.of("admin.change")[-1]
     assert event.actor.subject == admin.id
     assert event.resource == f"user:{bob.id}"
     assert event.details == {
@@ -59,9 +50,12 @@ async def test_admin_assigns_roles_and_the_change_applies_at_once(
 
 
 async def test_members_and_moderators_cannot_reach_the_admin_api(
-    tenant: Tenant, sink: MemorySink
+    tenant: Tenant, events: MemorySink
 ) -> None:
-    """Function level: the admin routes refuse members and moderators (403, recorded)."""
+    """Function level: the admin routes refuse members and moderators (403, recorded and
+    counted in bastion_authz_denials_total)."""
+    labels = {"reason": "role_lacks_permission", "permission": "policy:read"}
+    counted = REGISTRY.get_sample_value("bastion_authz_denials_total", labels) or 0.0
     mod = await user_with_roles(tenant, "mod", "moderator")
     member = await user_with_roles(tenant, "m")
     for caller in (mod, member):
@@ -75,14 +69,15 @@ async def test_members_and_moderators_cannot_reach_the_admin_api(
             assert response.json()["type"].endswith("/forbidden")
     denials = [
         e
-        for e in sink.of("authz.decision")
+        for e in events.of("authz.decision")
         if e.outcome == "denied" and e.actor.app_id == tenant.app_id
     ]
     assert {e.reason for e in denials} == {"role_lacks_permission"}
     assert {e.details["permission"] for e in denials} >= {"policy:read", "role:manage"}
+    assert REGISTRY.get_sample_value("bastion_authz_denials_total", labels) == counted + 2
 
 
-async def test_no_role_grants_what_its_granter_lacks(tenant: Tenant, sink: MemorySink) -> None:
+async def test_no_role_grants_what_its_granter_lacks(tenant: Tenant, events: MemorySink) -> None:
     """A custom role holding role:manage cannot hand out admin, nor define a stronger role."""
     admin = await user_with_roles(tenant, "root", "admin")
     defined = await tenant.http.put(
@@ -118,7 +113,7 @@ async def test_no_role_grants_what_its_granter_lacks(tenant: Tenant, sink: Memor
     assert demote.status_code == 403
     escalations = [
         e
-        for e in sink.of("authz.decision")
+        for e in events.of("authz.decision")
         if e.reason == "escalation" and e.actor.app_id == tenant.app_id
     ]
     assert len(escalations) == 3
@@ -207,3 +202,24 @@ async def test_backend_tokens_hold_the_service_role_only(
     assert (await http.get("/v1/users", headers=headers)).status_code == 200
     for path in ("/v1/channels", "/v1/admin/policy"):
         assert (await http.get(path, headers=headers)).status_code == 403
+
+
+async def test_private_user_fields_follow_the_role(tenant: Tenant, http: httpx.AsyncClient) -> None:
+    """BOPLA: a backend whose service role loses user:read:private no longer sees
+    external ids; the user still sees their own."""
+    admin = await user_with_roles(tenant, "root", "admin")
+    alice = await tenant.user("alice@example.com")
+    backend = await tenant.backend_headers()
+    seen = (await http.get(f"/v1/users/{alice.id}", headers=backend)).json()
+    assert seen["external_id"] == "alice@example.com"
+    narrowed = sorted(DEFAULT_POLICY["service"] - {"user:read:private"})
+    response = await http.put(
+        "/v1/admin/policy/roles/service", json={"permissions": narrowed}, headers=admin.headers
+    )
+    assert response.status_code == 200, response.text
+    hidden = (await http.get(f"/v1/users/{alice.id}", headers=backend)).json()
+    assert "external_id" not in hidden
+    listed = (await http.get("/v1/users", headers=backend)).json()["data"]
+    assert all("external_id" not in u for u in listed)
+    own = (await http.get("/v1/users/me", headers=alice.headers)).json()
+    assert own["external_id"] == "alice@example.com"

@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from bastion.security.oauth import rfc8693
 from tests.conftest import Databases, make_settings, start_server
 from tests.support import tokens
+from tests.support.roles import user_with_roles
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant, User, new_tenant
 from tests.support.ws import Socket, socket
@@ -288,6 +289,16 @@ async def test_user_token_without_chat_read_is_closed_4003(
     """A user token lacking chat:read may not receive events."""
     bob = await tenant.user("bob")
     code, frames = await refused(server.ws_url, token=await scoped_token(tenant, bob, "chat:write"))
+    assert code == 4003
+    assert not_ready(frames)
+
+
+async def test_a_role_without_channel_read_is_closed_4003(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    """An auditor-only user has chat:read in the token but not channel:read in the role."""
+    auditor = await user_with_roles(tenant, "aud", "auditor")
+    code, frames = await refused(server.ws_url, token=auditor.token)
     assert code == 4003
     assert not_ready(frames)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bastion.chat import roles
+from bastion.chat.access import ChannelAccess, channel_access, effective
 from bastion.chat.context import ChatContext, Outbox, check_name, check_version
 from bastion.chat.roles import ChannelType, Role
 from bastion.chat.views import channel_view
@@ -18,11 +19,11 @@ from bastion.core.errors import (
     FieldError,
     Forbidden,
     LimitExceeded,
-    NotFound,
     ValidationFailed,
 )
 from bastion.core.ids import Kind, new_id
 from bastion.security import scopes
+from bastion.security.acl import Level
 from bastion.security.principal import Principal
 from bastion.store.db import Connection
 from bastion.store.records import ChannelRecord, DuplicateKeyError, MemberRecord, MessageRecord
@@ -36,7 +37,7 @@ class ChannelEntry:
     """A channel as one member sees it: their membership, unread count, last message."""
 
     channel: ChannelRecord
-    member: MemberRecord
+    member: MemberRecord | None
     unread_count: int
     last_message: MessageRecord | None
 
@@ -49,14 +50,11 @@ def acting_user(caller: Principal, scope: str) -> str:
     return caller.user_id
 
 
-async def load_membership(
-    conn: Connection, app_id: str, channel_id: str, user_id: str
-) -> tuple[ChannelRecord, MemberRecord]:
-    """Load a channel the user belongs to; otherwise it does not exist for them."""
-    found = await repo.get_membership(conn, app_id, channel_id, user_id)
-    if found is None:
-        raise NotFound("No such channel.")
-    return found
+async def load_access(
+    ctx: ChatContext, conn: Connection, caller: Principal, user_id: str, channel_id: str
+) -> ChannelAccess:
+    """The caller's standing in a channel (membership, role, ban, ACL) at this moment."""
+    return await channel_access(conn, caller, user_id, channel_id, ctx.clock.now())
 
 
 class Channels:
@@ -194,14 +192,16 @@ class Channels:
         """The ids of every channel the calling user belongs to (for live subscriptions)."""
         user_id = acting_user(caller, scopes.CHAT_READ)
         async with self._ctx.db.read() as conn:
-            return set(await repo.channel_ids_of_user(conn, caller.app_id, user_id))
+            now = self._ctx.clock.now()
+            return set(await repo.channel_ids_of_user(conn, caller.app_id, user_id, now))
 
     async def get(self, caller: Principal, channel_id: str) -> ChannelEntry:
         """Return a channel the caller belongs to."""
         user_id = acting_user(caller, scopes.CHAT_READ)
         async with self._ctx.db.read() as conn:
-            channel, member = await load_membership(conn, caller.app_id, channel_id, user_id)
-            return (await self._entries(conn, caller.app_id, user_id, [(channel, member)]))[0]
+            access = await load_access(self._ctx, conn, caller, user_id, channel_id)
+            pair = (access.channel, access.member)
+            return (await self._entries(conn, caller.app_id, user_id, [pair]))[0]
 
     async def list_mine(
         self, caller: Principal, *, cursor: str | None, limit: int, include_archived: bool
@@ -217,6 +217,7 @@ class Channels:
                 before=before,
                 limit=limit + 1,
                 include_archived=include_archived,
+                now=self._ctx.clock.now(),
             )
             entries = await self._entries(conn, caller.app_id, user_id, rows[:limit])
         next_cursor = None
@@ -230,14 +231,20 @@ class Channels:
         conn: Connection,
         app_id: str,
         user_id: str,
-        rows: list[tuple[ChannelRecord, MemberRecord]],
+        rows: Sequence[tuple[ChannelRecord, MemberRecord | None]],
     ) -> list[ChannelEntry]:
         ids = [channel.id for channel, _ in rows]
         unread = await message_repo.unread_counts(conn, app_id, user_id, ids)
         last_ids = [c.last_message_id for c, _ in rows if c.last_message_id]
         last = await message_repo.get_messages(conn, app_id, last_ids)
+        now = self._ctx.clock.now()
         return [
-            ChannelEntry(c, m, unread.get(c.id, 0), last.get(c.last_message_id or ""))
+            ChannelEntry(
+                c,
+                effective(m, now) if m else None,
+                unread.get(c.id, 0),
+                last.get(c.last_message_id or ""),
+            )
             for c, m in rows
         ]
 
@@ -249,13 +256,15 @@ class Channels:
         check_name(self._ctx, "body.name", changes.get("name"))
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
-            channel, member = await load_membership(conn, caller.app_id, channel_id, user_id)
+            access = await load_access(self._ctx, conn, caller, user_id, channel_id)
+            channel, member = access.channel, access.member
             check_version(channel.version, if_match)
-            _check_update(channel, member, changes)
+            _check_update(access, changes)
             if changes:
                 changes["updated_at"] = self._ctx.clock.now()
                 await repo.update_channel(conn, caller.app_id, channel_id, changes)
-                channel, member = await load_membership(conn, caller.app_id, channel_id, user_id)
+                access = await load_access(self._ctx, conn, caller, user_id, channel_id)
+                channel = access.channel
                 outbox.add(
                     caller.app_id, "channel.updated", channel_view(channel), channel_id=channel.id
                 )
@@ -264,13 +273,14 @@ class Channels:
         return entry
 
 
-def _check_update(channel: ChannelRecord, member: MemberRecord, changes: dict[str, Any]) -> None:
+def _check_update(access: ChannelAccess, changes: dict[str, Any]) -> None:
+    channel = access.channel
     if channel.type == ChannelType.DIRECT and changes:
         raise Forbidden("Direct channels have no name or description and cannot be archived.")
     if "archived" in changes:
-        roles.require_owner(member)
+        access.require(Level.MANAGE, "Only the channel's owners can do this.")
     else:
-        roles.require_manager(member)
+        access.require(Level.MODERATE, "Only the channel's owners and moderators can do this.")
     if channel.archived and set(changes) - {"archived"}:
         raise Conflict("The channel is archived; unarchive it first.")
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bastion.chat import roles
-from bastion.chat.channels import acting_user, load_membership, new_member
+from bastion.chat.access import BANNED, effective
+from bastion.chat.channels import acting_user, load_access, new_member
 from bastion.chat.context import ChatContext, Outbox
 from bastion.chat.roles import ChannelType, Role
 from bastion.chat.views import member_view
@@ -31,8 +32,8 @@ class Members:
         try:
             async with self._ctx.db.write() as conn:
                 await repo.lock_channel(conn, caller.app_id, channel_id)
-                channel, actor = await load_membership(conn, caller.app_id, channel_id, actor_id)
-                self._check_add(channel, actor, role)
+                access = await load_access(self._ctx, conn, caller, actor_id, channel_id)
+                self._check_add(access.channel, access.acting(), role)
                 if not await user_repo.active_user_ids(conn, caller.app_id, [user_id]):
                     raise ValidationFailed(
                         [FieldError("body.user_id", "Not an active user of this app.")]
@@ -41,7 +42,9 @@ class Members:
                 await repo.insert_member(conn, caller.app_id, member)
                 await repo.change_member_count(conn, caller.app_id, channel_id, 1)
         except DuplicateKeyError:
-            raise Conflict("The user is already a member of this channel.") from None
+            raise Conflict(
+                "The user is already a member of this channel (or banned from it)."
+            ) from None
         outbox.add(
             caller.app_id,
             "member.added",
@@ -73,19 +76,21 @@ class Members:
     ) -> tuple[list[MemberRecord], bool]:
         """Return a page of a channel's members by user id, and whether more follow."""
         user_id = acting_user(caller, scopes.CHAT_READ)
+        now = self._ctx.clock.now()
         async with self._ctx.db.read() as conn:
-            await load_membership(conn, caller.app_id, channel_id, user_id)
+            await load_access(self._ctx, conn, caller, user_id, channel_id)
             rows = await repo.list_members(
                 conn, caller.app_id, channel_id, after=after, limit=limit + 1
             )
-        return rows[:limit], len(rows) > limit
+        return [effective(m, now) for m in rows[:limit]], len(rows) > limit
 
     async def get(self, caller: Principal, channel_id: str, user_id: str) -> MemberRecord:
         """Return one member of a channel the caller belongs to."""
         actor_id = acting_user(caller, scopes.CHAT_READ)
         async with self._ctx.db.read() as conn:
-            await load_membership(conn, caller.app_id, channel_id, actor_id)
-            return _found(await repo.get_member(conn, caller.app_id, channel_id, user_id))
+            await load_access(self._ctx, conn, caller, actor_id, channel_id)
+            member = _found(await repo.get_member(conn, caller.app_id, channel_id, user_id))
+        return effective(member, self._ctx.clock.now())
 
     async def set_role(
         self, caller: Principal, channel_id: str, user_id: str, role: Role
@@ -95,13 +100,16 @@ class Members:
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
             await repo.lock_channel(conn, caller.app_id, channel_id)
-            channel, actor = await load_membership(conn, caller.app_id, channel_id, actor_id)
-            target = _found(await repo.get_member(conn, caller.app_id, channel_id, user_id))
-            if channel.type == ChannelType.DIRECT:
+            access = await load_access(self._ctx, conn, caller, actor_id, channel_id)
+            target = await self._target(conn, caller.app_id, channel_id, user_id)
+            if access.channel.type == ChannelType.DIRECT:
                 raise Conflict("Roles cannot be changed in a direct channel.")
-            roles.require_may_assign(actor, role, target.role)
+            if target.role == BANNED:
+                raise Conflict("The member is banned: lift the ban first.")
+            roles.require_may_assign(access.acting(), role, target.role)
             await self._keep_an_owner(conn, caller.app_id, channel_id, target, role)
-            await repo.update_member(conn, caller.app_id, channel_id, user_id, {"role": role.value})
+            changes = {"role": role.value, "role_expires_at": None, "role_after": None}
+            await repo.update_member(conn, caller.app_id, channel_id, user_id, changes)
             member = _found(await repo.get_member(conn, caller.app_id, channel_id, user_id))
         outbox.add(caller.app_id, "member.updated", member_view(member), channel_id=channel_id)
         await outbox.publish(self._ctx.broker)
@@ -113,12 +121,14 @@ class Members:
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
             await repo.lock_channel(conn, caller.app_id, channel_id)
-            channel, actor = await load_membership(conn, caller.app_id, channel_id, actor_id)
-            target = _found(await repo.get_member(conn, caller.app_id, channel_id, user_id))
-            if channel.type == ChannelType.DIRECT:
+            access = await load_access(self._ctx, conn, caller, actor_id, channel_id)
+            target = await self._target(conn, caller.app_id, channel_id, user_id)
+            if access.channel.type == ChannelType.DIRECT:
                 raise Conflict("Members cannot leave or be removed from a direct channel.")
+            if target.role == BANNED:
+                raise Conflict("The member is banned: lift the ban first.")
             if user_id != actor_id:
-                roles.require_may_assign(actor, target.role, target.role)
+                roles.require_may_assign(access.acting(), target.role, target.role)
             await self._keep_an_owner(conn, caller.app_id, channel_id, target, None)
             await repo.delete_member(conn, caller.app_id, channel_id, user_id)
             await repo.change_member_count(conn, caller.app_id, channel_id, -1)
@@ -131,6 +141,12 @@ class Members:
             leaves=((user_id, channel_id),),
         )
         await outbox.publish(self._ctx.broker)
+
+    async def _target(
+        self, conn: Connection, app_id: str, channel_id: str, user_id: str
+    ) -> MemberRecord:
+        member = _found(await repo.get_member(conn, app_id, channel_id, user_id))
+        return effective(member, self._ctx.clock.now())
 
     @staticmethod
     async def _keep_an_owner(

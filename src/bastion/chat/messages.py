@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bastion.chat import roles
-from bastion.chat.channels import acting_user, load_membership
+from bastion.chat.access import ChannelAccess
+from bastion.chat.channels import acting_user, load_access
 from bastion.chat.context import ChatContext, Outbox, check_version
 from bastion.chat.views import message_view
 from bastion.core.errors import (
@@ -19,9 +19,10 @@ from bastion.core.errors import (
 from bastion.core.ids import Kind, is_id, new_id
 from bastion.observe import metrics
 from bastion.security import scopes
+from bastion.security.acl import Level
 from bastion.security.principal import Principal
 from bastion.store.db import Connection
-from bastion.store.records import Access, DuplicateKeyError, MemberRecord, MessageRecord
+from bastion.store.records import ChannelRecord, DuplicateKeyError, MessageRecord
 from bastion.store.repos import channels as channel_repo
 from bastion.store.repos import messages as repo
 
@@ -76,14 +77,12 @@ class Messages:
         outbox = Outbox()
         try:
             async with self._ctx.db.write() as conn:
-                access = await channel_repo.get_access(conn, caller.app_id, channel_id, user_id)
-                if access is None:
-                    raise NotFound("No such channel.")
+                access = await load_access(self._ctx, conn, caller, user_id, channel_id)
                 original = await self._original(conn, caller.app_id, user_id, draft)
                 if original is not None:
                     return await self._same_send(conn, caller, channel_id, original), False
-                roles.require_post(access, access)
-                _writable(access)
+                access.require(Level.WRITE, "Your role in this channel does not allow posting.")
+                _writable(access.channel)
                 await self._check_refs(conn, caller.app_id, channel_id, draft)
                 message = await self._insert(conn, caller.app_id, channel_id, user_id, draft)
         except DuplicateKeyError:
@@ -171,7 +170,7 @@ class Messages:
         """Return a message from a channel the caller belongs to."""
         user_id = acting_user(caller, scopes.CHAT_READ)
         async with self._ctx.db.read() as conn:
-            message, _ = await visible_message(conn, caller.app_id, user_id, message_id)
+            message, _ = await visible_message(self._ctx, conn, caller, user_id, message_id)
             return (await self._entries(conn, caller, [message]))[0]
 
     async def page(
@@ -187,7 +186,7 @@ class Messages:
         """Return a page of a channel's messages (or a thread's replies), oldest first."""
         user_id = acting_user(caller, scopes.CHAT_READ)
         async with self._ctx.db.read() as conn:
-            await load_membership(conn, caller.app_id, channel_id, user_id)
+            await load_access(self._ctx, conn, caller, user_id, channel_id)
             before_seq = await self._cursor_seq(conn, caller.app_id, channel_id, "before", before)
             after_seq = await self._cursor_seq(conn, caller.app_id, channel_id, "after", after)
             rows = await repo.list_messages(
@@ -228,10 +227,11 @@ class Messages:
         self._check_draft(Draft(text=text))
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
-            message, _ = await visible_message(conn, caller.app_id, user_id, message_id)
+            message, access = await visible_message(self._ctx, conn, caller, user_id, message_id)
             check_version(message.version, if_match)
             if message.author_id != user_id:
                 raise Forbidden("Only the author can edit a message.")
+            access.require(Level.WRITE, "Your role in this channel does not allow editing.")
             if message.deleted_at is not None:
                 raise Conflict("The message has been deleted.")
             await repo.update_message(
@@ -254,12 +254,15 @@ class Messages:
         user_id = acting_user(caller, scopes.CHAT_WRITE)
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
-            message, member = await visible_message(conn, caller.app_id, user_id, message_id)
+            message, access = await visible_message(self._ctx, conn, caller, user_id, message_id)
             check_version(message.version, if_match)
             if message.deleted_at is not None:
                 return
-            if message.author_id != user_id:
-                roles.require_manager(member)
+            if message.author_id != user_id and not (
+                access.may(Level.MODERATE)
+                or await self._ctx.authz.holds(caller, "message:delete:any")
+            ):
+                raise Forbidden("Only the channel's owners and moderators can do this.")
             changes = {"body": None, "mentions": "", "deleted_at": self._ctx.clock.now()}
             await repo.update_message(conn, caller.app_id, message_id, changes)
             deleted = await self._reload(conn, caller, message_id)
@@ -286,21 +289,21 @@ class Messages:
 
 
 async def visible_message(
-    conn: Connection, app_id: str, user_id: str, message_id: str
-) -> tuple[MessageRecord, MemberRecord]:
-    """A message with the caller's membership of its channel; for anyone else it does not
-    exist (404, like a missing id)."""
-    message = await repo.get_message(conn, app_id, message_id)
+    ctx: ChatContext, conn: Connection, caller: Principal, user_id: str, message_id: str
+) -> tuple[MessageRecord, ChannelAccess]:
+    """A message with the caller's standing in its channel; for anyone who may not read
+    the channel it does not exist (404, like a missing id)."""
+    message = await repo.get_message(conn, caller.app_id, message_id)
     if message is None:
         raise NotFound("No such message.")
     try:
-        _, member = await load_membership(conn, app_id, message.channel_id, user_id)
+        access = await load_access(ctx, conn, caller, user_id, message.channel_id)
     except NotFound:
         raise NotFound("No such message.") from None
-    return message, member
+    return message, access
 
 
-def _writable(channel: Access) -> None:
+def _writable(channel: ChannelRecord) -> None:
     if channel.archived:
         raise Conflict("The channel is archived.")
 

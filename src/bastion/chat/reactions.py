@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from bastion.chat import roles
 from bastion.chat.channels import acting_user
 from bastion.chat.context import ChatContext, Outbox
 from bastion.chat.messages import MessageEntry, visible_message
-from bastion.core.errors import Conflict, LimitExceeded, NotFound
+from bastion.core.errors import Conflict, Forbidden, LimitExceeded, NotFound
 from bastion.security import scopes
 from bastion.security.principal import Principal
 from bastion.store.db import Connection
@@ -71,8 +70,9 @@ class Reactions:
     async def _load(
         self, conn: Connection, caller: Principal, user_id: str, message_id: str
     ) -> str:
-        message, member = await visible_message(conn, caller.app_id, user_id, message_id)
-        roles.require_participate(member)
+        message, access = await visible_message(self._ctx, conn, caller, user_id, message_id)
+        if not access.may_react():
+            raise Forbidden("Read-only members cannot do this.")
         if message.deleted_at is not None:
             raise Conflict("The message has been deleted.")
         return message.channel_id

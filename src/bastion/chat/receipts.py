@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bastion.chat import roles
-from bastion.chat.channels import acting_user, load_membership
+from bastion.chat.channels import acting_user, load_access
 from bastion.chat.context import ChatContext, Outbox
 from bastion.chat.views import member_view
 from bastion.core.errors import FieldError, ValidationFailed
 from bastion.core.ids import Kind, is_id
 from bastion.security import scopes
+from bastion.security.acl import Level
 from bastion.security.principal import Principal
 from bastion.store.records import MemberRecord
 from bastion.store.repos import channels as channel_repo
@@ -36,7 +36,8 @@ class Receipts:
         user_id = acting_user(caller, scopes.CHAT_READ)
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
-            _, member = await load_membership(conn, caller.app_id, channel_id, user_id)
+            access = await load_access(self._ctx, conn, caller, user_id, channel_id)
+            member = access.require_member()
             seq = None
             if is_id(Kind.MESSAGE, message_id):
                 seq = await message_repo.seq_of(conn, caller.app_id, channel_id, message_id)
@@ -51,7 +52,8 @@ class Receipts:
                     "last_read_at": self._ctx.clock.now(),
                 }
                 await channel_repo.update_member(conn, caller.app_id, channel_id, user_id, changes)
-                _, member = await load_membership(conn, caller.app_id, channel_id, user_id)
+                access = await load_access(self._ctx, conn, caller, user_id, channel_id)
+                member = access.require_member()
                 outbox.add(
                     caller.app_id, "read.updated", member_view(member), channel_id=channel_id
                 )
@@ -63,8 +65,8 @@ class Receipts:
         """Tell the channel the caller started or stopped typing (not stored)."""
         user_id = acting_user(caller, scopes.CHAT_WRITE)
         async with self._ctx.db.read() as conn:
-            channel, member = await load_membership(conn, caller.app_id, channel_id, user_id)
-        roles.require_post(channel, member)
+            access = await load_access(self._ctx, conn, caller, user_id, channel_id)
+        access.require(Level.WRITE, "Your role in this channel does not allow posting.")
         outbox = Outbox()
         outbox.add(
             caller.app_id,

@@ -1,7 +1,7 @@
-"""Channel types, member roles, and what each role may do in each type of channel.
+"""Channel types, member roles and who may assign which role.
 
-These are the object-level rules the domain applies to the object it loaded; the
-route-level scope check has already happened.
+What each role may do in each type of channel (its access levels) is in
+:mod:`bastion.chat.access`, where the channel's ACL is applied too.
 """
 
 from __future__ import annotations
@@ -10,15 +10,6 @@ from enum import StrEnum
 from typing import Protocol
 
 from bastion.core.errors import Forbidden
-
-
-class Typed(Protocol):
-    """Anything that knows its channel type (a channel, or a user's access to one)."""
-
-    @property
-    def type(self) -> str:
-        """The channel type."""
-        ...
 
 
 class Roled(Protocol):
@@ -56,35 +47,10 @@ def rank(role: str) -> int:
     return _RANK[Role(role)]
 
 
-def can_post(channel: Typed, member: Roled) -> bool:
-    """Broadcast channels: owners and moderators post; elsewhere read-only members cannot."""
-    if channel.type == ChannelType.BROADCAST:
-        return member.role in _MANAGERS
-    return member.role != Role.READ_ONLY
-
-
-def require_post(channel: Typed, member: Roled) -> None:
-    """Raise ``Forbidden`` unless the member may post in the channel."""
-    if not can_post(channel, member):
-        raise Forbidden("Your role in this channel does not allow posting.")
-
-
-def require_participate(member: Roled) -> None:
-    """Reacting and typing need more than read-only access."""
-    if member.role == Role.READ_ONLY:
-        raise Forbidden("Read-only members cannot do this.")
-
-
 def require_manager(member: Roled) -> None:
     """Raise ``Forbidden`` unless the member is an owner or moderator."""
     if member.role not in _MANAGERS:
         raise Forbidden("Only the channel's owners and moderators can do this.")
-
-
-def require_owner(member: Roled) -> None:
-    """Raise ``Forbidden`` unless the member is an owner."""
-    if member.role != Role.OWNER:
-        raise Forbidden("Only the channel's owners can do this.")
 
 
 def require_may_assign(actor: Roled, role: str, current: str | None = None) -> None:

@@ -7,6 +7,7 @@ returned newest first. The server never stores or compares plaintext words.
 
 from __future__ import annotations
 
+from bastion.chat.access import readable_channel_ids
 from bastion.chat.channels import acting_user
 from bastion.chat.context import ChatContext
 from bastion.chat.messages import MessageEntry
@@ -14,7 +15,6 @@ from bastion.core.errors import FieldError, ValidationFailed
 from bastion.security import scopes
 from bastion.security.crypto.envelope import MAX_TERM_CHARS, words
 from bastion.security.principal import Principal
-from bastion.store.repos import channels as channel_repo
 from bastion.store.repos import messages as repo
 
 MAX_QUERY_WORDS = 8
@@ -37,7 +37,8 @@ class Search:
         if len(wanted) > MAX_QUERY_WORDS:
             raise ValidationFailed([FieldError("query.q", f"At most {MAX_QUERY_WORDS} words.")])
         async with self._ctx.db.read() as conn:
-            channel_ids = await channel_repo.channel_ids_of_user(conn, caller.app_id, user_id)
+            now = self._ctx.clock.now()
+            channel_ids = await readable_channel_ids(conn, caller, user_id, now)
             found = await repo.search(conn, caller.app_id, channel_ids, " ".join(wanted), limit)
             summary = await repo.reaction_summary(
                 conn, caller.app_id, caller.subject, [m.id for m in found]

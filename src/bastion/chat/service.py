@@ -9,6 +9,7 @@ from bastion.chat.channels import Channels
 from bastion.chat.context import ChatContext
 from bastion.chat.members import Members
 from bastion.chat.messages import Messages
+from bastion.chat.moderation import Moderation
 from bastion.chat.reactions import Reactions
 from bastion.chat.receipts import Receipts
 from bastion.chat.revocations import TokenCutoffs
@@ -30,6 +31,7 @@ class Chat:
     cutoffs: TokenCutoffs
     app_roles: AppRoles
     search: Search
+    moderation: Moderation
 
     @classmethod
     def build(cls, ctx: ChatContext) -> Chat:
@@ -45,4 +47,5 @@ class Chat:
             cutoffs=TokenCutoffs(ctx),
             app_roles=AppRoles(ctx),
             search=Search(ctx),
+            moderation=Moderation(ctx),
         )

@@ -54,6 +54,7 @@ def member_view(member: MemberRecord) -> dict[str, Any]:
         "channel_id": member.channel_id,
         "user_id": member.user_id,
         "role": member.role,
+        "role_expires_at": _time(member.role_expires_at),
         "joined_at": rfc3339(member.joined_at),
         "last_read_message_id": member.last_read_message_id,
         "last_read_at": _time(member.last_read_at),

@@ -22,6 +22,7 @@ from starlette.websockets import WebSocketState
 
 from bastion.core.errors import (
     BastionError,
+    Forbidden,
     InvalidRequest,
     RateLimited,
     Unauthenticated,
@@ -31,7 +32,7 @@ from bastion.core.errors import (
 from bastion.core.ids import Kind, is_id, new_id
 from bastion.http.deps import Services, check_dpop, require_binding
 from bastion.observe import metrics
-from bastion.observe.events import Actor
+from bastion.observe.events import Actor, Origin
 from bastion.realtime.broker import Event
 from bastion.security import scopes
 from bastion.security.oauth import rfc6750, rfc9449
@@ -216,14 +217,29 @@ async def _authenticate(svc: Services, websocket: WebSocket) -> Principal:
         raise _ClosedError(CLOSE_SERVER_ERROR, "try again shortly") from exc
     except (BastionError, WebSocketDisconnect) as exc:
         raise _ClosedError(CLOSE_AUTH, "authentication failed") from exc
-    _require_socket_scope(principal)
-    return principal
+    return await _socket_principal(svc, principal, websocket)
 
 
 def _require_socket_scope(principal: Principal) -> None:
     """Sockets are for users with ``chat:read``, at connect and at every re-auth (4003)."""
     if principal.user_id is None or scopes.CHAT_READ not in principal.scopes:
         raise _ClosedError(CLOSE_FORBIDDEN, "a user token with chat:read is required")
+
+
+async def _socket_principal(svc: Services, principal: Principal, websocket: WebSocket) -> Principal:
+    """The socket's route-level check: like ``GET /v1/channels``, it needs ``channel:read``
+    (an auditor-only user gets 4003); the principal keeps its app roles for the ACLs."""
+    _require_socket_scope(principal)
+    origin = Origin(
+        ip=websocket.client.host if websocket.client else None,
+        user_agent=websocket.headers.get("user-agent"),
+    )
+    try:
+        return await svc.authz.authorize(principal, "channel:read", origin)
+    except Forbidden as exc:
+        raise _ClosedError(CLOSE_FORBIDDEN, "your role may not read chat") from exc
+    except Unavailable as exc:
+        raise _ClosedError(CLOSE_SERVER_ERROR, "try again shortly") from exc
 
 
 async def _receive_text(websocket: WebSocket) -> str:
@@ -485,8 +501,7 @@ async def _on_auth(s: _Session, data: dict[str, Any], frame: dict[str, Any]) -> 
     old = s.conn.principal
     if (principal.app_id, principal.subject) != (old.app_id, old.subject):
         raise _ClosedError(CLOSE_AUTH, "the new token is for another user")
-    _require_socket_scope(principal)
-    s.conn.principal = principal
+    s.conn.principal = await _socket_principal(s.svc, principal, s.ws)
     s.wake_at_expiry()
     return {"expires_at": principal.expires_at}
 

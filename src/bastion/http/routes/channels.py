@@ -52,7 +52,8 @@ def entry_view(entry: ChannelEntry) -> dict[str, Any]:
     """A channel with the caller's membership, unread count and last message."""
     return {
         **channel_view(entry.channel),
-        "membership": member_view(entry.member),
+        # None for a reader who holds an ACL grant but is not a member.
+        "membership": member_view(entry.member) if entry.member else None,
         "unread_count": entry.unread_count,
         "last_message": message_view(entry.last_message) if entry.last_message else None,
     }

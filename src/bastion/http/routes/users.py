@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -24,8 +24,33 @@ from bastion.http.responses import JSONResponse, json_response
 from bastion.http.schemas.users import UserCreate, UserOut, UserPage, UserUpdate
 from bastion.security.confusables import looks_deceptive
 from bastion.security.principal import Principal
+from bastion.store.records import UserRecord
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
+
+PRIVATE_FIELDS = ("external_id",)
+"""User fields only the user themself and callers holding ``user:read:private`` see
+(the customer's own id for the user is often an e-mail address)."""
+
+
+async def shown(svc: Services, caller: Principal, users: list[UserRecord]) -> list[dict[str, Any]]:
+    """The users as this caller may see them: private fields only for the user themself
+    and callers holding ``user:read:private``."""
+    private = await svc.authz.holds(caller, "user:read:private")
+    views = []
+    for user in users:
+        view = user_view(user)
+        if not private and user.id != caller.user_id:
+            for name in PRIVATE_FIELDS:
+                view.pop(name, None)
+        views.append(view)
+    return views
+
+
+async def shown_one(svc: Services, caller: Principal, user: UserRecord) -> dict[str, Any]:
+    """One user as this caller may see them."""
+    return (await shown(svc, caller, [user]))[0]
+
 
 ReadUsers = Annotated[Principal, requires("user:read")]
 WriteUsers = Annotated[Principal, requires("user:write")]
@@ -55,7 +80,10 @@ async def create_user(
             caller, external_id=body.external_id, display_name=body.display_name
         )
         return json_response(
-            user_view(user), status=201, version=user.version, location=f"/v1/users/{user.id}"
+            await shown_one(svc, caller, user),
+            status=201,
+            version=user.version,
+            location=f"/v1/users/{user.id}",
         )
 
     return await svc.idempotency.once(request, caller, key, create)
@@ -81,21 +109,22 @@ async def list_users(
         active=active,
     )
     next_cursor = users[-1].id if more and users else None
-    return json_response({"data": [user_view(u) for u in users], "next_cursor": next_cursor})
+    data = await shown(svc, caller, users)
+    return json_response({"data": data, "next_cursor": next_cursor})
 
 
 @router.get("/me", response_model=UserOut, summary="The user the token acts for")
 async def me(caller: ReadProfile, svc: ServicesDep) -> JSONResponse:
     """Return the calling user."""
     user = await svc.chat.users.me(caller)
-    return json_response(user_view(user), version=user.version)
+    return json_response(await shown_one(svc, caller, user), version=user.version)
 
 
 @router.get("/{user_id}", response_model=UserOut, summary="Get a user")
 async def get_user(user_id: str, caller: ReadUsers, svc: ServicesDep) -> JSONResponse:
     """Return one of the app's users."""
     user = await svc.chat.users.get(caller, path_id(Kind.USER, user_id, "user"))
-    return json_response(user_view(user), version=user.version)
+    return json_response(await shown_one(svc, caller, user), version=user.version)
 
 
 @router.patch("/{user_id}", response_model=UserOut, summary="Update a user")
@@ -108,11 +137,11 @@ async def update_user(
     user = await svc.chat.users.update(
         caller, path_id(Kind.USER, user_id, "user"), changes, version
     )
-    return json_response(user_view(user), version=user.version)
+    return json_response(await shown_one(svc, caller, user), version=user.version)
 
 
 @router.post("/{user_id}/deactivation", response_model=UserOut, summary="Deactivate a user")
 async def deactivate_user(user_id: str, caller: WriteUsers, svc: ServicesDep) -> JSONResponse:
     """Deactivate a user: their tokens stop working at once and their sockets close."""
     user = await svc.chat.users.deactivate(caller, path_id(Kind.USER, user_id, "user"))
-    return json_response(user_view(user), version=user.version)
+    return json_response(await shown_one(svc, caller, user), version=user.version)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool, StringConstraints
 
@@ -44,7 +44,10 @@ class MemberOut(ResponseModel):
 
     channel_id: str
     user_id: str
-    role: Role
+    role: Role | Literal["banned"]
+    role_expires_at: str | None = Field(
+        None, description="When a ban or mute ends (the role then returns to what it was)."
+    )
     joined_at: str
     last_read_message_id: str | None
     last_read_at: str | None
@@ -64,7 +67,9 @@ class ChannelOut(ResponseModel):
     created_at: str
     updated_at: str
     version: int
-    membership: MemberOut
+    membership: MemberOut | None = Field(
+        description="The caller's membership; null for a reader with an ACL grant only."
+    )
     unread_count: int
     last_message: MessageOut | None
 

@@ -33,7 +33,9 @@ class UserOut(ResponseModel):
     """A user."""
 
     id: str
-    external_id: str
+    external_id: str | None = Field(
+        None, description="Shown to the user themself and to holders of user:read:private."
+    )
     display_name: str
     active: bool
     created_at: str

@@ -81,6 +81,21 @@ async def get_acl(conn: AsyncConnection, app_id: str, resource: str) -> list[Acl
     return [(row[0], row[1], row[2]) for row in await conn.execute(query)]
 
 
+async def get_acls(
+    conn: AsyncConnection, app_id: str, resources: list[str]
+) -> dict[str, list[AclRow]]:
+    """The ACL entries of several resources (only those that have any)."""
+    found: dict[str, list[AclRow]] = {}
+    if not resources:
+        return found
+    query = select(
+        acl_entries.c.resource, acl_entries.c.subject, acl_entries.c.level, acl_entries.c.effect
+    ).where(acl_entries.c.app_id == app_id, acl_entries.c.resource.in_(resources))
+    for row in await conn.execute(query):
+        found.setdefault(row[0], []).append((row[1], row[2], row[3]))
+    return found
+
+
 async def replace_acl(
     conn: AsyncConnection,
     app_id: str,

@@ -52,6 +52,26 @@ async def get_direct_channel(
     return ChannelRecord(**row) if row else None
 
 
+async def get_channel(conn: AsyncConnection, app_id: str, channel_id: str) -> ChannelRecord | None:
+    """Return one channel of the app, or None."""
+    query = select(*_CHANNEL_COLUMNS).where(
+        channels.c.app_id == app_id, channels.c.id == channel_id
+    )
+    row = (await conn.execute(query)).mappings().first()
+    return ChannelRecord(**row) if row else None
+
+
+def _not_banned(now: datetime) -> Any:
+    """Memberships that are not an active ban (a ban past its expiry no longer counts)."""
+    return or_(
+        channel_members.c.role != "banned",
+        and_(
+            channel_members.c.role_expires_at.is_not(None),
+            channel_members.c.role_expires_at <= now,
+        ),
+    )
+
+
 async def update_channel(
     conn: AsyncConnection, app_id: str, channel_id: str, changes: dict[str, Any]
 ) -> None:
@@ -82,12 +102,20 @@ async def list_user_channels(
     before: tuple[datetime, str] | None,
     limit: int,
     include_archived: bool,
+    now: datetime,
 ) -> list[tuple[ChannelRecord, MemberRecord]]:
-    """Return the user's channels, most recently active first, after a (time, id) cursor."""
+    """Return the user's channels, most recently active first, after a (time, id) cursor.
+
+    Channels the user is banned from are not listed.
+    """
     query = (
         select(*_CHANNEL_COLUMNS, *_MEMBER_LABELS)
         .join(channel_members, channel_members.c.channel_id == channels.c.id)
-        .where(channel_members.c.app_id == app_id, channel_members.c.user_id == user_id)
+        .where(
+            channel_members.c.app_id == app_id,
+            channel_members.c.user_id == user_id,
+            _not_banned(now),
+        )
     )
     if not include_archived:
         query = query.where(channels.c.archived.is_(False))
@@ -186,10 +214,14 @@ async def member_ids(conn: AsyncConnection, app_id: str, channel_id: str) -> lis
     return list((await conn.execute(query)).scalars())
 
 
-async def channel_ids_of_user(conn: AsyncConnection, app_id: str, user_id: str) -> list[str]:
-    """Return the ids of every channel the user belongs to."""
+async def channel_ids_of_user(
+    conn: AsyncConnection, app_id: str, user_id: str, now: datetime
+) -> list[str]:
+    """Return the ids of every channel the user belongs to and is not banned from."""
     query = select(channel_members.c.channel_id).where(
-        channel_members.c.app_id == app_id, channel_members.c.user_id == user_id
+        channel_members.c.app_id == app_id,
+        channel_members.c.user_id == user_id,
+        _not_banned(now),
     )
     return list((await conn.execute(query)).scalars())
 
