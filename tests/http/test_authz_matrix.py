@@ -224,7 +224,7 @@ def _users(path: str, body: Any = None) -> Callable[[World, Caller, str], Any]:
             target = world.foreign.id
         else:
             target = (await world.tenant.user(f"u-{new_id(Kind.USER)[-8:]}")).id
-        return Case(path.format(user=target), body)
+        return Case(path.format(user=target), body() if callable(body) else body)
 
     return build
 
@@ -297,6 +297,40 @@ async def _reset_role(world: World, caller: Caller, case: str) -> Case:
 
 def _new_external() -> dict[str, str]:
     return {"external_id": f"new-{new_id(Kind.USER)[-10:]}", "display_name": "N"}
+
+
+def _clients(path: str, body: Any = None) -> Callable[[World, Caller, str], Any]:
+    """The app's own backend client, or another app's."""
+
+    async def build(world: World, caller: Caller, case: str) -> Case:
+        tenant = world.other if case == FOREIGN else world.tenant
+        return Case(path.format(client=tenant.client_id), body)
+
+    return build
+
+
+def _with_login(path: str, body: Any = None) -> Callable[[World, Caller, str], Any]:
+    """A user of the app who has a username and password (set by the backend)."""
+    users = _users(path, body)
+
+    async def build(world: World, caller: Caller, case: str) -> Case:
+        call: Case = await users(world, caller, case)
+        if case != FOREIGN:
+            login = call.url.rsplit("/", 1)[0] + "/login"
+            made = await world.http.put(
+                login, json=_login(), headers=world.callers["service"].headers
+            )
+            assert made.status_code == 204, made.text
+        return call
+
+    return build
+
+
+def _login() -> dict[str, str]:
+    return {
+        "username": f"u{new_id(Kind.USER)[-10:].lower()}",
+        "password": "violet-harbour-71-quartz",
+    }
 
 
 PAST = {"issued_before": "2020-01-01T00:00:00Z"}
@@ -409,6 +443,35 @@ RULES: dict[tuple[str, str], Spec] = {
     ),
     ("POST", "/v1/users/{user_id}/token-revocation"): Spec(
         USER_CASES, in_app(200), _users("/v1/users/{user}/token-revocation", PAST)
+    ),
+    ("POST", "/v1/clients"): Spec(
+        (APP,),
+        always(201),
+        _fixed("/v1/clients", {"name": "web", "redirect_uris": ["https://app.example/cb"]}),
+    ),
+    ("GET", "/v1/clients"): Spec((APP,), always(200), _fixed("/v1/clients")),
+    ("GET", "/v1/clients/{client_id}"): Spec(
+        USER_CASES, in_app(200), _clients("/v1/clients/{client}")
+    ),
+    ("PATCH", "/v1/clients/{client_id}"): Spec(
+        USER_CASES, in_app(200), _clients("/v1/clients/{client}", {"name": "backend"})
+    ),
+    ("POST", "/v1/clients/{client_id}/secret"): Spec(
+        USER_CASES,
+        in_app(200),
+        _clients("/v1/clients/{client}/secret", {"overlap_seconds": 86_400}),
+    ),
+    ("PUT", "/v1/users/{user_id}/login"): Spec(
+        USER_CASES, in_app(204), _users("/v1/users/{user}/login", _login)
+    ),
+    ("PUT", "/v1/users/{user_id}/mfa"): Spec(
+        USER_CASES, in_app(204), _with_login("/v1/users/{user}/mfa", {"required": True})
+    ),
+    ("DELETE", "/v1/users/{user_id}/mfa"): Spec(
+        USER_CASES, in_app(204), _with_login("/v1/users/{user}/mfa")
+    ),
+    ("POST", "/v1/users/{user_id}/unlock"): Spec(
+        USER_CASES, in_app(204), _with_login("/v1/users/{user}/unlock")
     ),
 }
 """Every protected route: the ownership cases it takes and its object-level rule."""

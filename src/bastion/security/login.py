@@ -201,8 +201,10 @@ class Logins:
         return self._policy.enabled and lockout.is_locked(record, self._clock.now())
 
     async def unlock(self, app_id: str, user_id: str) -> None:
-        """An administrator's unlock: forget the account's failures."""
+        """An administrator's unlock: forget the account's failures; 404 without a login."""
         async with self._db.write() as conn:
+            if await repo.by_user(conn, app_id, user_id) is None:
+                raise NotFound("This user has no login.")
             await repo.clear_failures(conn, app_id, user_id)
 
     # The second factor.
@@ -299,8 +301,11 @@ class Logins:
         return found if found is not None else frozenset({"member"})
 
     async def reset_mfa(self, app_id: str, user_id: str) -> None:
-        """An administrator's reset: TOTP off, recovery codes gone."""
+        """An administrator's reset: TOTP off, recovery codes gone; 404 without a login."""
         async with self._db.write() as conn:
+            # The update is keyed by user id alone: check the user is this app's first.
+            if await repo.by_user(conn, app_id, user_id) is None:
+                raise NotFound("This user has no login.")
             await repo.update_credentials(
                 conn, user_id, totp_secret=None, totp_enabled=False, totp_last_step=0
             )
