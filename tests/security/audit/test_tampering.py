@@ -219,3 +219,25 @@ def test_the_database_refuses_updates_while_the_guards_stand(
     for statement in ("UPDATE audit_log SET action = 'b'", "DELETE FROM audit_log"):
         with pytest.raises(Exception, match="append-only"):
             execute_sql(url, statement)
+
+
+def test_a_rotated_key_signs_new_checkpoints_and_old_ones_still_verify(
+    audited: AuditedServer,
+) -> None:
+    """rotate-key records key.rotate; the next checkpoint uses the new key; all verify."""
+    runner = CliRunner()
+    env = {"BASTION_DATABASE__URL": audited.url}
+    args = ["--data-dir", str(audited.data_dir)]
+    rotated = runner.invoke(cli, ["audit", "rotate-key", *args], env=env)
+    assert rotated.exit_code == 0, rotated.output
+    signed = runner.invoke(cli, ["audit", "checkpoint", *args], env=env)
+    assert signed.exit_code == 0, signed.output
+    keys = runner.invoke(cli, ["audit", "public-keys", *args], env=env)
+    assert len(json.loads(keys.stdout)["keys"]) == 2
+    report = audited.verify()
+    assert report["intact"], report
+    assert report["checkpoints"] == 2
+    assert report["unsigned_tail"] == 0
+    assert audited.rows()[-1]["action"] == "key.rotate"
+    (checkpoints,) = execute_sql(audited.url, "SELECT kid FROM audit_checkpoints ORDER BY number")
+    assert len({row.kid for row in checkpoints}) == 2
