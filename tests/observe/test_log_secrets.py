@@ -73,6 +73,7 @@ def run(databases: Databases, tmp_path: Path) -> Iterator[Run]:
         "BASTION_AUTH__ARGON2_PARALLELISM": "1",
         "BASTION_LOG__LEVEL": "debug",
         "BASTION_LOG__ACCESS_LOG": "true",
+        "BASTION_TRANSPORT__TLS": "false",
     }
     log = tmp_path / "server.log"
     created = json.loads(_cli(env, "init", "--json"))
@@ -182,10 +183,10 @@ def test_no_secret_appears_in_any_log_line(run: Run) -> None:
     _scenario(run)
     time.sleep(0.2)  # let the last access-log lines reach the file
     lines = run.log.read_text(encoding="utf-8").splitlines()
-    # The start-up banner (a console message, wrapped by rich) is the only other text.
+    # The start-up banner (console messages, wrapped by rich) is the only other text.
     banner = [line for line in lines if line.strip() and not line.startswith("{")]
-    assert len(banner) <= 3
-    assert "Bastion listening" in banner[0]
+    assert len(banner) <= 5
+    assert any("Bastion listening" in line for line in banner)
     records = [json.loads(line) for line in lines if line.startswith("{")]
     requests = [r for r in records if r.get("event") == "request"]
     assert len(requests) >= 15

@@ -123,6 +123,9 @@ class AlertEngine:
         self._clock = clock
         self.baselines = baselines or Baselines()
         self.states = {rule.name: RuleState(rule) for rule in rules}
+        # The gauge changes only when a rule fires or resolves.
+        for state in self.states.values():
+            self._export(state)
 
     async def evaluate(self) -> list[Notification]:
         """Evaluate every rule once; return the notifications sent."""
@@ -158,7 +161,6 @@ class AlertEngine:
             state.state = "inactive"
             if was_firing:
                 return self._maybe(state, "resolved", now)
-        self._export(state)
         return None
 
     @staticmethod
