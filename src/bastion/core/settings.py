@@ -569,6 +569,8 @@ class EncryptionSettings(_Section):
     backup_chunk_bytes: int = Field(
         1_048_576, ge=4096, le=64 * 1_048_576, description="Plaintext bytes per backup chunk."
     )
+
+
 class AlertRuleSettings(_Section):
     """One alert rule: a threshold or anomaly condition on a signal."""
 
