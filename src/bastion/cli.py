@@ -17,8 +17,8 @@ from bastion.app import create_app, database, secret_hasher, signing_keys
 from bastion.chat.apps import create_app as create_tenant
 from bastion.cli_audit import audit_cli
 from bastion.cli_crypto import backup_cli, keys_cli
-from bastion.cli_ratelimit import ratelimit_cli
 from bastion.cli_logs import logs_cli
+from bastion.cli_ratelimit import ratelimit_cli
 from bastion.cli_roles import roles_cli
 from bastion.cli_tokens import tokens_cli
 from bastion.core.clock import SystemClock

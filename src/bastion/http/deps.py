@@ -31,7 +31,6 @@ from bastion.core.ids import Kind, is_id
 from bastion.core.settings import Settings
 from bastion.http.idempotency import Idempotency
 from bastion.observe.events import Actor, Origin, SecurityEvents
-from bastion.observe.events import Origin, SecurityEvents
 from bastion.observe.monitoring import Monitoring
 from bastion.realtime.broker import Broker
 from bastion.security.audit.checkpoints import Checkpoints
