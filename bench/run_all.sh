@@ -16,6 +16,7 @@ $py -m bench.send_throughput --rounds 2 --seconds 10 --connections 16 --json "$o
 $py -m bench.send_throughput --rounds 2 --seconds 10 --connections 1 --json "$out/send_c1.json"
 $py -m bench.fanout --subscribers 1,100,1000 --messages 100 --json "$out/fanout.json"
 $py -m bench.crypto --messages 100000 --channels 1000 --rounds 2 --seconds 8 --json "$out/crypto.json"
+$py -m bench.audit --events 5000 --sends 2000 > "$out/audit.json"
 
 if [ "${PEER:-0}" = "1" ]; then
   peer=../shared/peer-bench

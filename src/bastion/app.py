@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+import socket
+import ssl
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,7 @@ from bastion.http.deps import Services, known_query
 from bastion.http.idempotency import Idempotency
 from bastion.http.routes import (
     admin,
+    alerts,
     audit,
     channels,
     clients,
@@ -48,16 +51,33 @@ from bastion.http.websocket import router as websocket_router
 from bastion.observe import metrics as metric_families
 from bastion.observe import system as system_metrics
 from bastion.observe.access_log import AccessLog
+from bastion.observe.alerts import AlertEngine, Notifier, Rule
+from bastion.observe.detectors import Signals
 from bastion.observe.event_metrics import MetricsSink
-from bastion.observe.events import LogSink, SecurityEvents
+from bastion.observe.events import EventSink, LogSink, SecurityEvents
 from bastion.observe.http_metrics import RequestMetrics
 from bastion.observe.logging import configure as configure_logging
+from bastion.observe.monitoring import CounterIncrease, Monitoring, SignalsSink
+from bastion.observe.notifiers import (
+    EmailNotifier,
+    LogNotifier,
+    SmtpConfig,
+    WebhookNotifier,
+)
+from bastion.observe.siem import (
+    JsonLinesTarget,
+    SiemSink,
+    SyslogTarget,
+    Target,
+    cef,
+    json_message,
+)
 from bastion.realtime.memory import MemoryBroker
 from bastion.security.audit import keys as audit_keys
 from bastion.security.audit.checkpoints import Checkpoints
 from bastion.security.audit.context import AuditContext
 from bastion.security.audit.log import AuditLog, ChangeAudit
-from bastion.security.audit.records import Redactor
+from bastion.security.audit.records import Redactor, export_dict, truncate_ip
 from bastion.security.authenticator import Authenticator
 from bastion.security.authz import Authorizer
 from bastion.security.crypto.envelope import EnvelopeCipher
@@ -199,6 +219,96 @@ def audit_log(settings: Settings, db: Database) -> AuditLog:
     )
 
 
+def log_ip(settings: Settings) -> Callable[[str | None], str | None]:
+    """How request logs show client addresses (``monitor.log_ip``)."""
+    mode = settings.monitor.log_ip
+    if mode == "none":
+        return lambda _address: None
+    if mode == "full":
+        return lambda address: address
+    if mode == "truncate":
+        return lambda address: truncate_ip(address) if address else None
+    configured = settings.audit.hmac_key
+    key = audit_keys.load_hmac_key(
+        settings.server.data_dir, configured.get_secret_value() if configured else None
+    )
+    redactor = Redactor(key, (), "hmac")
+    return redactor.ip
+
+
+def notifiers(settings: Settings) -> list[Notifier]:
+    """The log, plus the webhook and e-mail when configured."""
+    mon = settings.monitor
+    found: list[Notifier] = [LogNotifier()]
+    if mon.webhook_url and mon.webhook_secret:
+        secret = mon.webhook_secret.get_secret_value().encode()
+        found.append(
+            WebhookNotifier(
+                mon.webhook_url,
+                secret,
+                retries=mon.webhook_retries,
+                backoff=mon.webhook_backoff_seconds,
+            )
+        )
+    if mon.smtp_host and mon.email_to:
+        password = mon.smtp_password.get_secret_value() if mon.smtp_password else None
+        config = SmtpConfig(
+            host=mon.smtp_host,
+            port=mon.smtp_port,
+            sender=mon.email_from,
+            recipients=mon.email_to,
+            starttls=mon.smtp_starttls,
+            username=mon.smtp_username,
+            password=password,
+        )
+        found.append(EmailNotifier(config))
+    return found
+
+
+def siem_targets(settings: Settings, node: str) -> list[Target]:
+    """The configured SIEM destinations."""
+    mon = settings.monitor
+    targets: list[Target] = []
+    if mon.siem_jsonl:
+        targets.append(JsonLinesTarget(mon.siem_jsonl))
+    if mon.siem_syslog_host:
+        tls = None
+        if mon.siem_syslog_tls:
+            ca = str(mon.siem_syslog_ca_file) if mon.siem_syslog_ca_file else None
+            tls = ssl.create_default_context(cafile=ca)
+        formatter = cef if mon.siem_syslog_format == "cef" else json_message
+        targets.append(
+            SyslogTarget(
+                mon.siem_syslog_host,
+                mon.siem_syslog_port,
+                formatter=formatter,
+                tls=tls,
+                hostname=node,
+            )
+        )
+    return targets
+
+
+def monitoring(settings: Settings, clock: Clock, redactor: Redactor, node: str) -> Monitoring:
+    """Signals, alert rules with their notifiers, and SIEM sinks."""
+    mon = settings.monitor
+    signals = Signals(mon.spraying_max_sources)
+    signals.gauges.update(system_metrics.gauges(settings.server.data_dir))
+    signals.gauges["audit_failures"] = CounterIncrease(
+        lambda: metric_families.total(metric_families.AUDIT_FAILURES), clock
+    )
+    signals.gauges["siem_dropped"] = CounterIncrease(
+        lambda: metric_families.total(metric_families.SIEM_DROPPED), clock
+    )
+    rules = [Rule(**rule.model_dump()) for rule in mon.alert_rules]
+    engine = AlertEngine(rules, signals, notifiers(settings), clock)
+    sinks = [
+        SiemSink(target, lambda event: export_dict(event, redactor), mon.siem_queue_max)
+        for target in siem_targets(settings, node)
+    ]
+    return Monitoring(signals, engine, clock, sinks, mon.alerts_enabled, mon.evaluation_seconds)
+
+
 def checkpoints(settings: Settings, db: Database, clock: Clock) -> Checkpoints:
     """The signer of audit checkpoints, with its own key."""
     passphrase = settings.auth.keys_passphrase
@@ -253,6 +363,7 @@ class _Lifespan:
                 )
             ),
         ]
+        services.monitoring.start()
         gc.freeze()
         try:
             yield
@@ -264,6 +375,7 @@ class _Lifespan:
             await services.ratelimit.close()
             for task in background:
                 task.cancel()
+            await services.monitoring.close()
             await services.broker.close()
             await services.db.close()
 
@@ -275,7 +387,11 @@ def build_services(settings: Settings, clock: Clock) -> Services:
     system_metrics.install(settings.server.data_dir, db.pool_status)
     keys = signing_keys(settings)
     audit_sink = audit_log(settings, db)
-    events = SecurityEvents(clock, [LogSink(), MetricsSink(), audit_sink])
+    node = socket.gethostname()
+    monitor = monitoring(settings, clock, audit_sink.redactor, node)
+    sinks: list[EventSink] = [LogSink(), MetricsSink(), SignalsSink(monitor.signals), audit_sink]
+    sinks += monitor.siem
+    events = SecurityEvents(clock, sinks, node=node)
     # Order matters: the change is reported first, then the audit log appends it.
     db.add_hook(ChangeAudit(events))
     db.add_hook(audit_sink)
@@ -360,6 +476,7 @@ def dpop_validator(settings: Settings, clock: Clock) -> rfc9449.ProofValidator:
         max_age=rs.dpop_proof_max_age,
         replay=rfc9449.ReplayCache(),
         nonces=rfc9449.Nonces() if rs.dpop_nonce else None,
+        monitoring=monitor,
     )
 
 
@@ -442,6 +559,7 @@ def create_api(settings: Settings, clock: Clock | None = None) -> FastAPI:
         moderation,
         oauth,
         audit,
+        alerts,
         wellknown,
         health,
         metrics,
@@ -524,8 +642,8 @@ class Bastion:
         app = guarded(self.api, settings)
         app = RateLimits(app, self._rate_limiting, problem_base=settings.server.problem_base)
         if settings.log.access_log:
-            app = AccessLog(app)
-        app = RequestMetrics(app)
+            app = AccessLog(app, client_ip=log_ip(settings))
+        app = RequestMetrics(app, [self._observe_request])
         offenders = Offenders(
             clock or SystemClock(),
             threshold=settings.validation.malformed_threshold,
@@ -541,6 +659,14 @@ class Bastion:
         )
         app = TrustedProxies(app, settings.server.forwarded_allow_ips)
         self._app = RequestId(AuditContext(transport_guards(app, settings)))
+
+    def _observe_request(
+        self, method: str, route: str, status: int, seconds: float, scope: Scope
+    ) -> None:
+        """Feed each response to the alert signals once the services are running."""
+        services: Services | None = getattr(self.api.state, "services", None)
+        if services is not None:
+            services.monitoring.observe_request(method, route, status, seconds, scope)
 
     def _rate_limiting(self) -> RateLimiting | None:
         """The running rate limiter (None until the services are built at start-up)."""

@@ -18,6 +18,7 @@ from bastion.auth_cli import clients_cli, register_key_commands
 from bastion.chat.apps import create_app as create_tenant
 from bastion.cli_audit import audit_cli
 from bastion.cli_crypto import backup_cli, keys_cli
+from bastion.cli_logs import logs_cli
 from bastion.cli_ratelimit import ratelimit_cli
 from bastion.cli_roles import roles_cli
 from bastion.cli_tokens import tokens_cli
@@ -42,6 +43,7 @@ cli.add_typer(roles_cli, name="roles")
 cli.add_typer(ratelimit_cli, name="ratelimit")
 register_key_commands(keys_cli)
 cli.add_typer(clients_cli, name="clients")
+cli.add_typer(logs_cli, name="logs")
 console = Console(stderr=True)
 
 DataDir = Annotated[

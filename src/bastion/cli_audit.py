@@ -15,9 +15,10 @@ from joserfc.jwk import KeySet
 from rich.console import Console
 from rich.table import Table
 
-from bastion.app import checkpoints, database, secret_hasher
+from bastion.app import audit_log, checkpoints, database, secret_hasher
 from bastion.core.clock import SystemClock
 from bastion.core.settings import Settings, load_settings
+from bastion.observe.events import SecurityEvents
 from bastion.security import scopes
 from bastion.security.audit import keys as audit_keys
 from bastion.security.audit.operators import create_operator_client
@@ -103,6 +104,23 @@ def checkpoint_command(data_dir: DataDir = None) -> None:
         _err.print("Nothing new to sign.")
         return
     _err.print(f"Checkpoint {row['number']} signs records {row['first_seq']}..{row['last_seq']}.")
+
+
+@audit_cli.command("rotate-key")
+def rotate_key_command(data_dir: DataDir = None) -> None:
+    """Start signing checkpoints with a new key (after a suspected key compromise)."""
+    settings = _settings(data_dir)
+    passphrase = settings.auth.keys_passphrase
+    kid = audit_keys.rotate_checkpoint_key(
+        settings.server.data_dir, passphrase.get_secret_value() if passphrase else None
+    )
+
+    async def record(db: Database) -> None:
+        events = SecurityEvents(SystemClock(), [audit_log(settings, db)])
+        await events.emit("key.rotate", "success", resource=f"audit-key:{kid}")
+
+    _with_db(settings, record)
+    _err.print(f"Checkpoints are now signed with key {kid}; export the public keys again.")
 
 
 @audit_cli.command("public-keys")

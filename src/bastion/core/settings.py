@@ -645,6 +645,144 @@ class EncryptionSettings(_Section):
     )
 
 
+class AlertRuleSettings(_Section):
+    """One alert rule: a threshold or anomaly condition on a signal."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    signal: Literal[
+        "auth_failures",
+        "authz_denials",
+        "token_reuse",
+        "requests",
+        "http_401_403",
+        "http_5xx",
+        "http_429",
+        "error_rate",
+        "latency_mean",
+        "credential_stuffing",
+        "password_spraying",
+        "enumeration",
+        "cpu_percent",
+        "memory_percent",
+        "disk_used_percent",
+        "audit_failures",
+        "siem_dropped",
+    ]
+    kind: Literal["threshold", "anomaly"] = "threshold"
+    threshold: float = 0.0
+    k: float = Field(3.0, gt=0, le=100)
+    window_seconds: float = Field(60.0, gt=0, le=3600)
+    for_seconds: float = Field(0.0, ge=0, le=86_400)
+    severity: Literal["info", "warning", "critical"] = "warning"
+    cooldown_seconds: float = Field(900.0, ge=0, le=7 * 86_400)
+
+
+def _rule(name: str, signal: str, **values: Any) -> AlertRuleSettings:
+    return AlertRuleSettings(name=name, signal=signal, **values)
+
+
+DEFAULT_ALERT_RULES = (
+    _rule("failed_login_spike", "auth_failures", threshold=50, window_seconds=300),
+    _rule("failed_login_anomaly", "auth_failures", kind="anomaly", k=4, for_seconds=180),
+    _rule("unauthorized_rate", "http_401_403", threshold=100, window_seconds=300),
+    _rule(
+        "server_errors",
+        "error_rate",
+        threshold=0.05,
+        window_seconds=300,
+        for_seconds=120,
+        severity="critical",
+    ),
+    _rule("rate_limited_spike", "http_429", kind="anomaly", k=4, for_seconds=120),
+    _rule("traffic_spike", "requests", kind="anomaly", k=4, for_seconds=120),
+    _rule("cpu_high", "cpu_percent", threshold=90, for_seconds=300),
+    _rule("memory_high", "memory_percent", threshold=90, for_seconds=300, severity="critical"),
+    _rule("disk_low", "disk_used_percent", threshold=90, severity="critical"),
+    _rule(
+        "credential_stuffing",
+        "credential_stuffing",
+        threshold=9,
+        window_seconds=300,
+        severity="critical",
+        cooldown_seconds=1800,
+    ),
+    _rule(
+        "password_spraying",
+        "password_spraying",
+        threshold=19,
+        window_seconds=900,
+        severity="critical",
+        cooldown_seconds=1800,
+    ),
+    _rule("token_reuse_burst", "token_reuse", threshold=2, window_seconds=300, severity="critical"),
+    _rule("enumeration", "enumeration", threshold=49, window_seconds=300),
+    _rule("audit_failures", "audit_failures", threshold=0, window_seconds=300, severity="critical"),
+    _rule("siem_overflow", "siem_dropped", threshold=0, window_seconds=300),
+)
+
+
+class MonitorSettings(_Section):
+    """Alerts, notifiers, SIEM export and request-log privacy."""
+
+    log_ip: Literal["full", "truncate", "hmac", "none"] = Field(
+        "truncate",
+        description="Client addresses in request logs: full, truncated, HMAC'd or left out.",
+    )
+    alerts_enabled: bool = Field(True, description="Evaluate the alert rules.")
+    evaluation_seconds: float = Field(10.0, ge=1, le=3600, description="Rule evaluation period.")
+    alert_rules: tuple[AlertRuleSettings, ...] = Field(
+        DEFAULT_ALERT_RULES, description="The alert rules (see docs/monitoring.md)."
+    )
+    spraying_max_sources: int = Field(
+        3, ge=1, le=1000, description="Password spraying: at most this many source addresses."
+    )
+    webhook_url: str | None = Field(None, description="POST alert notifications here.")
+    webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for webhooks.")
+    webhook_retries: int = Field(5, ge=0, le=20, description="Retries after a failed POST.")
+    webhook_backoff_seconds: float = Field(
+        1.0, ge=0, le=300, description="First retry delay; doubles each time."
+    )
+    smtp_host: str | None = Field(None, description="SMTP server for alert e-mail.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_username: str | None = Field(None, description="SMTP login user.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP login password.")
+    email_from: str = Field("bastion@localhost", description="Sender of alert e-mail.")
+    email_to: tuple[str, ...] = Field((), description="Recipients of alert e-mail.")
+    siem_jsonl: str | None = Field(
+        None, description="Write security events as JSON lines to this file ('-': stdout)."
+    )
+    siem_syslog_host: str | None = Field(None, description="Syslog (RFC 5424) receiver host.")
+    siem_syslog_port: int = Field(6514, ge=1, le=65535, description="Syslog receiver port.")
+    siem_syslog_format: Literal["rfc5424", "cef"] = Field(
+        "rfc5424", description="Message format inside the syslog frame."
+    )
+    siem_syslog_tls: bool = Field(True, description="Syslog over TLS (RFC 5425).")
+    siem_syslog_ca_file: Path | None = Field(
+        None, description="CA bundle that signs the receiver's certificate."
+    )
+    siem_queue_max: int = Field(
+        10_000, ge=10, le=10_000_000, description="Events queued per SIEM target before dropping."
+    )
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Self:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError("monitor.webhook_url needs monitor.webhook_secret to sign bodies")
+        return self
+
+    def insecure_findings(self) -> list[str]:
+        """What in this section is unfit for production."""
+        findings = []
+        if self.webhook_url and not self.webhook_url.startswith("https://"):
+            findings.append("monitor.webhook_url is not an https:// URL")
+        if self.smtp_host and not self.smtp_starttls:
+            findings.append("monitor.smtp_starttls is off: alert e-mail would travel in clear")
+        if self.siem_syslog_host and not self.siem_syslog_tls:
+            findings.append("monitor.siem_syslog_tls is off: security events would travel in clear")
+        return findings
+
+
 class Settings(BaseSettings):
     """Every setting Bastion has, with secure defaults."""
 
@@ -671,6 +809,7 @@ class Settings(BaseSettings):
     authz: AuthzSettings = AuthzSettings()
     validation: ValidationSettings = ValidationSettings()
     encryption: EncryptionSettings = EncryptionSettings()
+    monitor: MonitorSettings = MonitorSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -759,6 +898,7 @@ class Settings(BaseSettings):
             for i in self.resource_server.external_issuers
             if not i.issuer.startswith("https://")
         )
+        findings += self.monitor.insecure_findings()
         return findings
 
     @model_validator(mode="after")

@@ -31,6 +31,7 @@ from bastion.core.ids import Kind, is_id
 from bastion.core.settings import Settings
 from bastion.http.idempotency import Idempotency
 from bastion.observe.events import Actor, Origin, SecurityEvents
+from bastion.observe.monitoring import Monitoring
 from bastion.realtime.broker import Broker
 from bastion.security.audit.checkpoints import Checkpoints
 from bastion.security.audit.context import CALLER_KEY
@@ -70,6 +71,7 @@ class Services:
     authenticator: Authenticator
     authserver: AuthServer
     dpop: rfc9449.ProofValidator
+    monitoring: Monitoring
 
 
 async def services(request: Request) -> Services:

@@ -91,3 +91,13 @@ def message_delivered(event_id: str, now: float) -> None:
     """Count one message event written to a socket, and how long it took since creation."""
     MESSAGES_DELIVERED.inc()
     DELIVERY_LATENCY.observe(max(0.0, now - id_time(event_id)))
+
+
+def total(counter: Counter) -> float:
+    """The sum of a counter over all its label values."""
+    return sum(
+        sample.value
+        for family in counter.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    )

@@ -73,3 +73,17 @@ async def sample_loop_lag(interval: float = 1.0) -> None:
         started = time.perf_counter()
         await asyncio.sleep(interval)
         metrics.EVENT_LOOP_LAG.set(max(0.0, time.perf_counter() - started - interval))
+
+
+def gauges(data_dir: Path) -> dict[str, Callable[[float], float]]:
+    """Host CPU, memory and data-disk use as alert signals (the window is not needed)."""
+
+    def disk(_window: float) -> float:
+        target = data_dir if data_dir.exists() else Path.cwd()
+        return float(psutil.disk_usage(str(target)).percent)
+
+    return {
+        "cpu_percent": lambda _window: float(psutil.cpu_percent(interval=None)),
+        "memory_percent": lambda _window: float(psutil.virtual_memory().percent),
+        "disk_used_percent": disk,
+    }

@@ -42,8 +42,8 @@ DESCRIPTIONS = {
     CLIENTS_WRITE: "Register OAuth clients, change them and rotate their secrets.",
     CHAT_READ: "Read the channels, members and messages the user can see.",
     CHAT_WRITE: "Send, edit and react to messages; create and manage channels.",
-    AUDIT_READ: "Read and export the app's audit log, and the alert state.",
-    METRICS_READ: "Scrape the Prometheus metrics of the whole server.",
+    AUDIT_READ: "Read and export the app's audit log.",
+    METRICS_READ: "Scrape the Prometheus metrics and read the alert state of the whole server.",
     ADMIN_READ: "Read the app's role assignments and policy (for users holding such a role).",
     ADMIN_WRITE: "Change the app's role assignments and policy (for users holding such a role).",
 }

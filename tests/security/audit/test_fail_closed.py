@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-import httpx
+from pathlib import Path
 
+import httpx
+import pytest
+
+from bastion.app import secret_hasher
+from bastion.chat.apps import create_app
+from bastion.core.clock import SystemClock
+from bastion.core.errors import Forbidden
+from bastion.observe.events import Actor
 from bastion.security import scopes
+from bastion.security.audit.operators import create_operator_client
+from tests.conftest import Databases, make_settings, start_server
 from tests.support.operators import execute_sql, operator_headers
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant
@@ -70,3 +80,104 @@ async def test_every_change_has_its_record(tenant: Tenant, http: httpx.AsyncClie
     assert send["client_id"] == tenant.client_id
     assert send["request_id"].startswith("req_")
     assert "hello there" not in response.text
+
+
+def _block_audit_inserts(url: str) -> list[str]:
+    """Statements making audit inserts fail while every read still works."""
+    if url.startswith("postgresql"):
+        return [
+            "CREATE FUNCTION audit_log_blocked() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'audit storage unavailable'; END $$",
+            "CREATE TRIGGER audit_log_blocked BEFORE INSERT ON audit_log "
+            "FOR EACH ROW EXECUTE FUNCTION audit_log_blocked()",
+        ]
+    return [
+        "CREATE TRIGGER audit_log_blocked BEFORE INSERT ON audit_log "
+        "BEGIN SELECT RAISE(ABORT, 'audit storage unavailable'); END"
+    ]
+
+
+def _unblock_audit_inserts(url: str) -> list[str]:
+    if url.startswith("postgresql"):
+        return [
+            "DROP TRIGGER audit_log_blocked ON audit_log",
+            "DROP FUNCTION audit_log_blocked()",
+        ]
+    return ["DROP TRIGGER audit_log_blocked"]
+
+
+@pytest.mark.parametrize("reads_fail_closed", [False, True])
+def test_audited_reads_follow_the_setting(
+    databases: Databases, tmp_path: Path, reads_fail_closed: bool
+) -> None:
+    """An audited read (the auditor API) is served or refused as audit.reads_fail_closed says."""
+    settings = make_settings(
+        tmp_path, databases.new(), audit={"reads_fail_closed": reads_fail_closed}
+    )
+    server = start_server(settings)
+    try:
+        created = server.run(
+            create_app(server.services.db, secret_hasher(settings), SystemClock(), name="t")
+        )
+        client = server.run(
+            create_operator_client(
+                server.services.db,
+                secret_hasher(settings),
+                SystemClock(),
+                app_id=created.app.id,
+                granted=frozenset({scopes.AUDIT_READ}),
+            )
+        )
+        with httpx.Client(base_url=server.base_url, timeout=10) as http:
+            grant = {"grant_type": "client_credentials"}
+            token = http.post(
+                "/oauth/token", data=grant, auth=(client.client_id, client.secret)
+            ).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            backend_token = http.post(
+                "/oauth/token", data=grant, auth=(created.client.id, created.client_secret)
+            ).json()["access_token"]
+            backend = {"Authorization": f"Bearer {backend_token}"}
+            execute_sql(settings.database_url, *_block_audit_inserts(settings.database_url))
+            try:
+                read = http.get("/v1/audit/events", headers=headers)
+                write = http.post(
+                    "/v1/users",
+                    json={"external_id": "x", "display_name": "x"},
+                    headers=backend,
+                )
+            finally:
+                execute_sql(settings.database_url, *_unblock_audit_inserts(settings.database_url))
+        assert read.status_code == (503 if reads_fail_closed else 200)
+        assert write.status_code == 503  # a change without its record: never
+    finally:
+        server.stop()
+
+
+async def test_a_denial_inside_a_rolled_back_transaction_is_still_recorded(
+    server: ServerThread, tenant: Tenant, http: httpx.AsyncClient
+) -> None:
+    """Events emitted inside a transaction that rolls back are appended on their own."""
+    services = server.services
+
+    async def denied_command() -> None:
+        async with services.db.write():
+            await services.events.emit(
+                "authz.decision",
+                "denied",
+                actor=Actor(app_id=tenant.app_id, subject="usr_x"),
+                resource="channel:ch_x",
+                reason="not_a_member",
+            )
+            raise Forbidden("Not a member.")
+
+    with pytest.raises(Forbidden):
+        server.run(denied_command())
+    auditor = await operator_headers(tenant, scopes.AUDIT_READ)
+    found = await http.get("/v1/audit/events", params={"action": "authz.decision"}, headers=auditor)
+    (event,) = found.json()["data"]
+    assert (event["outcome"], event["reason"], event["resource"]) == (
+        "denied",
+        "not_a_member",
+        "channel:ch_x",
+    )

@@ -222,3 +222,61 @@ def test_the_database_refuses_updates_while_the_guards_stand(
     for statement in ("UPDATE audit_log SET action = 'b'", "DELETE FROM audit_log"):
         with pytest.raises(Exception, match="append-only"):
             execute_sql(url, statement)
+
+
+def test_a_rotated_key_signs_new_checkpoints_and_old_ones_still_verify(
+    audited: AuditedServer,
+) -> None:
+    """rotate-key records key.rotate; the next checkpoint uses the new key; all verify."""
+    runner = CliRunner()
+    env = {"BASTION_DATABASE__URL": audited.url}
+    args = ["--data-dir", str(audited.data_dir)]
+    rotated = runner.invoke(cli, ["audit", "rotate-key", *args], env=env)
+    assert rotated.exit_code == 0, rotated.output
+    signed = runner.invoke(cli, ["audit", "checkpoint", *args], env=env)
+    assert signed.exit_code == 0, signed.output
+    keys = runner.invoke(cli, ["audit", "public-keys", *args], env=env)
+    assert len(json.loads(keys.stdout)["keys"]) == 2
+    report = audited.verify()
+    assert report["intact"], report
+    assert report["checkpoints"] == 2
+    assert report["unsigned_tail"] == 0
+    assert audited.rows()[-1]["action"] == "key.rotate"
+    (checkpoints,) = execute_sql(audited.url, "SELECT kid FROM audit_checkpoints ORDER BY number")
+    assert len({row.kid for row in checkpoints}) == 2
+
+
+def test_another_process_appending_keeps_one_chain(databases: Databases, tmp_path: Path) -> None:
+    """The CLI appends (key.rotate) while the server runs; the server continues the chain."""
+    url = databases.new()
+    settings = make_settings(tmp_path, url, audit={"checkpoint_interval_seconds": 3600})
+    server = start_server(settings)
+    try:
+        tenant = server.run(
+            create_app(server.services.db, secret_hasher(settings), SystemClock(), name="t")
+        )
+        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+            token = client.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(tenant.client.id, tenant.client_secret),
+            ).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            _create_users(client, headers, ["before"])
+            rotated = CliRunner().invoke(
+                cli,
+                ["audit", "rotate-key", "--data-dir", str(tmp_path)],
+                env={"BASTION_DATABASE__URL": url},
+            )
+            assert rotated.exit_code == 0, rotated.output
+            _create_users(client, headers, ["after1", "after2"])
+    finally:
+        server.stop()
+    audited = AuditedServer(tmp_path, url)
+    assert [row["action"] for row in audited.rows()] == [
+        "data.change",
+        "key.rotate",
+        "data.change",
+        "data.change",
+    ]
+    assert audited.verify()["intact"]

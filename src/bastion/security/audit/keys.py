@@ -6,9 +6,13 @@ a leaked token key cannot forge checkpoints and rotating one leaves the other al
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
+
+from joserfc.jwk import OKPKey
 
 from bastion.security.keys import KeyRing, SigningKeyStore
 
@@ -44,3 +48,35 @@ def checkpoint_keys(data_dir: Path, passphrase: str | None) -> KeyRing:
     """The Ed25519 key ring that signs checkpoints (created on first use)."""
     store = SigningKeyStore(audit_dir(data_dir) / "checkpoint-keys", passphrase)
     return store.load_or_create(CHECKPOINT_ALG)
+
+
+def rotate_checkpoint_key(data_dir: Path, passphrase: str | None) -> str:
+    """Make a new checkpoint signing key active; older keys stay for verification.
+
+    Returns the new key id. Export the public keys again afterwards
+    (``bastion audit public-keys``).
+    """
+    checkpoint_keys(data_dir, passphrase)
+    directory = audit_dir(data_dir) / "checkpoint-keys"
+    key = OKPKey.generate_key(
+        "Ed25519", parameters={"alg": CHECKPOINT_ALG, "use": "sig"}, auto_kid=True
+    )
+    kid = str(key.kid)
+    _write_new(directory / f"signing-{kid}.pem", key.as_pem(private=True, password=passphrase))
+    index_path = directory / "index.json"
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    index["keys"].append(
+        {"kid": kid, "alg": CHECKPOINT_ALG, "created_at": datetime.now(UTC).isoformat()}
+    )
+    index["active"] = kid
+    staged = directory / "index.json.new"
+    staged.unlink(missing_ok=True)
+    _write_new(staged, json.dumps(index, indent=2).encode())
+    os.replace(staged, index_path)
+    return kid
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)

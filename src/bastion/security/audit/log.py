@@ -22,6 +22,7 @@ from bastion.observe.logging import get_logger
 from bastion.security.audit import records
 from bastion.security.audit.context import current_request
 from bastion.store.db import Connection, Database, Transaction, active_transaction
+from bastion.store.records import DuplicateKeyError
 from bastion.store.repos import audit as repo
 
 _PENDING = "audit.pending"
@@ -59,6 +60,9 @@ class AuditLog:
         self.redactor = redactor
         self._fail_closed = fail_closed
         self._reads_fail_closed = reads_fail_closed
+        # SQLite has one writer, this process: it remembers where the chain ends instead
+        # of reading it back for every append. PostgreSQL nodes read it under a lock.
+        self._head: tuple[int, str] | None = None
 
     async def record(self, event: SecurityEvent) -> None:
         """Append the event now, or with the transaction this task is inside."""
@@ -90,6 +94,7 @@ class AuditLog:
 
     async def after_rollback(self, tx: Transaction) -> None:
         """Keep what was reported inside a rolled-back transaction (not its change)."""
+        self._head = None  # the rolled-back append may have moved it
         kept = [e for e in tx.data.pop(_PENDING, []) if e.action != CHANGE_ACTION]
         if not kept or tx.data.get(_INTERNAL):
             return
@@ -106,9 +111,21 @@ class AuditLog:
 
     async def _append(self, conn: Connection, events: list[SecurityEvent]) -> None:
         rows = [records.to_row(event, self.redactor) for event in events]
-        await repo.lock_chain(conn)
-        head = await repo.chain_head(conn)
-        await repo.insert_records(conn, records.chain(rows, head))
+        head = self._head if self._db.is_sqlite else None
+        if head is None:
+            await repo.lock_chain(conn)
+            head = await repo.chain_head(conn)
+        try:
+            chained = records.chain(rows, head)
+            await repo.insert_records(conn, chained)
+        except DuplicateKeyError:
+            if not self._db.is_sqlite:
+                raise
+            # Another process (the CLI) extended the chain: continue from its end.
+            chained = records.chain(rows, await repo.chain_head(conn))
+            await repo.insert_records(conn, chained)
+        if self._db.is_sqlite:
+            self._head = (int(chained[-1]["seq"]), str(chained[-1]["hash"]))
         metrics.AUDIT_APPENDS.inc(len(rows))
 
     def _must_fail(self) -> bool:

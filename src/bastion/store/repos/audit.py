@@ -7,13 +7,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bastion.store.records import DuplicateKeyError
 from bastion.store.tables import audit_checkpoints, audit_log
 
 AuditRow = dict[str, Any]
 """One audit record as its column values."""
 
+_INSERT = audit_log.insert()
+_COLUMNS = tuple(column.name for column in audit_log.columns)
+_SQLITE_INSERT = (
+    f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) "  # noqa: S608 - fixed column names
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
 _CHAIN_LOCK = 0x0B457_A0D17
 """PostgreSQL advisory lock id: one appender extends the chain at a time, on every node."""
 
@@ -48,8 +56,19 @@ async def chain_head(conn: AsyncConnection) -> tuple[int, str] | None:
 
 
 async def insert_records(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Append records (already numbered and hashed)."""
-    await conn.execute(audit_log.insert(), [dict(row) for row in rows])
+    """Append records (already numbered and hashed); a taken ``seq`` raises ``DuplicateKeyError``.
+
+    On SQLite the transaction stays usable after that error; PostgreSQL aborts it.
+    """
+    try:
+        if conn.dialect.name == "sqlite":
+            # The hot path (one append per committed change): skip statement compilation.
+            values = [tuple(row[name] for name in _COLUMNS) for row in rows]
+            await conn.exec_driver_sql(_SQLITE_INSERT, values if len(values) > 1 else values[0])
+        else:
+            await conn.execute(_INSERT, [dict(row) for row in rows])
+    except IntegrityError as exc:
+        raise DuplicateKeyError(audit_log.name) from exc
 
 
 async def records_after(conn: AsyncConnection, after_seq: int, limit: int) -> list[AuditRow]:
