@@ -464,6 +464,7 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         authenticator=Authenticator(tokens, external),
         authserver=authserver,
         dpop=dpop_validator(settings, clock),
+        monitoring=monitor,
     )
 
 
@@ -476,7 +477,6 @@ def dpop_validator(settings: Settings, clock: Clock) -> rfc9449.ProofValidator:
         max_age=rs.dpop_proof_max_age,
         replay=rfc9449.ReplayCache(),
         nonces=rfc9449.Nonces() if rs.dpop_nonce else None,
-        monitoring=monitor,
     )
 
 
