@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, text
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,11 +18,10 @@ AuditRow = dict[str, Any]
 """One audit record as its column values."""
 
 _INSERT = audit_log.insert()
-_COLUMNS = tuple(column.name for column in audit_log.columns)
-_SQLITE_INSERT = (
-    f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) "  # noqa: S608 - fixed column names
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
-)
+# Compiled once by SQLAlchemy for SQLite's qmark style; the hot path reuses the text.
+_SQLITE_COMPILED = _INSERT.compile(dialect=sqlite_dialect.dialect())
+_SQLITE_INSERT = str(_SQLITE_COMPILED)
+_COLUMNS = tuple(_SQLITE_COMPILED.positiontup or ())
 _CHAIN_LOCK = 0x0B457_A0D17
 """PostgreSQL advisory lock id: one appender extends the chain at a time, on every node."""
 
