@@ -22,7 +22,7 @@ from bastion.security import scopes as scope_names
 from bastion.security.oauth import rfc6749, rfc7523, rfc8693
 from bastion.security.passwords import SecretHasher
 from bastion.store.db import Database
-from bastion.store.records import ClientProfile, ClientRecord
+from bastion.store.records import ClientProfile, ClientRecord, DuplicateKeyError
 from bastion.store.repos import apps as apps_repo
 from bastion.store.repos import oauth as repo
 
@@ -365,10 +365,11 @@ class ClientRegistry:
         expires = self._clock.now() + timedelta(
             seconds=max(verified.expires_at - int(self._clock.timestamp()), 0) + self._leeway
         )
-        async with self._db.write() as conn:
-            fresh = await repo.use_assertion(conn, client.id, verified.jti, expires)
-        if not fresh:
-            raise rfc6749.invalid_client("The client assertion was already used.")
+        try:
+            async with self._db.write() as conn:
+                await repo.use_assertion(conn, client.id, verified.jti, expires)
+        except DuplicateKeyError as exc:
+            raise rfc6749.invalid_client("The client assertion was already used.") from exc
 
 
 _PROFILE_FIELDS = frozenset({"redirect_uris", "first_party", "require_mfa", "jwks"})

@@ -17,7 +17,6 @@ from bastion.store.records import (
     ClientProfile,
     ClientRecord,
     CodeRecord,
-    DuplicateKeyError,
     GrantRecord,
     InteractionRecord,
     RefreshRecord,
@@ -358,14 +357,14 @@ async def save_consent(conn: AsyncConnection, values: dict[str, Any]) -> None:
 
 async def use_assertion(
     conn: AsyncConnection, client_id: str, jti: str, expires_at: datetime
-) -> bool:
-    """Record a client assertion's jti; False when it was seen before (a replay)."""
+) -> None:
+    """Record a client assertion's jti; a replay raises ``DuplicateKeyError``.
+
+    The caller must let the error end the transaction: on PostgreSQL a failed insert
+    aborts it, so nothing else (such as its audit record) may be written in it.
+    """
     values = {"client_id": client_id, "jti": jti, "expires_at": expires_at}
-    try:
-        await insert_row(conn, client_assertions, values)
-    except DuplicateKeyError:
-        return False
-    return True
+    await insert_row(conn, client_assertions, values)
 
 
 async def purge_expired(conn: AsyncConnection, now: datetime) -> None:
