@@ -14,6 +14,7 @@ checked again, up to a limit; time and response size are bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import re
 import socket
@@ -104,10 +105,8 @@ def is_public(ip: Address, allow: Sequence[Network] = ()) -> bool:
 
 def _literal(host: str) -> Address | None:
     """The IP a host names literally; refuse the non-canonical forms resolvers accept."""
-    try:
+    with contextlib.suppress(ValueError):
         return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        pass
     if _NUMERIC_LABEL.fullmatch(host.rstrip(".").rsplit(".", 1)[-1]):
         raise OutboundRefused("the host is a non-canonical IP address")
     return None
