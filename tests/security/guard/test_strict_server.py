@@ -41,8 +41,24 @@ def strict(
     running.stop()
 
 
-async def _slow_post(server: ServerThread, chunks: list[bytes], pause: float) -> tuple[int, float]:
-    """Send a POST whose body arrives in ``chunks`` ``pause`` seconds apart; status and time."""
+async def _read_response(reader: asyncio.StreamReader) -> bytes:
+    """Read one response by its Content-Length, as an HTTP client would."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return head + await asyncio.wait_for(reader.readexactly(length), timeout=5)
+
+
+async def _slow_post(
+    server: ServerThread, chunks: list[bytes], pause: float, *, deaf: bool = False
+) -> tuple[bytes, float]:
+    """POST a body in ``chunks`` ``pause`` seconds apart; the response and the time taken.
+
+    A ``deaf`` client sends every chunk without looking for an answer in between.
+    """
     loop = asyncio.get_running_loop()
     started = loop.time()
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -51,37 +67,48 @@ async def _slow_post(server: ServerThread, chunks: list[bytes], pause: float) ->
         "POST /v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {total}\r\n\r\n"
     )
-    raw = b""
     try:
         writer.write(head.encode())
+        answered = asyncio.ensure_future(reader.readuntil(b" "))
         for chunk in chunks:
-            writer.write(chunk)
-            await writer.drain()
-            # Stop sending as soon as the server answers (it closes the connection then).
-            with contextlib.suppress(TimeoutError):
-                raw = await asyncio.wait_for(reader.read(1), timeout=pause or 0.01)
-            if raw:
+            if answered.done() and not deaf:
                 break
-        raw += await asyncio.wait_for(reader.read(), timeout=5)
+            with contextlib.suppress(ConnectionError):
+                writer.write(chunk)
+                await writer.drain()
+            await asyncio.wait([answered], timeout=pause or 0.01)
+        raw = await asyncio.wait_for(answered, timeout=5) + await _read_response(reader)
     finally:
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
-    return int(raw.split(b" ", 2)[1]), loop.time() - started
+    return raw, loop.time() - started
+
+
+def _status(raw: bytes) -> int:
+    """The status code of a raw HTTP/1.1 response."""
+    return int(raw.split(b" ", 2)[1])
 
 
 async def test_a_stalled_body_is_408_after_the_idle_timeout(strict: ServerThread) -> None:
     """A client that sends part of its body and stops gets 408 after idle_timeout_seconds."""
-    status, elapsed = await _slow_post(strict, [b'{"external_id":'], 0)
-    assert status == 408
+    raw, elapsed = await _slow_post(strict, [b'{"external_id":'], 0)
+    assert _status(raw) == 408
     assert 0.4 < elapsed < 1.5
 
 
 async def test_a_trickled_body_is_408_after_the_request_timeout(strict: ServerThread) -> None:
     """A byte every 0.3 s never trips the idle timeout but hits the request deadline."""
-    status, elapsed = await _slow_post(strict, [b" "] * 20, 0.3)
-    assert status == 408
+    raw, elapsed = await _slow_post(strict, [b" "] * 20, 0.3)
+    assert _status(raw) == 408
     assert elapsed < 6.5
+
+
+async def test_a_client_that_keeps_sending_still_reads_its_408(strict: ServerThread) -> None:
+    """The server reads on after the 408, so a busy sender gets the answer, not a reset."""
+    raw, _ = await _slow_post(strict, [b" "] * 45, 0.04, deaf=True)
+    assert _status(raw) == 408
+    assert b"application/problem+json" in raw
 
 
 async def test_an_oversized_websocket_frame_closes_with_1009(strict: ServerThread) -> None:

@@ -13,7 +13,7 @@ import asyncio
 from bastion.core.asgi import ASGIApp, Message, Receive, Scope, Send
 from bastion.core.errors import RequestTimeout
 from bastion.security.guard._body import has_body_method
-from bastion.security.guard._respond import send_problem
+from bastion.security.guard._respond import linger_then_close, send_problem
 
 
 class _TooSlow(Exception):
@@ -64,4 +64,5 @@ class BodyTimeouts:
         except _TooSlow:
             if not started:
                 error = RequestTimeout("The request body did not arrive in time.")
-                await send_problem(scope, send, error, self.problem_base)
+                await send_problem(scope, send, error, self.problem_base, finish=False)
+                await linger_then_close(receive, send, self.idle_seconds)
