@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from bastion.core.clock import Clock
 from bastion.core.settings import Settings
+from bastion.observe.events import MemorySink
 from bastion.store import migrate
 from bastion.store.db import create_engine
 from tests.support.server import ServerThread, free_port
@@ -171,3 +172,11 @@ def tenant(server: ServerThread, http: httpx.AsyncClient) -> Tenant:
 def other_tenant(server: ServerThread, http: httpx.AsyncClient) -> Tenant:
     """A second, unrelated app (for cross-tenant checks)."""
     return new_tenant(server, http, name="other app")
+
+
+@pytest.fixture(scope="session")
+def events(server: ServerThread) -> MemorySink:
+    """Every security event the session's server emits after first use (filter by app)."""
+    memory = MemorySink()
+    server.services.events.add_sink(memory)
+    return memory

@@ -8,6 +8,10 @@ role gives (``baseline``) and the ACL entries. The result says what the caller m
   (a banned member knows the channel: 403);
 - otherwise each action needs its level (403 when missing).
 
+Each refusal is a :class:`~bastion.chat.denials.Hidden` or
+:class:`~bastion.chat.denials.Refused` naming the channel and why, so the service
+method it leaves records the decision.
+
 Bans and mutes are timed roles: ``banned`` or ``read-only`` until ``role_expires_at``,
 then ``role_after`` again. They are resolved here, on read, so an expired ban needs no
 background job.
@@ -19,10 +23,11 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
+from bastion.chat.denials import Denial, Hidden, Refused
 from bastion.chat.roles import ChannelType, Role
-from bastion.core.errors import Forbidden, NotFound
 from bastion.security.acl import Effect as AclEffect
 from bastion.security.acl import Entry, Level, Subject, evaluate
+from bastion.security.acl import denied as denied_levels
 from bastion.security.principal import Principal
 from bastion.store.db import Connection
 from bastion.store.records import ChannelRecord, MemberRecord
@@ -73,15 +78,30 @@ class ChannelAccess:
     channel: ChannelRecord
     member: MemberRecord | None
     levels: frozenset[Level]
+    denied: frozenset[Level] = frozenset()
+    """The levels an ACL deny takes from the caller (to say why one is missing)."""
 
     def may(self, level: Level) -> bool:
         """Whether the caller holds ``level`` on the channel."""
         return level in self.levels
 
     def require(self, level: Level, message: str) -> None:
-        """Raise ``Forbidden`` unless the caller holds ``level``."""
+        """Raise ``Refused`` unless the caller holds ``level``."""
         if level not in self.levels:
-            raise Forbidden(message)
+            raise self.refusal(level, message)
+
+    def refusal(self, level: Level, message: str) -> Refused:
+        """The 403 for lacking ``level``, with the reason: ACL deny, no membership,
+        muted (read-only) or a channel role that gives too little."""
+        if level in self.denied:
+            reason = "acl_deny"
+        elif self.member is None:
+            reason = "not_member"
+        elif self.member.role == Role.READ_ONLY:
+            reason = "read_only"
+        else:
+            reason = "channel_role"
+        return Refused(message, Denial(resource(self.channel.id), reason))
 
     def may_react(self) -> bool:
         """Reacting needs writing, except that a broadcast channel's audience may react."""
@@ -108,7 +128,8 @@ class ChannelAccess:
     def require_member(self) -> MemberRecord:
         """The caller's membership; an ACL reader who is no member cannot do this."""
         if self.member is None:
-            raise Forbidden("Only members of the channel can do this.")
+            denial = Denial(resource(self.channel.id), "not_member")
+            raise Refused("Only members of the channel can do this.", denial)
         return self.member
 
 
@@ -123,8 +144,8 @@ async def channel_access(
 ) -> ChannelAccess:
     """Load the channel with the caller's membership and ACL, and decide their levels.
 
-    Raises ``NotFound`` when the caller may not even know the channel, ``Forbidden``
-    when they are banned from it.
+    Raises ``Hidden`` (404) when the caller may not even know the channel, ``Refused``
+    (403) when they are banned from it or an ACL denies a member reading.
     """
     found = await repo.get_membership(conn, caller.app_id, channel_id, user_id)
     entries = await load_acl(conn, caller.app_id, channel_id)
@@ -134,17 +155,25 @@ async def channel_access(
     else:
         channel, member = found[0], effective(found[1], now)
     if channel is None:
-        raise NotFound("No such channel.")
+        raise await _hidden(conn, caller.app_id, channel_id)
     role = member.role if member else None
     if role == BANNED:
-        raise Forbidden("You are banned from this channel.")
+        raise Refused("You are banned from this channel.", Denial(resource(channel_id), BANNED))
     subject = Subject(user_id=user_id, roles=caller.roles)
     levels = evaluate(subject, baseline(channel.type, role), entries)
     if Level.READ not in levels:
         if member is None:
-            raise NotFound("No such channel.")
-        raise Forbidden("You may not read this channel.")
-    return ChannelAccess(channel, member, levels)
+            raise Hidden("No such channel.", Denial(resource(channel_id), "not_member"))
+        raise Refused("You may not read this channel.", Denial(resource(channel_id), "acl_deny"))
+    return ChannelAccess(channel, member, levels, denied_levels(subject, entries))
+
+
+async def _hidden(conn: Connection, app_id: str, channel_id: str) -> Hidden:
+    """The 404 for a channel the caller cannot see: one of their app's they are not in,
+    or none of their app's at all (missing, or another app's: the two look alike)."""
+    exists = await repo.get_channel(conn, app_id, channel_id) is not None
+    denial = Denial(resource(channel_id), "not_member" if exists else "not_found")
+    return Hidden("No such channel.", denial)
 
 
 async def readable_channel_ids(

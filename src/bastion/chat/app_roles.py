@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bastion.chat.context import ChatContext
+from bastion.chat.context import ChatContext, record_change
 from bastion.core.clock import Clock
 from bastion.core.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from bastion.observe.events import Origin
-from bastion.security.authz import actor_of
 from bastion.security.policy import (
     AppRole,
     Escalation,
@@ -160,14 +159,8 @@ class AppRoles:
         before: frozenset[str],
         after: frozenset[str],
     ) -> None:
-        await self._ctx.events.emit(
-            "admin.change",
-            "success",
-            actor=actor_of(caller),
-            origin=origin,
-            resource=resource,
-            details={"change": what, "before": _joined(before), "after": _joined(after)},
-        )
+        details = {"change": what, "before": _joined(before), "after": _joined(after)}
+        await record_change(self._ctx, caller, origin, resource, details)
 
 
 async def grant_as_operator(

@@ -10,17 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bastion.chat.access import ChannelAccess, channel_access, effective
+from bastion.chat.access import ChannelAccess, channel_access, effective, resource
 from bastion.chat.context import ChatContext, Outbox, check_name, check_version
+from bastion.chat.denials import Denial, Refused, reports
+from bastion.chat.privileged import record_read
 from bastion.chat.roles import ChannelType, Role
 from bastion.chat.views import channel_view
-from bastion.core.errors import (
-    Conflict,
-    FieldError,
-    Forbidden,
-    LimitExceeded,
-    ValidationFailed,
-)
+from bastion.core.errors import Conflict, FieldError, LimitExceeded, ValidationFailed
 from bastion.core.ids import Kind, new_id
 from bastion.security import scopes
 from bastion.security.acl import Level
@@ -46,7 +42,7 @@ def acting_user(caller: Principal, scope: str) -> str:
     """The user a chat call acts for; backend tokens cannot act in chat."""
     caller.require(scope)
     if caller.user_id is None:
-        raise Forbidden("Chat actions need a user's access token.")
+        raise Refused("Chat actions need a user's access token.", Denial(None, "not_a_user"))
     return caller.user_id
 
 
@@ -63,6 +59,7 @@ class Channels:
     def __init__(self, ctx: ChatContext) -> None:
         self._ctx = ctx
 
+    @reports("channel:create")
     async def create(
         self,
         caller: Principal,
@@ -188,6 +185,7 @@ class Channels:
         )
         return channel, owner
 
+    @reports("channel:read")
     async def ids_of_caller(self, caller: Principal) -> set[str]:
         """The ids of every channel the calling user belongs to (for live subscriptions)."""
         user_id = acting_user(caller, scopes.CHAT_READ)
@@ -195,14 +193,18 @@ class Channels:
             now = self._ctx.clock.now()
             return set(await repo.channel_ids_of_user(conn, caller.app_id, user_id, now))
 
+    @reports("channel:read")
     async def get(self, caller: Principal, channel_id: str) -> ChannelEntry:
         """Return a channel the caller belongs to."""
         user_id = acting_user(caller, scopes.CHAT_READ)
         async with self._ctx.db.read() as conn:
             access = await load_access(self._ctx, conn, caller, user_id, channel_id)
             pair = (access.channel, access.member)
-            return (await self._entries(conn, caller.app_id, user_id, [pair]))[0]
+            entry = (await self._entries(conn, caller.app_id, user_id, [pair]))[0]
+        await record_read(self._ctx, caller, access, [entry.last_message])
+        return entry
 
+    @reports("channel:read")
     async def list_mine(
         self, caller: Principal, *, cursor: str | None, limit: int, include_archived: bool
     ) -> tuple[list[ChannelEntry], str | None]:
@@ -248,6 +250,7 @@ class Channels:
             for c, m in rows
         ]
 
+    @reports("channel:update")
     async def update(
         self, caller: Principal, channel_id: str, changes: dict[str, Any], if_match: int | None
     ) -> ChannelEntry:
@@ -270,13 +273,17 @@ class Channels:
                 )
             entry = (await self._entries(conn, caller.app_id, user_id, [(channel, member)]))[0]
         await outbox.publish(self._ctx.broker)
+        await record_read(self._ctx, caller, access, [entry.last_message])
         return entry
 
 
 def _check_update(access: ChannelAccess, changes: dict[str, Any]) -> None:
     channel = access.channel
     if channel.type == ChannelType.DIRECT and changes:
-        raise Forbidden("Direct channels have no name or description and cannot be archived.")
+        raise Refused(
+            "Direct channels have no name or description and cannot be archived.",
+            Denial(resource(channel.id), "direct_channel"),
+        )
     if "archived" in changes:
         access.require(Level.MANAGE, "Only the channel's owners can do this.")
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,9 +10,10 @@ from bastion.core.clock import Clock
 from bastion.core.errors import LimitExceeded, PreconditionFailed
 from bastion.core.ids import Kind, new_id
 from bastion.core.settings import LimitSettings
-from bastion.observe.events import SecurityEvents
+from bastion.observe.events import Detail, Origin, SecurityEvents
 from bastion.realtime.broker import Broker, Event
-from bastion.security.authz import Authorizer
+from bastion.security.authz import Authorizer, actor_of
+from bastion.security.principal import Principal
 from bastion.security.tokens import Revocations
 from bastion.store.db import Database
 
@@ -64,6 +66,28 @@ class Outbox:
         """Send every queued event, in order."""
         for event in self.events:
             await broker.publish(event)
+
+
+async def record_change(
+    ctx: ChatContext,
+    caller: Principal,
+    origin: Origin,
+    resource: str,
+    details: Mapping[str, Detail],
+) -> None:
+    """Record an administrative or moderation change as an ``admin.change`` event.
+
+    ``details`` names the change (``change``) and, where it has them, the values before
+    and after. Emitted inside the change's transaction, it commits with it.
+    """
+    await ctx.events.emit(
+        "admin.change",
+        "success",
+        actor=actor_of(caller),
+        origin=origin,
+        resource=resource,
+        details=details,
+    )
 
 
 def check_name(ctx: ChatContext, field: str, name: str | None) -> None:

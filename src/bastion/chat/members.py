@@ -6,6 +6,7 @@ from bastion.chat import roles
 from bastion.chat.access import BANNED, effective
 from bastion.chat.channels import acting_user, load_access, new_member
 from bastion.chat.context import ChatContext, Outbox
+from bastion.chat.denials import reports
 from bastion.chat.roles import ChannelType, Role
 from bastion.chat.views import member_view
 from bastion.core.errors import Conflict, FieldError, LimitExceeded, NotFound, ValidationFailed
@@ -23,6 +24,7 @@ class Members:
     def __init__(self, ctx: ChatContext) -> None:
         self._ctx = ctx
 
+    @reports("member:add")
     async def add(
         self, caller: Principal, channel_id: str, user_id: str, role: Role
     ) -> MemberRecord:
@@ -71,6 +73,7 @@ class Members:
         if channel.member_count >= cap:
             raise LimitExceeded("body.user_id", f"This channel is full ({cap} members).")
 
+    @reports("member:read")
     async def page(
         self, caller: Principal, channel_id: str, *, after: str | None, limit: int
     ) -> tuple[list[MemberRecord], bool]:
@@ -84,6 +87,7 @@ class Members:
             )
         return [effective(m, now) for m in rows[:limit]], len(rows) > limit
 
+    @reports("member:read")
     async def get(self, caller: Principal, channel_id: str, user_id: str) -> MemberRecord:
         """Return one member of a channel the caller belongs to."""
         actor_id = acting_user(caller, scopes.CHAT_READ)
@@ -92,6 +96,7 @@ class Members:
             member = _found(await repo.get_member(conn, caller.app_id, channel_id, user_id))
         return effective(member, self._ctx.clock.now())
 
+    @reports("member:update")
     async def set_role(
         self, caller: Principal, channel_id: str, user_id: str, role: Role
     ) -> MemberRecord:
@@ -115,6 +120,7 @@ class Members:
         await outbox.publish(self._ctx.broker)
         return member
 
+    @reports("member:remove")
     async def remove(self, caller: Principal, channel_id: str, user_id: str) -> None:
         """Remove a member, or leave when the caller names themself."""
         actor_id = acting_user(caller, scopes.CHAT_WRITE)

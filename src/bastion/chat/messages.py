@@ -6,18 +6,20 @@ from dataclasses import dataclass
 
 from bastion.chat.access import ChannelAccess
 from bastion.chat.channels import acting_user, load_access
-from bastion.chat.context import ChatContext, Outbox, check_version
+from bastion.chat.context import ChatContext, Outbox, check_version, record_change
+from bastion.chat.denials import Denial, Hidden, Refused, reports
+from bastion.chat.privileged import record_read
 from bastion.chat.views import message_view
 from bastion.core.errors import (
     Conflict,
     FieldError,
-    Forbidden,
     LimitExceeded,
     NotFound,
     ValidationFailed,
 )
 from bastion.core.ids import Kind, is_id, new_id
 from bastion.observe import metrics
+from bastion.observe.events import Origin
 from bastion.security import scopes
 from bastion.security.acl import Level
 from bastion.security.principal import Principal
@@ -65,6 +67,7 @@ class Messages:
     def __init__(self, ctx: ChatContext) -> None:
         self._ctx = ctx
 
+    @reports("message:send")
     async def send(
         self, caller: Principal, channel_id: str, draft: Draft
     ) -> tuple[MessageEntry, bool]:
@@ -166,13 +169,17 @@ class Messages:
         # The channel's last message and activity time follow by trigger (migration 0001).
         return message
 
+    @reports("message:read")
     async def get(self, caller: Principal, message_id: str) -> MessageEntry:
         """Return a message from a channel the caller belongs to."""
         user_id = acting_user(caller, scopes.CHAT_READ)
         async with self._ctx.db.read() as conn:
-            message, _ = await visible_message(self._ctx, conn, caller, user_id, message_id)
-            return (await self._entries(conn, caller, [message]))[0]
+            message, access = await visible_message(self._ctx, conn, caller, user_id, message_id)
+            entry = (await self._entries(conn, caller, [message]))[0]
+        await record_read(self._ctx, caller, access, [message])
+        return entry
 
+    @reports("message:read")
     async def page(
         self,
         caller: Principal,
@@ -186,7 +193,7 @@ class Messages:
         """Return a page of a channel's messages (or a thread's replies), oldest first."""
         user_id = acting_user(caller, scopes.CHAT_READ)
         async with self._ctx.db.read() as conn:
-            await load_access(self._ctx, conn, caller, user_id, channel_id)
+            access = await load_access(self._ctx, conn, caller, user_id, channel_id)
             before_seq = await self._cursor_seq(conn, caller.app_id, channel_id, "before", before)
             after_seq = await self._cursor_seq(conn, caller.app_id, channel_id, "after", after)
             rows = await repo.list_messages(
@@ -202,6 +209,7 @@ class Messages:
             if more:
                 rows = rows[:limit] if after_seq is not None else rows[1:]
             entries = await self._entries(conn, caller, rows)
+        await record_read(self._ctx, caller, access, rows)
         return _page(
             entries, more=more, forward=after_seq is not None, from_cursor=bool(before or after)
         )
@@ -219,6 +227,7 @@ class Messages:
             raise ValidationFailed([FieldError(f"query.{name}", "Not a message of this channel.")])
         return seq
 
+    @reports("message:edit:own")
     async def edit(
         self, caller: Principal, message_id: str, text: str, if_match: int | None
     ) -> MessageEntry:
@@ -230,7 +239,8 @@ class Messages:
             message, access = await visible_message(self._ctx, conn, caller, user_id, message_id)
             check_version(message.version, if_match)
             if message.author_id != user_id:
-                raise Forbidden("Only the author can edit a message.")
+                denial = Denial(_resource(message_id), "not_owner")
+                raise Refused("Only the author can edit a message.", denial)
             access.require(Level.WRITE, "Your role in this channel does not allow editing.")
             if message.deleted_at is not None:
                 raise Conflict("The message has been deleted.")
@@ -249,8 +259,15 @@ class Messages:
         await outbox.publish(self._ctx.broker)
         return entry
 
-    async def delete(self, caller: Principal, message_id: str, if_match: int | None) -> None:
-        """Delete a message (its author, or the channel's owners and moderators)."""
+    @reports("message:delete:own")
+    async def delete(
+        self, caller: Principal, message_id: str, if_match: int | None, origin: Origin
+    ) -> None:
+        """Delete a message (its author, or the channel's owners and moderators).
+
+        A deletion by anyone but the author is moderation: it is recorded as an
+        ``admin.change`` event naming the author.
+        """
         user_id = acting_user(caller, scopes.CHAT_WRITE)
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
@@ -262,9 +279,17 @@ class Messages:
                 access.may(Level.MODERATE)
                 or await self._ctx.authz.holds(caller, "message:delete:any")
             ):
-                raise Forbidden("Only the channel's owners and moderators can do this.")
+                denial = Denial(_resource(message_id), "not_owner", "message:delete:any")
+                raise Refused("Only the channel's owners and moderators can do this.", denial)
             changes = {"body": None, "mentions": "", "deleted_at": self._ctx.clock.now()}
             await repo.update_message(conn, caller.app_id, message_id, changes)
+            if message.author_id != user_id:
+                details = {
+                    "change": "message.delete",
+                    "channel_id": message.channel_id,
+                    "author_id": message.author_id,
+                }
+                await record_change(self._ctx, caller, origin, _resource(message_id), details)
             deleted = await self._reload(conn, caller, message_id)
         outbox.add(
             caller.app_id, "message.deleted", message_view(deleted), channel_id=deleted.channel_id
@@ -295,12 +320,17 @@ async def visible_message(
     the channel it does not exist (404, like a missing id)."""
     message = await repo.get_message(conn, caller.app_id, message_id)
     if message is None:
-        raise NotFound("No such message.")
+        raise Hidden("No such message.", Denial(_resource(message_id), "not_found"))
     try:
         access = await load_access(ctx, conn, caller, user_id, message.channel_id)
-    except NotFound:
-        raise NotFound("No such message.") from None
+    except Hidden as hidden:
+        denial = Denial(_resource(message_id), hidden.denial.reason)
+        raise Hidden("No such message.", denial) from None
     return message, access
+
+
+def _resource(message_id: str) -> str:
+    return f"message:{message_id}"
 
 
 def _writable(channel: ChannelRecord) -> None:

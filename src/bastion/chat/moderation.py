@@ -15,7 +15,8 @@ from typing import Any
 from bastion.chat import roles
 from bastion.chat.access import BANNED, ChannelAccess, effective, load_acl, resource
 from bastion.chat.channels import acting_user, load_access
-from bastion.chat.context import ChatContext, Outbox
+from bastion.chat.context import ChatContext, Outbox, record_change
+from bastion.chat.denials import reports
 from bastion.chat.roles import ChannelType, Role
 from bastion.chat.views import member_view
 from bastion.core.errors import (
@@ -29,7 +30,6 @@ from bastion.core.errors import (
 from bastion.observe.events import Detail, Origin
 from bastion.security import scopes
 from bastion.security.acl import Entry, Level, valid_subject
-from bastion.security.authz import actor_of
 from bastion.security.principal import Principal
 from bastion.store.db import Connection
 from bastion.store.records import ChannelRecord, MemberRecord
@@ -78,7 +78,7 @@ class Moderation:
                 return Authority(channel, None)
         if access is None:
             raise refusal
-        raise Forbidden("Only the channel's owners and moderators can do this.")
+        raise access.refusal(level, "Only the channel's owners and moderators can do this.")
 
     async def _target(
         self, conn: Connection, app_id: str, authority: Authority, user_id: str
@@ -94,6 +94,7 @@ class Moderation:
             roles.require_may_assign(authority.actor, rank_of or Role.MEMBER, rank_of)
         return target
 
+    @reports("member:ban")
     async def ban(
         self,
         caller: Principal,
@@ -129,6 +130,7 @@ class Moderation:
         await outbox.publish(self._ctx.broker)
         return member
 
+    @reports("member:ban")
     async def unban(
         self, caller: Principal, channel_id: str, user_id: str, origin: Origin
     ) -> MemberRecord:
@@ -156,6 +158,7 @@ class Moderation:
         await outbox.publish(self._ctx.broker)
         return member
 
+    @reports("member:mute")
     async def mute(
         self,
         caller: Principal,
@@ -183,6 +186,7 @@ class Moderation:
         await self._publish_update(caller, member)
         return member
 
+    @reports("member:mute")
     async def unmute(
         self, caller: Principal, channel_id: str, user_id: str, origin: Origin
     ) -> MemberRecord:
@@ -200,12 +204,14 @@ class Moderation:
         await self._publish_update(caller, member)
         return member
 
+    @reports("acl:manage")
     async def acl(self, caller: Principal, channel_id: str) -> list[Entry]:
         """A channel's ACL (its managers, or admins of the app)."""
         async with self._ctx.db.read() as conn:
             await self._authority(conn, caller, channel_id, Level.MANAGE, "acl:manage:any")
             return await load_acl(conn, caller.app_id, channel_id)
 
+    @reports("acl:manage")
     async def set_acl(
         self, caller: Principal, channel_id: str, entries: list[Entry], origin: Origin
     ) -> list[Entry]:
@@ -281,11 +287,4 @@ class Moderation:
     async def _emit(
         self, caller: Principal, origin: Origin, on: str, details: dict[str, Detail]
     ) -> None:
-        await self._ctx.events.emit(
-            "admin.change",
-            "success",
-            actor=actor_of(caller),
-            origin=origin,
-            resource=on,
-            details=details,
-        )
+        await record_change(self._ctx, caller, origin, on, details)

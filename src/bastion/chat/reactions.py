@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from bastion.chat.access import ChannelAccess
 from bastion.chat.channels import acting_user
 from bastion.chat.context import ChatContext, Outbox
+from bastion.chat.denials import reports
 from bastion.chat.messages import MessageEntry, visible_message
-from bastion.core.errors import Conflict, Forbidden, LimitExceeded, NotFound
+from bastion.chat.privileged import record_read
+from bastion.core.errors import Conflict, LimitExceeded, NotFound
 from bastion.security import scopes
+from bastion.security.acl import Level
 from bastion.security.principal import Principal
 from bastion.store.db import Connection
 from bastion.store.repos import messages as repo
@@ -18,12 +22,13 @@ class Reactions:
     def __init__(self, ctx: ChatContext) -> None:
         self._ctx = ctx
 
+    @reports("reaction:write")
     async def add(self, caller: Principal, message_id: str, emoji: str) -> MessageEntry:
         """React to a message; reacting twice with the same emoji changes nothing."""
         user_id = acting_user(caller, scopes.CHAT_WRITE)
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
-            channel_id = await self._load(conn, caller, user_id, message_id)
+            access = await self._load(conn, caller, user_id, message_id)
             if await repo.distinct_emoji_count(conn, caller.app_id, message_id) >= (
                 self._ctx.limits.reactions_per_message_max
             ):
@@ -42,17 +47,19 @@ class Reactions:
                 caller.app_id,
                 "reaction.added",
                 _payload(entry, user_id, emoji),
-                channel_id=channel_id,
+                channel_id=access.channel.id,
             )
         await outbox.publish(self._ctx.broker)
+        await record_read(self._ctx, caller, access, [entry.message])
         return entry
 
+    @reports("reaction:write")
     async def remove(self, caller: Principal, message_id: str, emoji: str) -> MessageEntry:
         """Take a reaction back; removing one that is not there changes nothing."""
         user_id = acting_user(caller, scopes.CHAT_WRITE)
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
-            channel_id = await self._load(conn, caller, user_id, message_id)
+            access = await self._load(conn, caller, user_id, message_id)
             removed = await repo.remove_reaction(
                 conn, caller.app_id, message_id=message_id, user_id=user_id, emoji=emoji
             )
@@ -62,20 +69,21 @@ class Reactions:
                 caller.app_id,
                 "reaction.removed",
                 _payload(entry, user_id, emoji),
-                channel_id=channel_id,
+                channel_id=access.channel.id,
             )
         await outbox.publish(self._ctx.broker)
+        await record_read(self._ctx, caller, access, [entry.message])
         return entry
 
     async def _load(
         self, conn: Connection, caller: Principal, user_id: str, message_id: str
-    ) -> str:
+    ) -> ChannelAccess:
         message, access = await visible_message(self._ctx, conn, caller, user_id, message_id)
         if not access.may_react():
-            raise Forbidden("Read-only members cannot do this.")
+            raise access.refusal(Level.WRITE, "Read-only members cannot do this.")
         if message.deleted_at is not None:
             raise Conflict("The message has been deleted.")
-        return message.channel_id
+        return access
 
     async def _require_existing_emoji(
         self, conn: Connection, caller: Principal, message_id: str, emoji: str

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bastion.chat.channels import acting_user, load_access
 from bastion.chat.context import ChatContext, Outbox
+from bastion.chat.denials import reports
 from bastion.chat.views import member_view
 from bastion.core.errors import FieldError, ValidationFailed
 from bastion.core.ids import Kind, is_id
@@ -31,6 +32,7 @@ class Receipts:
     def __init__(self, ctx: ChatContext) -> None:
         self._ctx = ctx
 
+    @reports("receipt:write")
     async def mark_read(self, caller: Principal, channel_id: str, message_id: str) -> ReadState:
         """Move the caller's read position forward to ``message_id`` (never backwards)."""
         user_id = acting_user(caller, scopes.CHAT_READ)
@@ -61,6 +63,7 @@ class Receipts:
         await outbox.publish(self._ctx.broker)
         return ReadState(member, unread.get(channel_id, 0))
 
+    @reports("message:send")
     async def typing(self, caller: Principal, channel_id: str, *, active: bool) -> None:
         """Tell the channel the caller started or stopped typing (not stored)."""
         user_id = acting_user(caller, scopes.CHAT_WRITE)

@@ -9,15 +9,20 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Protocol
 
-from bastion.core.errors import Forbidden
+from bastion.chat.denials import Denial, Refused
 
 
 class Roled(Protocol):
-    """Anything that knows a member's role (a membership, or a user's access)."""
+    """Anything that knows a member's role and channel (a membership)."""
 
     @property
     def role(self) -> str:
         """The member's role."""
+        ...
+
+    @property
+    def channel_id(self) -> str:
+        """The channel the role is held in."""
         ...
 
 
@@ -48,9 +53,10 @@ def rank(role: str) -> int:
 
 
 def require_manager(member: Roled) -> None:
-    """Raise ``Forbidden`` unless the member is an owner or moderator."""
+    """Raise ``Refused`` unless the member is an owner or moderator."""
     if member.role not in _MANAGERS:
-        raise Forbidden("Only the channel's owners and moderators can do this.")
+        denial = Denial(f"channel:{member.channel_id}", "channel_role")
+        raise Refused("Only the channel's owners and moderators can do this.", denial)
 
 
 def require_may_assign(actor: Roled, role: str, current: str | None = None) -> None:
@@ -61,4 +67,5 @@ def require_may_assign(actor: Roled, role: str, current: str | None = None) -> N
     if rank(role) >= rank(actor.role) or (
         current is not None and rank(current) >= rank(actor.role)
     ):
-        raise Forbidden("Moderators can only manage members and read-only members.")
+        denial = Denial(f"channel:{actor.channel_id}", "rank")
+        raise Refused("Moderators can only manage members and read-only members.", denial)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from bastion.chat.access import readable_channel_ids
 from bastion.chat.channels import acting_user
 from bastion.chat.context import ChatContext
+from bastion.chat.denials import reports
 from bastion.chat.messages import MessageEntry
 from bastion.core.errors import FieldError, ValidationFailed
 from bastion.security import scopes
@@ -26,6 +27,7 @@ class Search:
     def __init__(self, ctx: ChatContext) -> None:
         self._ctx = ctx
 
+    @reports("message:read")
     async def messages(self, caller: Principal, query: str, limit: int) -> list[MessageEntry]:
         """Live messages, in channels the caller belongs to, containing every word of ``query``."""
         user_id = acting_user(caller, scopes.CHAT_READ)

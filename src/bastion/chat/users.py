@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from bastion.chat.context import ChatContext, Outbox, check_name, check_version
+from bastion.chat.context import ChatContext, Outbox, check_name, check_version, record_change
 from bastion.chat.views import user_view
 from bastion.core.errors import Conflict, NotFound, Unavailable
 from bastion.core.ids import Kind, is_id, new_id
+from bastion.observe.events import Origin
 from bastion.security import scopes
 from bastion.security.oauth import rfc8693
 from bastion.security.principal import Principal
@@ -91,8 +92,9 @@ class Users:
         await outbox.publish(self._ctx.broker)
         return user
 
-    async def deactivate(self, caller: Principal, user_id: str) -> UserRecord:
-        """Deactivate a user: their tokens stop working and their sockets close."""
+    async def deactivate(self, caller: Principal, user_id: str, origin: Origin) -> UserRecord:
+        """Deactivate a user: their tokens stop working and their sockets close; the change
+        is recorded as an ``admin.change`` event."""
         caller.require(scopes.USERS_WRITE)
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
@@ -103,6 +105,8 @@ class Users:
                     conn, caller.app_id, user_id, changes={"active": False}, now=now
                 )
                 user = _found(await repo.get_user(conn, caller.app_id, user_id))
+                details = {"change": "user.deactivate", "before": "active", "after": "inactive"}
+                await record_change(self._ctx, caller, origin, f"user:{user_id}", details)
                 outbox.add(
                     caller.app_id, "user.deactivated", {"user_id": user.id}, user_ids=(user.id,)
                 )

@@ -102,6 +102,15 @@ def evaluate(
     return frozenset(allowed - denied)
 
 
+def denied(subject: Subject, entries: Iterable[Entry]) -> frozenset[Level]:
+    """The levels the entries' denies take from ``subject`` (to say why a level is missing)."""
+    taken: set[Level] = set()
+    for entry in entries:
+        if entry.effect is Effect.DENY and subject.matches(entry.subject):
+            taken |= at_least(entry.level)
+    return frozenset(taken)
+
+
 def valid_subject(subject: str) -> bool:
     """Whether ``subject`` has one of the three forms an entry may name."""
     return subject == EVERYONE or (

@@ -19,6 +19,7 @@ from typing import Generic, Protocol, TypeVar
 
 from bastion.core.errors import Forbidden, InsufficientScope
 from bastion.observe.events import Actor, Origin, SecurityEvents
+from bastion.security.audit.context import current_origin
 from bastion.security.policy import PERMISSIONS, AppRole, Decision, Policy, decide
 from bastion.security.principal import Principal
 
@@ -149,10 +150,21 @@ class Authorizer:
         return decide(policy, principal.roles, principal.scopes, permission).allowed
 
     async def deny(
-        self, principal: Principal, action: str, resource: str, reason: str, origin: Origin
+        self,
+        principal: Principal,
+        action: str,
+        resource: str | None,
+        reason: str,
+        origin: Origin | None = None,
     ) -> None:
-        """Record an object-level denial (the caller raises the error)."""
-        await self.record(principal, action, resource, Decision(False, reason), origin)
+        """Record an object-level denial (the caller raises the error).
+
+        Without ``origin``, the request the running task serves supplies it (the domain
+        knows no requests; the audit context does).
+        """
+        await self.record(
+            principal, action, resource, Decision(False, reason), origin or current_origin()
+        )
 
     async def record(
         self,

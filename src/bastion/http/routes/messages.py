@@ -18,6 +18,7 @@ from bastion.http.deps import (
     Services,
     ServicesDep,
     cursor_id,
+    origin_of,
     path_id,
     requires,
 )
@@ -165,10 +166,10 @@ async def edit_message(
 
 @router.delete("/v1/messages/{message_id}", status_code=204, summary="Delete a message")
 async def delete_message(
-    message_id: str, caller: DeleteMessage, svc: ServicesDep, version: IfMatch
+    message_id: str, caller: DeleteMessage, svc: ServicesDep, version: IfMatch, request: Request
 ) -> Response:
     """Delete your own message (moderators: any); the body is removed, the place kept."""
-    await svc.chat.messages.delete(caller, _message(message_id), version)
+    await svc.chat.messages.delete(caller, _message(message_id), version, origin_of(request))
     return Response(status_code=204)
 
 

@@ -16,6 +16,7 @@ from bastion.http.deps import (
     Services,
     ServicesDep,
     cursor_id,
+    origin_of,
     path_id,
     requires,
 )
@@ -141,7 +142,11 @@ async def update_user(
 
 
 @router.post("/{user_id}/deactivation", response_model=UserOut, summary="Deactivate a user")
-async def deactivate_user(user_id: str, caller: WriteUsers, svc: ServicesDep) -> JSONResponse:
+async def deactivate_user(
+    user_id: str, caller: WriteUsers, svc: ServicesDep, request: Request
+) -> JSONResponse:
     """Deactivate a user: their tokens stop working at once and their sockets close."""
-    user = await svc.chat.users.deactivate(caller, path_id(Kind.USER, user_id, "user"))
+    user = await svc.chat.users.deactivate(
+        caller, path_id(Kind.USER, user_id, "user"), origin_of(request)
+    )
     return json_response(await shown_one(svc, caller, user), version=user.version)

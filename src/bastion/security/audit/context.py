@@ -80,6 +80,18 @@ def current_request() -> RequestScope | None:
     return _current.get()
 
 
+def current_origin() -> Origin:
+    """Where the request the running task serves came from (empty outside a request)."""
+    request = current_request()
+    return request.origin() if request is not None else Origin()
+
+
+def current_route() -> str:
+    """The route template the running task serves (``-`` outside a request)."""
+    request = current_request()
+    return request.route if request is not None else "-"
+
+
 class AuditContext:
     """Makes the connection's scope visible to the audit log for the whole request."""
 
