@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from bastion.core.ids import Kind, new_id
+from bastion.observe.events import MemorySink
 from tests.support.messaging import (
     archive,
     assert_problem,
@@ -669,6 +670,31 @@ async def test_managers_may_delete_others_messages(http: httpx.AsyncClient, tena
         url = f"/v1/messages/{message['id']}"
         assert (await http.delete(url, headers=deleter.headers)).status_code == 204
         assert (await http.get(url, headers=member.headers)).json()["deleted"] is True
+
+
+async def test_deleting_someone_elses_message_is_recorded_as_a_moderation_change(
+    http: httpx.AsyncClient, tenant: Tenant, events: MemorySink
+) -> None:
+    """A moderator's deletion is an admin.change naming the author; the author's own is not."""
+    (owner, moderator, member), channel_id = await _room(tenant, "owner", "mod", "member")
+    await set_role(tenant, owner, channel_id, moderator, "moderator")
+    spam = await tenant.send(member, channel_id, "spam")
+    mine = await tenant.send(member, channel_id, "mine")
+    assert (await http.delete(f"/v1/messages/{spam['id']}", headers=moderator.headers)).is_success
+    assert (await http.delete(f"/v1/messages/{mine['id']}", headers=member.headers)).is_success
+    changes = [
+        e
+        for e in events.of("admin.change")
+        if e.actor.app_id == tenant.app_id and e.details["change"] == "message.delete"
+    ]
+    (change,) = changes
+    assert change.actor.subject == moderator.id
+    assert change.resource == f"message:{spam['id']}"
+    assert change.details == {
+        "change": "message.delete",
+        "channel_id": channel_id,
+        "author_id": member.id,
+    }
 
 
 async def test_plain_member_cannot_delete_others_messages(

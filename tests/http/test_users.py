@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from bastion.core.ids import Kind, is_id, new_id
+from bastion.observe.events import MemorySink
 from bastion.security.oauth import rfc8693
 from tests.support.problem_checks import error_fields, problem, same_not_found
 from tests.support.server import ServerThread
@@ -336,6 +337,24 @@ async def test_patch_refuses_immutable_unknown_and_invalid_fields(
 
 
 # --- deactivation ---------------------------------------------------------------------------
+
+
+async def test_deactivation_is_recorded_once_as_an_admin_change(
+    tenant: Tenant, events: MemorySink
+) -> None:
+    """Deactivating is an admin.change (before/after); doing it again records nothing."""
+    user = await tenant.user("gone", "Gone")
+    headers = await tenant.backend_headers()
+    for _ in range(2):
+        response = await tenant.http.post(f"/v1/users/{user.id}/deactivation", headers=headers)
+        assert response.status_code == 200, response.text
+    (change,) = [
+        e
+        for e in events.of("admin.change")
+        if e.actor.app_id == tenant.app_id and e.resource == f"user:{user.id}"
+    ]
+    assert change.details == {"change": "user.deactivate", "before": "active", "after": "inactive"}
+    assert change.actor.roles == ("service",)
 
 
 async def test_deactivation_revokes_tokens_and_blocks_exchange(tenant: Tenant) -> None:
