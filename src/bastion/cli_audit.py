@@ -18,7 +18,7 @@ from rich.table import Table
 from bastion.app import audit_log, checkpoints, database, secret_hasher
 from bastion.core.clock import SystemClock
 from bastion.core.settings import Settings, load_settings
-from bastion.observe.events import SecurityEvents
+from bastion.observe.events import Actor, SecurityEvents
 from bastion.security import scopes
 from bastion.security.audit import keys as audit_keys
 from bastion.security.audit.operators import create_operator_client
@@ -146,6 +146,19 @@ def export_command(
     where = AuditFilter(app_id=app, action=action, since=stored_time(since) if since else None)
 
     async def run(db: Database) -> None:
+        # Recorded first, as the auditor API does: an export the log cannot record is refused.
+        events = SecurityEvents(SystemClock(), [audit_log(settings, db)])
+        await events.emit(
+            "audit.export",
+            "success",
+            actor=Actor(app_id=app, subject="operator"),
+            details={
+                "via": "cli",
+                "app": app,
+                "action": action,
+                "since": since.isoformat() if since else None,
+            },
+        )
         async for line in AuditReader(db).export(where):
             sys.stdout.write(line)
 

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bastion.app import column_cipher, database, keyring
+from bastion.app import audit_log, column_cipher, database, keyring
 from bastion.core.clock import SystemClock
 from bastion.core.ids import Kind, is_id
 from bastion.core.settings import Settings, load_settings
@@ -23,6 +23,7 @@ from bastion.observe.logging import configure as configure_logging
 from bastion.security.crypto import backups, rotation
 from bastion.security.crypto.backup import BackupRefused
 from bastion.security.crypto.shredding import shred
+from bastion.store.db import Database
 from bastion.store.repos import data_keys
 from bastion.store.sealing import Owner
 
@@ -44,16 +45,26 @@ def _load() -> Settings:
     return settings
 
 
-def _events() -> SecurityEvents:
-    return SecurityEvents(SystemClock(), [LogSink()])
+def _events(settings: Settings, db: Database) -> SecurityEvents:
+    """The log on stderr and the audit log: an operator's key and backup work is audited."""
+    return SecurityEvents(SystemClock(), [LogSink(), audit_log(settings, db)])
 
 
-def _emit(action: str, resource: str, **details: str | int) -> None:
-    asyncio.run(
-        _events().emit(
-            action, "success", actor=Actor(subject="operator"), resource=resource, details=details
-        )
-    )
+def _emit(settings: Settings, action: str, resource: str, **details: str | int) -> None:
+    async def run() -> None:
+        db = database(settings)
+        try:
+            await _events(settings, db).emit(
+                action,
+                "success",
+                actor=Actor(subject="operator"),
+                resource=resource,
+                details=details,
+            )
+        finally:
+            await db.close()
+
+    asyncio.run(run())
 
 
 @contextmanager
@@ -108,7 +119,7 @@ def rotate() -> None:
     """Add a KEK version; new data keys are wrapped under it from now on."""
     settings = _load()
     version = keyring(settings).rotate(dt.datetime.now(dt.UTC))
-    _emit("key.rotate", f"kek:v{version}", version=version)
+    _emit(settings, "key.rotate", f"kek:v{version}", version=version)
     typer.echo(f"KEK v{version} is now primary. Run `bastion keys rewrap` to move data keys to it.")
 
 
@@ -132,7 +143,7 @@ def rewrap(batch: Annotated[int, typer.Option(min=1, max=10_000)] = 500) -> None
             await db.close()
 
     result = asyncio.run(run())
-    _emit("key.rewrap", f"kek:v{result.version}", rewrapped=result.rewrapped)
+    _emit(settings, "key.rewrap", f"kek:v{result.version}", rewrapped=result.rewrapped)
     typer.echo(f"{result.rewrapped} data keys now wrapped under KEK v{result.version}.")
 
 
@@ -171,7 +182,7 @@ def reencrypt(
             await db.close()
 
     done = asyncio.run(run())
-    _emit("key.reencrypt", "data", rows=done)
+    _emit(settings, "key.reencrypt", "data", rows=done)
     typer.echo(f"Re-encryption complete: {done} values checked.")
 
 
@@ -207,11 +218,11 @@ def retire(
         )
         raise typer.Exit(1)
     ring.set_min_decryption_version(min_version)
-    _emit("key.retire", f"kek:v{min_version}", min_decryption_version=min_version)
+    _emit(settings, "key.retire", f"kek:v{min_version}", min_decryption_version=min_version)
     typer.echo(f"KEK versions below {min_version} are retired.")
     if destroy:
         removed = ring.destroy_versions_below(min_version)
-        _emit("key.destroy", f"kek:below-v{min_version}", destroyed=len(removed))
+        _emit(settings, "key.destroy", f"kek:below-v{min_version}", destroyed=len(removed))
         typer.echo(f"Destroyed KEK versions {removed}: data keys wrapped only under them are gone.")
 
 
@@ -236,7 +247,8 @@ def shred_command(
         db = database(settings)
         try:
             cipher = column_cipher(settings, SystemClock())
-            return await shred(db, cipher, _events(), app_id, owner, SystemClock().now())
+            events = _events(settings, db)
+            return await shred(db, cipher, events, app_id, owner, SystemClock().now())
         finally:
             await db.close()
 
@@ -264,7 +276,7 @@ def backup_create(
             keep=settings.encryption.backup_keep,
             advance=lambda n, total: progress.update(task, advance=n, total=total),
         )
-    _emit("backup.create", f"backup:{info.header.backup_id}", bytes=info.size)
+    _emit(settings, "backup.create", f"backup:{info.header.backup_id}", bytes=info.size)
     typer.echo(str(info.path))
 
 
@@ -298,5 +310,5 @@ def backup_restore(
     except FileExistsError as exc:
         _console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
-    _emit("backup.restore", f"backup:{info.header.backup_id}")
+    _emit(settings, "backup.restore", f"backup:{info.header.backup_id}")
     typer.echo(f"Restored backup {info.header.backup_id} into {to.split('@')[-1]}.")

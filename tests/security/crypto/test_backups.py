@@ -4,10 +4,7 @@ wrong-key backups (which restore nothing)."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import struct
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,8 @@ from bastion.store import snapshot
 from bastion.store.db import create_engine
 from bastion.store.tables import metadata
 from tests.conftest import Databases
+from tests.support.cli import bastion
+from tests.support.operators import execute_sql
 from tests.support.raw import raw_bytes
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant
@@ -29,7 +28,6 @@ from tests.support.tenants import Tenant
 pytestmark = pytest.mark.slow
 
 SECRETS = ["backup secret: the moon is cheese", "carol@example.net"]
-BIN = Path(sys.executable).parent
 
 
 async def table_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -200,35 +198,30 @@ def _truncated_copy(path: Path, copy: Path) -> Path:
 async def test_backup_commands(
     server: ServerThread, tenant: Tenant, databases: Databases, tmp_path: Path
 ) -> None:
-    """`bastion backup create | verify | restore` from the shell, with progress and exit codes."""
+    """`bastion backup create | verify | restore` from the shell, with progress and exit codes;
+    creating and restoring are recorded in the server's audit log."""
     await _fill(tenant)
-    env = {
-        **os.environ,
-        "BASTION_SERVER__DATA_DIR": str(server.settings.server.data_dir),
-        "BASTION_DATABASE__URL": server.settings.database_url,
-    }
-
-    def bastion(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603 - our own console script
-            [str(BIN / "bastion"), *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    created = bastion("backup", "create", "--dir", str(tmp_path / "b"))
+    created = bastion(server, "backup", "create", "--dir", str(tmp_path / "b"))
     assert created.returncode == 0, created.stderr
     path = Path(created.stdout.strip())
-    verified = bastion("backup", "verify", str(path))
+    verified = bastion(server, "backup", "verify", str(path))
     assert verified.returncode == 0, verified.stderr
     assert "verifies" in verified.stdout
     bad = _truncated_copy(path, tmp_path / "bad.bastion-backup")
-    refused = bastion("backup", "verify", str(bad))
+    refused = bastion(server, "backup", "verify", str(bad))
     assert refused.returncode == 1
     assert "Backup refused" in refused.stderr
     target = databases.new()
-    restored = bastion("backup", "restore", str(path), "--to", target)
+    restored = bastion(server, "backup", "restore", str(path), "--to", target)
     assert restored.returncode == 0, restored.stderr
+    backup_id = backups.verify(path, keyring(server.settings)).header.backup_id
+    (rows,) = execute_sql(
+        server.settings.database_url,
+        "SELECT action, subject FROM audit_log WHERE resource = :resource ORDER BY seq",
+        resource=f"backup:{backup_id}",
+    )
+    assert [tuple(row) for row in rows] == [
+        ("backup.create", "operator"),
+        ("backup.restore", "operator"),
+    ]
     assert sum(len(r) for r in (await table_rows(target)).values()) > 0
