@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +60,61 @@ async def test_memory_sink_keeps_only_the_newest() -> None:
     for _ in range(5):
         await events.emit("ratelimit.block", "denied")
     assert [e.sequence for e in sink.events] == [3, 4, 5]
+
+
+_SOURCE = Path(__file__).resolve().parents[2] / "src" / "bastion"
+_MONITORING = _SOURCE.parents[1] / "docs" / "monitoring.md"
+_ACTION = re.compile(r"[a-z][a-z_]*(?:\.[a-z_]+)+")
+
+
+def _constants(tree: ast.Module) -> dict[str, str]:
+    """Module-level ``NAME = "literal"`` assignments (``ACTION = "message.read_privileged"``)."""
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            for target in node.targets:
+                if isinstance(target, ast.Name) and isinstance(node.value.value, str):
+                    found[target.id] = node.value.value
+    return found
+
+
+def _emitted_actions() -> set[str]:
+    """Action names passed to any ``emit``/``_emit``/``_emit_read`` call in the source,
+    literally or by a module constant."""
+    actions = set()
+    for path in _SOURCE.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        constants = _constants(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if "emit" not in name.split("_"):
+                continue
+            for arg in node.args:
+                value = arg.value if isinstance(arg, ast.Constant) else None
+                if isinstance(arg, ast.Name):
+                    value = constants.get(arg.id)
+                if isinstance(value, str) and _ACTION.fullmatch(value):
+                    actions.add(value)
+    return actions
+
+
+def _catalogued_actions() -> set[str]:
+    """The names in the first column of docs/monitoring.md's event catalogue."""
+    text = _MONITORING.read_text(encoding="utf-8")
+    section = text.split("### Event catalogue", 1)[1].split("\n#", 1)[0]
+    names = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names |= set(re.findall(r"`([^`]+)`", line.split("|")[1]))
+    return names
+
+
+def test_the_event_catalogue_lists_exactly_the_emitted_actions() -> None:
+    """Every action the code emits is documented, and nothing documented is never emitted."""
+    emitted, catalogued = _emitted_actions(), _catalogued_actions()
+    assert "authz.decision" in emitted
+    assert sorted(emitted - catalogued) == []
+    assert sorted(catalogued - emitted) == []

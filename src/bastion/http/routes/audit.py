@@ -58,7 +58,7 @@ def _cursor(after: str | None) -> int:
     return int(after)
 
 
-async def _record_read(svc: ServicesDep, request: Request, caller: Principal, what: str) -> None:
+async def _emit_read(svc: ServicesDep, request: Request, caller: Principal, what: str) -> None:
     await svc.events.emit(
         what,
         "success",
@@ -79,7 +79,7 @@ async def list_events(
 ) -> JSONResponse:
     """The app's audit records matching the filters, oldest first, a page at a time."""
     result = await AuditReader(svc.db).page(where, _cursor(after), page.limit)
-    await _record_read(svc, request, caller, "audit.read")
+    await _emit_read(svc, request, caller, "audit.read")
     return json_response({"data": result.events, "next_cursor": result.next_cursor})
 
 
@@ -93,7 +93,7 @@ async def export_events(
     caller: Auditor, where: Filter, svc: ServicesDep, request: Request
 ) -> StreamingResponse:
     """Every matching record, one JSON object per line (``application/x-ndjson``)."""
-    await _record_read(svc, request, caller, "audit.export")
+    await _emit_read(svc, request, caller, "audit.export")
     return StreamingResponse(
         AuditReader(svc.db).export(where),
         media_type="application/x-ndjson",
