@@ -7,7 +7,17 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bastion.security.acl import ORDER, Effect, Entry, Level, Subject, at_least, at_most, evaluate
+from bastion.security.acl import (
+    ORDER,
+    Effect,
+    Entry,
+    Level,
+    Subject,
+    at_least,
+    at_most,
+    denied,
+    evaluate,
+)
 
 USERS = ["usr_a", "usr_b"]
 ROLES = ["auditor", "moderator", "member"]
@@ -102,3 +112,15 @@ def test_broadcast_poster_and_channel_auditor_examples() -> None:
     ]
     assert evaluate(auditor, set(), audit_acl) == {Level.READ}
     assert evaluate(auditor, {Level.MANAGE}, audit_acl) == {Level.READ}
+
+
+@given(subjects, baselines, entry_lists)
+def test_denied_names_exactly_what_the_denies_took_away(
+    subject: Subject, baseline: frozenset[Level], acl: list[Entry]
+) -> None:
+    """``denied`` is never held, and the levels held are what the allows give minus it."""
+    held = evaluate(subject, baseline, acl)
+    taken = denied(subject, acl)
+    allows_only = [e for e in acl if e.effect is Effect.ALLOW]
+    assert not held & taken
+    assert held == evaluate(subject, baseline, allows_only) - taken
