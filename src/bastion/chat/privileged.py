@@ -6,6 +6,10 @@ A channel's ACL can let a non-member read it: an auditor on one channel
 reader is recorded as a ``message.read_privileged`` event: who, which channel, how
 many messages, through which route. Members' own reads are not recorded (there are
 far too many, and they are the channel's ordinary use).
+
+No other path shows a non-member message text: app roles (admin, moderator, auditor)
+read a channel only through such an ACL grant, backend tokens cannot act in chat,
+search looks only in the caller's own channels, and live events go only to members.
 """
 
 from __future__ import annotations
