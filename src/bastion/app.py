@@ -102,7 +102,7 @@ from bastion.security.guard.timeouts import BodyTimeouts
 from bastion.security.issuers import ExternalIssuer
 from bastion.security.key_rotation import RotationPolicy, maintain
 from bastion.security.keys import KeyRing, SigningKeyStore
-from bastion.security.oauth import rfc9449
+from bastion.security.oauth import dpop_replay, rfc9449
 from bastion.security.oauth.authserver import build as build_authserver
 from bastion.security.oauth.grants import RevocationSync
 from bastion.security.oauth.server import TokenEndpoint
@@ -373,6 +373,7 @@ class _Lifespan:
             revoked_syncer.cancel()
             keys.cancel()
             await services.ratelimit.close()
+            await services.dpop.close()
             for task in background:
                 task.cancel()
             await services.monitoring.close()
@@ -468,14 +469,26 @@ def build_services(settings: Settings, clock: Clock) -> Services:
     )
 
 
+def dpop_replay_store(settings: Settings) -> rfc9449.ReplayStore:
+    """Where used DPoP proofs are remembered: Redis when configured, else this process."""
+    url = settings.dpop_replay_url
+    if not dpop_replay.is_shared(url):
+        return rfc9449.ReplayCache()
+    return dpop_replay.RedisReplayStore(
+        url,
+        key_prefix=settings.ratelimit.key_prefix,
+        timeout=settings.resource_server.dpop_replay_timeout_seconds,
+    )
+
+
 def dpop_validator(settings: Settings, clock: Clock) -> rfc9449.ProofValidator:
-    """The RFC 9449 proof checker, with its replay cache and (if required) nonces."""
+    """The RFC 9449 proof checker, with its replay store and (if required) nonces."""
     rs = settings.resource_server
     return rfc9449.ProofValidator(
         clock=clock,
-        algorithms=rs.dpop_algorithms,
+        algorithms=list(rs.dpop_algorithms),
         max_age=rs.dpop_proof_max_age,
-        replay=rfc9449.ReplayCache(),
+        replay=dpop_replay_store(settings),
         nonces=rfc9449.Nonces() if rs.dpop_nonce else None,
     )
 

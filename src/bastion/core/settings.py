@@ -146,6 +146,28 @@ class ExternalIssuerSettings(_Section):
         return self
 
 
+DPoPAlgorithm = Literal[
+    "ES256",
+    "ES384",
+    "ES512",
+    "Ed25519",
+    "EdDSA",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+]
+"""The asymmetric JWS algorithms a DPoP proof may be signed with (RFC 9449 §4.2)."""
+
+
+def _default_dpop_algorithms() -> list[DPoPAlgorithm]:
+    # Ed25519 is the fully-specified name RFC 9864 gives EdDSA over that curve; the
+    # polymorphic "EdDSA" it deprecates can still be configured.
+    return ["ES256", "Ed25519", "RS256", "PS256"]
+
+
 class ResourceServerSettings(_Section):
     """How presented tokens are validated: revocation, external issuers, DPoP."""
 
@@ -180,17 +202,22 @@ class ResourceServerSettings(_Section):
         60, ge=5, le=600, description="How old (by iat) a DPoP proof may be, s."
     )
     dpop_nonce: bool = Field(False, description="Require server-issued DPoP nonces.")
-    dpop_algorithms: list[str] = Field(
-        default_factory=lambda: ["ES256", "EdDSA", "RS256", "PS256"],
-        description="Algorithms accepted for DPoP proofs (asymmetric only).",
+    dpop_algorithms: list[DPoPAlgorithm] = Field(
+        default_factory=_default_dpop_algorithms,
+        min_length=1,
+        description="Algorithms accepted for DPoP proofs (asymmetric only); advertised as "
+        "dpop_signing_alg_values_supported.",
     )
-
-    @model_validator(mode="after")
-    def _asymmetric_dpop(self) -> Self:
-        algs = self.dpop_algorithms
-        if not algs or any(a.lower() == "none" or a.upper().startswith("HS") for a in algs):
-            raise ValueError("resource_server.dpop_algorithms: only asymmetric algorithms")
-        return self
+    dpop_replay_url: str = Field(
+        "",
+        pattern=r"^(|memory://|(redis|rediss|redis\+unix)://.*)$",
+        description="Where used DPoP proofs are remembered: memory:// (this node only) or "
+        "redis://host:port/db (shared by all nodes). Empty: ratelimit.storage_url when that "
+        "is Redis, else memory.",
+    )
+    dpop_replay_timeout_seconds: float = Field(
+        0.25, gt=0, le=10, description="Give up on the shared DPoP replay store (503) after, s."
+    )
 
 
 class OAuthSettings(_Section):
@@ -838,6 +865,20 @@ class Settings(BaseSettings):
     def keyring_file(self) -> Path:
         """The effective keyring file."""
         return self.encryption.keyring_file or self.server.data_dir / "keys" / "keyring.json"
+
+    @property
+    def dpop_replay_url(self) -> str:
+        """The effective DPoP replay store: its own setting, else the shared rate-limit
+        store when that is Redis, else this process's memory."""
+        configured = self.resource_server.dpop_replay_url
+        if configured:
+            return configured
+        shared = self.ratelimit.storage_url
+        return (
+            shared
+            if shared.startswith(("redis://", "rediss://", "redis+unix://"))
+            else ("memory://")
+        )
 
     @property
     def issuer(self) -> str:

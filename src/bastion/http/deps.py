@@ -114,7 +114,7 @@ async def authenticate(request: Request, svc: Services) -> Principal:
         url = svc.settings.server.public_url.rstrip("/") + request.url.path
         proofs = request.headers.getlist("dpop")
         try:
-            check_dpop(svc, principal, proofs, request.method, url, dpop_token)
+            await check_dpop(svc, principal, proofs, request.method, url, dpop_token)
         except rfc9449.InvalidDPoPProof as exc:
             actor = Actor(app_id=principal.app_id, subject=principal.subject)
             origin = origin_of(request)
@@ -137,13 +137,13 @@ def require_binding(svc: Services, principal: Principal) -> None:
         raise Unauthenticated("This client's access tokens must be DPoP-bound.")
 
 
-def check_dpop(
+async def check_dpop(
     svc: Services, principal: Principal, proofs: list[str], method: str, url: str, token: str
 ) -> None:
     """RFC 9449 §7.1: the proof is valid for this request and made with the bound key."""
     if principal.jkt is None:
         raise Unauthenticated("This access token is not bound to a DPoP key; use Bearer.")
-    proof = svc.dpop.validate(proofs, method=method, url=url, access_token=token)
+    proof = await svc.dpop.validate(proofs, method=method, url=url, access_token=token)
     if proof.jkt != principal.jkt:
         raise rfc9449.InvalidDPoPProof("The DPoP proof is not signed by the token's key.")
 

@@ -277,7 +277,7 @@ async def _verified(svc: Services, token: str, proofs: list[str]) -> Principal:
     principal = await svc.authenticator.authenticate(token)
     if principal.jkt is not None or proofs:
         url = svc.settings.server.public_url.rstrip("/") + WS_PATH
-        check_dpop(svc, principal, proofs, "GET", url, token)
+        await check_dpop(svc, principal, proofs, "GET", url, token)
     else:
         require_binding(svc, principal)
     return principal

@@ -35,10 +35,10 @@ def test_ath_matches_the_rfc_definition() -> None:
     assert rfc9449.ath(token) == "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
 
 
-def test_a_valid_proof_gives_the_key_thumbprint() -> None:
+async def test_a_valid_proof_gives_the_key_thumbprint() -> None:
     """The control: the result is the RFC 7638 thumbprint of the header key."""
     key = DPoPKey()
-    proof = validator().validate(
+    proof = await validator().validate(
         [key.proof("GET", URL, token=TOKEN)], method="GET", url=URL, access_token=TOKEN
     )
     assert proof.jkt == key.jkt
@@ -53,44 +53,44 @@ def test_a_valid_proof_gives_the_key_thumbprint() -> None:
         "https://chat.example.com/v1/channels#frag",
     ],
 )
-def test_htu_is_compared_without_query_fragment_or_default_port(htu: str) -> None:
+async def test_htu_is_compared_without_query_fragment_or_default_port(htu: str) -> None:
     """§4.3 (9): equivalent URLs match."""
     key = DPoPKey()
-    validator().validate([key.proof("GET", htu)], method="GET", url=URL)
+    await validator().validate([key.proof("GET", htu)], method="GET", url=URL)
 
 
-def test_a_replay_is_refused_and_forgotten_after_the_window() -> None:
+async def test_a_replay_is_refused_and_forgotten_after_the_window() -> None:
     """The jti cache refuses a second use within the window only."""
     clock = FakeClock(time.time())
     check = validator(clock=clock)
     proof = DPoPKey().proof("GET", URL)
-    check.validate([proof], method="GET", url=URL)
+    await check.validate([proof], method="GET", url=URL)
     with pytest.raises(rfc9449.InvalidDPoPProof, match="used before"):
-        check.validate([proof], method="GET", url=URL)
+        await check.validate([proof], method="GET", url=URL)
     clock.advance(600)
     with pytest.raises(rfc9449.InvalidDPoPProof, match="too old"):
-        check.validate([proof], method="GET", url=URL)
+        await check.validate([proof], method="GET", url=URL)
 
 
-def test_a_nonce_is_demanded_then_accepted() -> None:
+async def test_a_nonce_is_demanded_then_accepted() -> None:
     """§8: without the server nonce the answer is use_dpop_nonce with the nonce to use."""
     check = validator(nonces=True)
     key = DPoPKey()
     with pytest.raises(rfc9449.UseDPoPNonce) as demanded:
-        check.validate([key.proof("GET", URL)], method="GET", url=URL)
+        await check.validate([key.proof("GET", URL)], method="GET", url=URL)
     headers = rfc9449.challenge(demanded.value)
     assert headers["WWW-Authenticate"].startswith('DPoP error="use_dpop_nonce"')
     assert headers["DPoP-Nonce"] == demanded.value.nonce
-    check.validate([key.proof("GET", URL, nonce=demanded.value.nonce)], method="GET", url=URL)
+    await check.validate([key.proof("GET", URL, nonce=demanded.value.nonce)], method="GET", url=URL)
     with pytest.raises(rfc9449.UseDPoPNonce):
-        check.validate([key.proof("GET", URL, nonce="made-up")], method="GET", url=URL)
+        await check.validate([key.proof("GET", URL, nonce="made-up")], method="GET", url=URL)
 
 
 def _b64(data: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
-def test_alg_none_and_hmac_proofs_are_refused() -> None:
+async def test_alg_none_and_hmac_proofs_are_refused() -> None:
     """Only asymmetric algorithms from the list; a MAC proves no key possession."""
     key = DPoPKey()
     claims = {"jti": "a", "htm": "GET", "htu": URL, "iat": int(time.time())}
@@ -100,15 +100,15 @@ def test_alg_none_and_hmac_proofs_are_refused() -> None:
     hmac = jwt.encode(head, claims, secret, algorithms=["HS256"])
     for proof in (none, hmac):
         with pytest.raises(rfc9449.InvalidDPoPProof):
-            validator().validate([proof], method="GET", url=URL)
+            await validator().validate([proof], method="GET", url=URL)
 
 
-def test_a_private_key_in_the_header_is_refused() -> None:
+async def test_a_private_key_in_the_header_is_refused() -> None:
     """The header must carry the public key only."""
     key = DPoPKey()
     proof = key.proof("GET", URL, header={"jwk": key.key.as_dict(private=True)})
     with pytest.raises(rfc9449.InvalidDPoPProof, match="public key"):
-        validator().validate([proof], method="GET", url=URL)
+        await validator().validate([proof], method="GET", url=URL)
 
 
 @pytest.mark.parametrize(

@@ -81,7 +81,7 @@ async def token(
     """RFC 6749 §3.2 token endpoint; answers RFC 6749 §5.1 / §5.2 bodies, never cached."""
     form = await _form(request)
     body = await svc.token_endpoint.handle(
-        form, authorization, origin_of(request), dpop_jkt=_dpop_key(request, svc)
+        form, authorization, origin_of(request), dpop_jkt=await _dpop_key(request, svc)
     )
     return JSONResponse(body, headers=_NO_STORE)
 
@@ -166,14 +166,14 @@ async def introspect(
     return JSONResponse(body, headers=_NO_STORE)
 
 
-def _dpop_key(request: Request, svc: ServicesDep) -> str | None:
+async def _dpop_key(request: Request, svc: ServicesDep) -> str | None:
     """RFC 9449 §5: the thumbprint of the request's DPoP proof, if it sent one."""
     proofs = request.headers.getlist("dpop")
     if not proofs:
         return None
     url = svc.settings.server.public_url.rstrip("/") + "/oauth/token"
     try:
-        return svc.dpop.validate(proofs, method="POST", url=url).jkt
+        return (await svc.dpop.validate(proofs, method="POST", url=url)).jkt
     except rfc9449.UseDPoPNonce as exc:
         raise OAuthError("use_dpop_nonce", str(exc), headers={"DPoP-Nonce": exc.nonce}) from exc
     except rfc9449.InvalidDPoPProof as exc:

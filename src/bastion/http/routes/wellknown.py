@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bastion.http.deps import ServicesDep
+from bastion.http.deps import Services, ServicesDep
 from bastion.http.responses import JSONResponse
 from bastion.security.oauth import rfc8414
 
 router = APIRouter(tags=["discovery"])
 # Short enough that a published next key reaches every cache before it signs.
 _CACHE = {"Cache-Control": "public, max-age=300"}
+
+
+def _facts(svc: Services) -> tuple[str, str, tuple[str, ...]]:
+    """The issuer, the token signing algorithm and the DPoP proof algorithms in force."""
+    return svc.settings.issuer, svc.keys.alg, svc.dpop.supported
 
 
 @router.get(
@@ -34,7 +39,7 @@ async def jwks(svc: ServicesDep) -> JSONResponse:
 )
 async def oauth_metadata(svc: ServicesDep) -> JSONResponse:
     """What this server implements: endpoints, grants, client authentication, keys."""
-    document = rfc8414.metadata(svc.settings.issuer, svc.keys.alg)
+    document = rfc8414.metadata(*_facts(svc), docs=svc.settings.debug)
     return JSONResponse(document, headers=_CACHE)
 
 
@@ -44,5 +49,5 @@ async def oauth_metadata(svc: ServicesDep) -> JSONResponse:
 )
 async def openid_configuration(svc: ServicesDep) -> JSONResponse:
     """The same facts as the RFC 8414 document, plus ID token details."""
-    document = rfc8414.openid_configuration(svc.settings.issuer, svc.keys.alg)
+    document = rfc8414.openid_configuration(*_facts(svc), docs=svc.settings.debug)
     return JSONResponse(document, headers=_CACHE)

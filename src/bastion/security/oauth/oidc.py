@@ -16,6 +16,8 @@ from joserfc import jwt
 from bastion.security.keys import KeyRing
 
 OPENID = "openid"
+ID_TOKEN_CLAIMS = ("iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "amr")
+"""Every claim an ID token may carry (advertised as ``claims_supported``)."""
 
 
 def id_token(

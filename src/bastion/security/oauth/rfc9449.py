@@ -19,7 +19,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from joserfc import jws, jwt
@@ -34,6 +34,10 @@ SCHEME = "DPoP"
 _MAX_PROOF_LENGTH = 4096
 _MAX_JTI_LENGTH = 256
 _FUTURE_SKEW = 5
+# A proof carries its public key in the header: an RSA key (RS256, PS256) alone is
+# larger than joserfc's default 512-byte header limit. The whole proof stays bounded
+# by _MAX_PROOF_LENGTH.
+_MAX_HEADER_LENGTH = 2048
 
 
 class InvalidDPoPProof(Unauthenticated):
@@ -91,14 +95,34 @@ def normalize_htu(url: str) -> str:
     return f"{parts.scheme.lower()}://{netloc}{parts.path or '/'}"
 
 
+class ReplayStore(Protocol):
+    """Where used proofs are remembered (§11.1): this process, or a store all nodes share."""
+
+    async def first_use(self, key: str, ttl: float, now: float) -> bool:
+        """Record ``key`` for ``ttl`` seconds; False if it is already recorded.
+
+        Raises ``core.errors.Unavailable`` when the store cannot answer: a proof that
+        cannot be checked for replay is never accepted.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release the store's connections."""
+        ...
+
+
 class ReplayCache:
-    """``jti`` values seen within the proof window (§11.1), bounded in size."""
+    """``jti`` values seen within the proof window (§11.1), in this process, bounded in size.
+
+    Enough for one node; several nodes behind a load balancer need a shared store
+    (``dpop_replay.RedisReplayStore``), or a proof used at one is accepted at another.
+    """
 
     def __init__(self, capacity: int = 100_000) -> None:
         self._capacity = capacity
         self._seen: OrderedDict[str, float] = OrderedDict()
 
-    def first_use(self, key: str, expires_at: float, now: float) -> bool:
+    async def first_use(self, key: str, ttl: float, now: float) -> bool:
         """Record ``key``; False if it was already used and has not expired."""
         while self._seen:
             oldest, until = next(iter(self._seen.items()))
@@ -107,8 +131,12 @@ class ReplayCache:
             del self._seen[oldest]
         if key in self._seen:
             return False
-        self._seen[key] = expires_at
+        self._seen[key] = now + ttl
         return True
+
+    async def close(self) -> None:
+        """Nothing to release: the cache is this process's memory."""
+        self._seen.clear()
 
 
 class Nonces:
@@ -153,7 +181,7 @@ class ProofValidator:
         clock: Clock,
         algorithms: list[str],
         max_age: int,
-        replay: ReplayCache,
+        replay: ReplayStore,
         nonces: Nonces | None,
     ) -> None:
         self._clock = clock
@@ -162,18 +190,26 @@ class ProofValidator:
         self._replay = replay
         self.nonces = nonces
         self.algorithms = " ".join(algorithms)
+        self.supported = tuple(algorithms)
+        self._registry = jws.JWSRegistry(algorithms=algorithms)
+        self._registry.max_header_length = _MAX_HEADER_LENGTH
 
-    def validate(
+    async def validate(
         self, proofs: list[str], *, method: str, url: str, access_token: str | None = None
     ) -> Proof:
-        """The proof's key thumbprint; ``InvalidDPoPProof`` or ``UseDPoPNonce`` otherwise."""
+        """The proof's key thumbprint; ``InvalidDPoPProof`` or ``UseDPoPNonce`` otherwise,
+        ``Unavailable`` when the replay store cannot be asked."""
         try:
-            return self._validate(proofs, method=method, url=url, access_token=access_token)
+            return await self._validate(proofs, method=method, url=url, access_token=access_token)
         except InvalidDPoPProof as exc:
             exc.algs = self.algorithms
             raise
 
-    def _validate(
+    async def close(self) -> None:
+        """Release the replay store."""
+        await self._replay.close()
+
+    async def _validate(
         self, proofs: list[str], *, method: str, url: str, access_token: str | None
     ) -> Proof:
         if len(proofs) != 1:
@@ -182,7 +218,7 @@ class ProofValidator:
         self._check_claims(claims, method=method, url=url, access_token=access_token)
         now = self._clock.timestamp()
         # Remembered past the window's end (iat may be up to max_age old, or a bit ahead).
-        if not self._replay.first_use(f"{jkt}:{claims['jti']}", now + self._max_age * 2, now):
+        if not await self._replay.first_use(f"{jkt}:{claims['jti']}", self._max_age * 2, now):
             raise InvalidDPoPProof("This DPoP proof has been used before.")
         return Proof(jkt)
 
@@ -190,14 +226,16 @@ class ProofValidator:
         if len(proof) > _MAX_PROOF_LENGTH:
             raise InvalidDPoPProof("The DPoP proof is too long.")
         try:
-            header = dict(jws.extract_compact(proof.encode("ascii")).protected)
+            compact = jws.extract_compact(proof.encode("ascii"), registry=self._registry)
+            header = dict(compact.protected)
             public = header.get("jwk")
             if header.get("typ") != PROOF_TYPE or header.get("alg") not in self._algorithms:
                 raise InvalidDPoPProof("The DPoP proof has the wrong type or algorithm.")
             if not isinstance(public, dict) or "d" in public or public.get("kty") == "oct":
                 raise InvalidDPoPProof("The DPoP proof must carry a public key.")
             key = JWKRegistry.import_key(public)
-            claims = dict(jwt.decode(proof, key, algorithms=[header["alg"]]).claims)
+            decoded = jwt.decode(proof, key, algorithms=[header["alg"]], registry=self._registry)
+            claims = dict(decoded.claims)
             jkt = thumbprint(public)
         except (JoseError, ValueError, TypeError, KeyError, UnicodeError) as exc:
             raise InvalidDPoPProof("The DPoP proof is not valid.") from exc
