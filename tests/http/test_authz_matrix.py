@@ -411,6 +411,12 @@ RULES: dict[tuple[str, str], Spec] = {
     ("GET", "/v1/admin/policy"): Spec((APP,), always(200), _fixed("/v1/admin/policy")),
     ("PUT", "/v1/admin/policy/roles/{role}"): Spec((APP,), always(200), _custom_role),
     ("DELETE", "/v1/admin/policy/roles/{role}"): Spec((APP,), always(204), _reset_role),
+    ("GET", "/v1/admin/mfa-policy"): Spec((APP,), always(200), _fixed("/v1/admin/mfa-policy")),
+    ("PUT", "/v1/admin/mfa-policy"): Spec(
+        (APP,),
+        always(200),
+        _fixed("/v1/admin/mfa-policy", {"required_for_everyone": False, "required_roles": []}),
+    ),
     ("GET", "/v1/admin/roles"): Spec((APP,), always(200), _fixed("/v1/admin/roles")),
     ("GET", "/v1/admin/roles/{user_id}"): Spec(
         USER_CASES, in_app(200), _users("/v1/admin/roles/{user}")

@@ -111,8 +111,18 @@ VOCABULARY: tuple[Permission, ...] = (
     ),
     _p("role:read", scopes.ADMIN_READ, "Read app role assignments.", sensitive=True),
     _p("role:manage", scopes.ADMIN_WRITE, "Assign and revoke app roles.", sensitive=True),
-    _p("policy:read", scopes.ADMIN_READ, "Read the permission vocabulary and the policy."),
+    _p(
+        "policy:read",
+        scopes.ADMIN_READ,
+        "Read the permission vocabulary, the role policy and the MFA policy.",
+    ),
     _p("policy:manage", scopes.ADMIN_WRITE, "Change the app's role policy.", sensitive=True),
+    _p(
+        "mfa:manage",
+        scopes.ADMIN_WRITE,
+        "Set who in the app must use a second factor at login (above the server's floor).",
+        sensitive=True,
+    ),
     _p("audit:read", scopes.AUDIT_READ, "Read the audit log.", sensitive=True),
     _p(
         "metrics:read",

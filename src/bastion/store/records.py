@@ -143,6 +143,16 @@ class CredentialRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class MfaPolicyRecord:
+    """An app's own MFA policy: everyone, or the holders of some app roles."""
+
+    app_id: str
+    everyone: bool
+    roles: frozenset[str]
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class FailureRecord:
     """Failed-login counters of one account or one client address."""
 

@@ -280,7 +280,9 @@ login_credentials = Table(
     Column("app_id", ID, nullable=False),
     Column("username", String(255), nullable=False),
     Column("password_hash", String(255), nullable=False),
-    Column("totp_secret", String(64), nullable=True),
+    # Sealed under the user's data key (migration 0011): TEXT on PostgreSQL; SQLite
+    # ignores lengths.
+    Column("totp_secret", Text().with_variant(String(64), "sqlite"), nullable=True),
     Column("totp_enabled", Boolean, nullable=False),
     Column("totp_last_step", BigInteger, nullable=False),
     # The app asked that this user always use TOTP.
@@ -438,6 +440,17 @@ app_policies = Table(
     Column("role", String(32), primary_key=True),
     # Space-separated permission names: this app's definition of the role.
     Column("permissions", Text, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+# Per-app MFA policy (migration 0010): who must use a second factor at login.
+app_mfa_policies = Table(
+    "app_mfa_policies",
+    metadata,
+    Column("app_id", ID, ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True),
+    Column("everyone", Boolean, nullable=False),
+    # Space-separated app role names whose holders must use TOTP.
+    Column("roles", String(1000), nullable=False),
     Column("updated_at", TS, nullable=False),
 )
 

@@ -1,4 +1,5 @@
-"""The admin API: the permission vocabulary, the app's role policy and role assignments.
+"""The admin API: the permission vocabulary, the app's role policy, role assignments and
+the app's MFA policy.
 
 Every change is checked against the caller's own permissions (no one grants what they
 lack) and recorded as an ``admin.change`` security event.
@@ -19,11 +20,15 @@ from bastion.http.schemas.admin import (
     AssignmentOut,
     AssignmentPage,
     AssignmentUpdate,
+    MfaPolicyOut,
+    MfaPolicyUpdate,
     PermissionList,
     PolicyOut,
     RoleDefinition,
     RoleOut,
 )
+from bastion.security.authz import actor_of
+from bastion.security.mfa_policy import AppMfaPolicy, MfaRule
 from bastion.security.policy import VOCABULARY
 from bastion.security.principal import Principal
 
@@ -33,6 +38,7 @@ ReadPolicy = Annotated[Principal, requires("policy:read")]
 ManagePolicy = Annotated[Principal, requires("policy:manage")]
 ReadRoles = Annotated[Principal, requires("role:read")]
 ManageRoles = Annotated[Principal, requires("role:manage")]
+ManageMfa = Annotated[Principal, requires("mfa:manage")]
 
 
 def _assignment(found: Assignment) -> dict[str, object]:
@@ -121,3 +127,35 @@ async def assign_roles(
         caller, path_id(Kind.USER, user_id, "user"), frozenset(body.roles), origin_of(request)
     )
     return json_response(_assignment(found))
+
+
+def _rule(rule: MfaRule) -> dict[str, object]:
+    return {"required_for_everyone": rule.everyone, "required_roles": sorted(rule.roles)}
+
+
+def _mfa_policy(found: AppMfaPolicy) -> dict[str, object]:
+    return {
+        **_rule(found.own),
+        "server_floor": _rule(found.floor),
+        "effective": _rule(found.effective),
+    }
+
+
+@router.get("/mfa-policy", response_model=MfaPolicyOut, summary="The app's MFA policy")
+async def get_mfa_policy(caller: ReadPolicy, svc: ServicesDep) -> JSONResponse:
+    """Who must use TOTP at login: the app's rule, the server's floor, and their union."""
+    return json_response(_mfa_policy(await svc.authserver.mfa_policies.get(caller.app_id)))
+
+
+@router.put("/mfa-policy", response_model=MfaPolicyOut, summary="Set the app's MFA policy")
+async def set_mfa_policy(
+    body: MfaPolicyUpdate, caller: ManageMfa, svc: ServicesDep, request: Request
+) -> JSONResponse:
+    """Require TOTP for everyone in the app, or for holders of the listed roles; users who
+    have not enrolled are sent to enrolment at their next login. The server-wide setting
+    stays a floor: the effective rule is the union of both."""
+    rule = MfaRule(body.required_for_everyone, frozenset(body.required_roles))
+    found = await svc.authserver.mfa_policies.set(
+        caller.app_id, rule, actor_of(caller), origin_of(request)
+    )
+    return json_response(_mfa_policy(found))

@@ -1,4 +1,4 @@
-"""Admin API schemas: permissions, the role policy, role assignments."""
+"""Admin API schemas: permissions, the role policy, role assignments, the MFA policy."""
 
 from __future__ import annotations
 
@@ -66,3 +66,24 @@ class AssignmentUpdate(RequestModel):
     """Replace a user's app roles."""
 
     roles: list[RoleName] = Field(min_length=1, max_length=20)
+
+
+class MfaRuleOut(ResponseModel):
+    """Who must use a second factor: everyone, or the holders of these app roles."""
+
+    required_for_everyone: bool
+    required_roles: list[str]
+
+
+class MfaPolicyOut(MfaRuleOut):
+    """The app's MFA policy, the server's floor it cannot lower, and what login enforces."""
+
+    server_floor: MfaRuleOut
+    effective: MfaRuleOut
+
+
+class MfaPolicyUpdate(RequestModel):
+    """Replace the app's MFA policy (the server's floor still applies on top)."""
+
+    required_for_everyone: bool
+    required_roles: list[RoleName] = Field(default_factory=list, max_length=20)

@@ -10,6 +10,7 @@ from bastion.observe.events import SecurityEvents
 from bastion.security import lockout
 from bastion.security.keys import KeyRing
 from bastion.security.login import Logins, PasswordRules
+from bastion.security.mfa_policy import MfaPolicies, MfaRule
 from bastion.security.oauth.clients import ClientRegistry
 from bastion.security.oauth.grants import Grants, Lifetimes
 from bastion.security.oauth.interaction import Interactions
@@ -20,12 +21,13 @@ from bastion.store.db import Database
 
 @dataclass(frozen=True, slots=True)
 class AuthServer:
-    """Clients, grants, logins and login interactions."""
+    """Clients, grants, logins, login interactions and the apps' MFA policies."""
 
     clients: ClientRegistry
     grants: Grants
     logins: Logins
     interactions: Interactions
+    mfa_policies: MfaPolicies
 
 
 def lockout_policy(settings: Settings) -> lockout.Policy:
@@ -89,6 +91,12 @@ def build(
         rules=PasswordRules(oauth.password_min_length, oauth.password_max_length),
         mfa_issuer=oauth.mfa_issuer,
     )
+    mfa_policies = MfaPolicies(
+        db,
+        clock,
+        events,
+        floor=MfaRule(oauth.require_mfa, frozenset(oauth.require_mfa_roles)),
+    )
     interactions = Interactions(
         db,
         clock,
@@ -99,7 +107,12 @@ def build(
         issuer=settings.issuer,
         interaction_ttl=oauth.interaction_ttl,
         session_ttl=oauth.session_ttl,
-        require_mfa=oauth.require_mfa,
-        require_mfa_roles=frozenset(oauth.require_mfa_roles),
+        mfa_policies=mfa_policies,
     )
-    return AuthServer(clients=clients, grants=grants, logins=logins, interactions=interactions)
+    return AuthServer(
+        clients=clients,
+        grants=grants,
+        logins=logins,
+        interactions=interactions,
+        mfa_policies=mfa_policies,
+    )

@@ -20,11 +20,12 @@ from bastion.core.clock import Clock
 from bastion.observe.events import Actor, Origin, SecurityEvents
 from bastion.security import scopes as scope_names
 from bastion.security.login import Logins
+from bastion.security.mfa_policy import MfaPolicies
 from bastion.security.oauth.authorize import AuthorizationRequest, PageError, redirect_to
 from bastion.security.oauth.clients import Client, ClientRegistry
 from bastion.security.oauth.grants import Authorization, Grants, digest
 from bastion.store.db import Database
-from bastion.store.records import InteractionRecord, SessionRecord
+from bastion.store.records import CredentialRecord, InteractionRecord, SessionRecord
 from bastion.store.repos import oauth as repo
 
 LOGIN = "login"
@@ -70,8 +71,7 @@ class Interactions:
         issuer: str,
         interaction_ttl: int,
         session_ttl: int,
-        require_mfa: bool,
-        require_mfa_roles: frozenset[str] = frozenset(),
+        mfa_policies: MfaPolicies,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -82,8 +82,7 @@ class Interactions:
         self._issuer = issuer
         self._ttl = interaction_ttl
         self._session_ttl = session_ttl
-        self._require_mfa = require_mfa
-        self._mfa_roles = require_mfa_roles
+        self._mfa_policies = mfa_policies
 
     async def start(
         self,
@@ -166,17 +165,24 @@ class Interactions:
         app_id = pending.client.app_id
         cred = await self._logins.credentials(app_id, user_id)
         enrolled = cred is not None and cred.totp_enabled
-        needs_mfa = (
-            self._require_mfa
-            or pending.client.profile.require_mfa
-            or (cred is not None and cred.mfa_required)
-            or bool(self._mfa_roles and self._mfa_roles & await self._logins.roles(app_id, user_id))
-        )
-        if "otp" not in amr and (enrolled or needs_mfa):
+        if "otp" not in amr and (enrolled or await self._needs_mfa(pending, user_id, cred)):
             stage = MFA if enrolled else ENROL
             await self._advance(pending, stage, user_id, amr, auth_time)
             return Step(stage, pending.record.id)
         return await self._after_mfa(pending, user_id, amr, auth_time)
+
+    async def _needs_mfa(
+        self, pending: Pending, user_id: str, cred: CredentialRecord | None
+    ) -> bool:
+        """The client, the user's own flag, or the app's policy (over the server's floor)
+        asks for a second factor."""
+        if pending.client.profile.require_mfa or (cred is not None and cred.mfa_required):
+            return True
+        app_id = pending.client.app_id
+        rule = await self._mfa_policies.effective(app_id)
+        if rule.everyone or not rule.roles:
+            return rule.everyone
+        return rule.applies_to(await self._logins.roles(app_id, user_id))
 
     async def second_factor(self, pending: Pending, code: str, origin: Origin) -> Step | None:
         """Check a TOTP or recovery code; None means "ask again"."""
