@@ -1,13 +1,25 @@
 """Sealed columns resist tampering: moved, flipped or re-keyed ciphertexts never open,
-and the raw database holds none of the plaintext."""
+and the raw database holds none of the plaintext (message bodies, names, TOTP secrets)."""
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 
+from bastion.observe.events import MemorySink
+from tests.support.oauth import (
+    Browser,
+    RegisteredClient,
+    authorize_params,
+    pkce_pair,
+    register_client,
+    user_with_password,
+)
 from tests.support.raw import raw_bytes, sql
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant, User
@@ -162,3 +174,87 @@ async def test_raw_database_holds_no_plaintext(
     for secret in [*SECRETS, "the vault opens at dawn", "Alice Liddell", "bob@example.org"]:
         assert secret.encode() not in data, secret
     assert channel["id"]
+
+
+async def _enrol(server: ServerThread, client: RegisteredClient, username: str) -> pyotp.TOTP:
+    """Log in to a require_mfa client and enrol TOTP; the authenticator the user scanned."""
+    _, challenge = pkce_pair()
+    browser = Browser(server.base_url)
+    try:
+        enrol = await browser.follow(
+            await browser.login(username, **authorize_params(client, challenge))
+        )
+        found = re.search(r'<code id="secret">([A-Z2-7]+)</code>', enrol.text)
+        assert found is not None
+        totp = pyotp.TOTP(found.group(1))
+        shown = await browser.submit("/oauth/login/enrol", enrol, code=totp.now())
+        assert "<li><code>" in shown.text, shown.text
+    finally:
+        await browser.close()
+    return totp
+
+
+async def _second_factor(
+    server: ServerThread, client: RegisteredClient, username: str, code: str
+) -> httpx.Response:
+    _, challenge = pkce_pair()
+    browser = Browser(server.base_url)
+    try:
+        page = await browser.follow(
+            await browser.login(username, **authorize_params(client, challenge))
+        )
+        assert 'action="/oauth/login/mfa"' in page.text
+        return await browser.submit("/oauth/login/mfa", page, code=code)
+    finally:
+        await browser.close()
+
+
+def _stored_totp(server: ServerThread, user_id: str) -> str:
+    rows = sql(server, "SELECT totp_secret FROM login_credentials WHERE user_id = :id", id=user_id)
+    return str(rows[0][0])
+
+
+async def test_totp_secrets_are_sealed_at_rest(
+    server: ServerThread, tenant: Tenant, tmp_path: Path
+) -> None:
+    """After enrolment the database holds the secret only sealed; codes still work."""
+    client = await register_client(tenant, require_mfa=True)
+    user_id = await user_with_password(tenant, "tom")
+    totp = await _enrol(server, client, "tom")
+    stored = _stored_totp(server, user_id)
+    assert stored.startswith("e1.dek_")
+    assert totp.secret not in stored
+    data = raw_bytes(server.settings.database_url, tmp_path)
+    assert totp.secret.encode() not in data
+    answer = await _second_factor(server, client, "tom", totp.at(time.time() + 30))
+    assert answer.headers["location"].startswith(client.redirect_uri + "?code="), answer.text
+
+
+async def test_a_totp_secret_swapped_from_another_row_does_not_open(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    """Uma's sealed secret copied into Val's row: Val's login accepts neither her own nor
+    Uma's codes, and the unreadable secret is recorded."""
+    events = MemorySink()
+    server.services.events.add_sink(events)
+    client = await register_client(tenant, require_mfa=True)
+    uma_id = await user_with_password(tenant, "uma-t")
+    val_id = await user_with_password(tenant, "val-t")
+    uma = await _enrol(server, client, "uma-t")
+    val = await _enrol(server, client, "val-t")
+    sql(
+        server,
+        "UPDATE login_credentials SET totp_secret = :value WHERE user_id = :id",
+        value=_stored_totp(server, uma_id),
+        id=val_id,
+    )
+    for code in (uma.at(time.time() + 30), val.at(time.time() + 30)):
+        refused = await _second_factor(server, client, "val-t", code)
+        assert refused.status_code == 200
+        assert "not valid" in refused.text
+    unreadable = [
+        e
+        for e in events.of("mfa.verify")
+        if e.actor.subject == val_id and e.reason == "secret_unreadable"
+    ]
+    assert unreadable

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
+from bastion.app import database
+from bastion.core.ids import Kind, new_id
 from bastion.store import migrate
-from bastion.store.db import create_engine
-from bastion.store.tables import metadata
-from tests.conftest import Databases
+from bastion.store.db import Database, create_engine
+from bastion.store.repos import logins
+from bastion.store.tables import login_credentials, metadata
+from tests.conftest import Databases, make_settings
+from tests.support.logins import SECRET, legacy_login
 
 
 async def _tables(url: str) -> set[str]:
@@ -68,3 +75,49 @@ async def test_models_match_the_migrations(databases: Databases) -> None:
     finally:
         await engine.dispose()
     assert diff == []
+
+
+async def _stored(db: Database, user_id: str) -> str:
+    query = select(login_credentials.c.totp_secret).where(login_credentials.c.user_id == user_id)
+    async with db.read() as conn:
+        return str((await conn.execute(query)).scalar_one())
+
+
+async def test_the_migration_seals_plaintext_totp_secrets(
+    databases: Databases, tmp_path: Path
+) -> None:
+    """0011 seals a secret stored in the clear, bound to its cell; downgrading opens it."""
+    db = database(make_settings(tmp_path, databases.new()))
+    app_id, user_id = new_id(Kind.APP), new_id(Kind.USER)
+    try:
+        await migrate.upgrade(db.engine, "0010")
+        await legacy_login(db, app_id, user_id)
+        async with db.read() as conn:  # the migration window: plaintext still reads
+            assert await logins.totp_secret(conn, app_id, user_id) == SECRET
+        await migrate.upgrade(db.engine)
+        stored = await _stored(db, user_id)
+        assert stored.startswith("e1.dek_")
+        assert SECRET not in stored
+        async with db.read() as conn:
+            assert await logins.totp_secret(conn, app_id, user_id) == SECRET
+        await migrate.downgrade(db.engine, "0010")
+        assert await _stored(db, user_id) == SECRET
+    finally:
+        await db.close()
+
+
+async def test_the_migration_refuses_to_run_without_a_cipher(databases: Databases) -> None:
+    """With plaintext secrets and no cipher on the connection, nothing changes."""
+    url = databases.new()
+    engine = create_engine(url)
+    plain = Database(engine)
+    app_id, user_id = new_id(Kind.APP), new_id(Kind.USER)
+    try:
+        await migrate.upgrade(engine, "0010")
+        await legacy_login(plain, app_id, user_id)
+        with pytest.raises(RuntimeError, match="column cipher"):
+            await migrate.upgrade(engine)
+        assert await migrate.current_revision(engine) == "0010"
+        assert await _stored(plain, user_id) == SECRET
+    finally:
+        await plain.close()

@@ -12,7 +12,13 @@ import asyncio
 from dataclasses import dataclass
 
 from bastion.core.clock import Clock
-from bastion.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from bastion.core.errors import (
+    Conflict,
+    FieldError,
+    IntegrityFailure,
+    NotFound,
+    ValidationFailed,
+)
 from bastion.observe.events import Actor, Origin, SecurityEvents
 from bastion.security import lockout, mfa, password_policy
 from bastion.security.passwords import SecretHasher
@@ -215,20 +221,46 @@ class Logins:
             return await repo.by_user(conn, app_id, user_id)
 
     async def begin_enrolment(self, app_id: str, user_id: str) -> str:
-        """Store a fresh, not yet confirmed TOTP secret and return it."""
+        """Store a fresh, not yet confirmed TOTP secret (sealed) and return it."""
         secret = mfa.new_secret()
         async with self._db.write() as conn:
-            await repo.update_credentials(conn, user_id, totp_secret=secret, totp_enabled=False)
+            await repo.set_totp_secret(conn, app_id, user_id, secret, enabled=False)
         return secret
+
+    async def pending_secret(self, app_id: str, user_id: str) -> str | None:
+        """The secret of an enrolment begun but not confirmed yet (None: begin one)."""
+        cred = await self.credentials(app_id, user_id)
+        if cred is None or not cred.has_totp_secret or cred.totp_enabled:
+            return None
+        return await self._secret(app_id, user_id, "mfa.enrol", None)
+
+    async def _secret(
+        self, app_id: str, user_id: str, action: str, origin: Origin | None
+    ) -> str | None:
+        """The user's TOTP secret; one that does not open (altered, or moved from another
+        row) is recorded and treated as absent, so no code matches it."""
+        try:
+            async with self._db.read() as conn:
+                return await repo.totp_secret(conn, app_id, user_id)
+        except IntegrityFailure:
+            await self._events.emit(
+                action,
+                "failure",
+                actor=Actor(app_id=app_id, subject=user_id),
+                origin=origin,
+                reason="secret_unreadable",
+            )
+            return None
 
     async def confirm_enrolment(
         self, app_id: str, user_id: str, code: str, origin: Origin
     ) -> list[str] | None:
         """Turn TOTP on if ``code`` matches; return the new recovery codes (shown once)."""
         cred = await self.credentials(app_id, user_id)
-        if cred is None or cred.totp_secret is None or cred.totp_enabled:
+        if cred is None or not cred.has_totp_secret or cred.totp_enabled:
             return None
-        step = mfa.matching_step(cred.totp_secret, code, self._clock.timestamp())
+        secret = await self._secret(app_id, user_id, "mfa.enrol", origin)
+        step = mfa.matching_step(secret, code, self._clock.timestamp()) if secret else None
         actor = Actor(app_id=app_id, subject=user_id)
         if step is None:
             await self._events.emit("mfa.enrol", "failure", actor=actor, origin=origin)
@@ -248,14 +280,15 @@ class Logins:
         """Accept a current TOTP code (each once) or an unused recovery code."""
         cred = await self.credentials(app_id, user_id)
         actor = Actor(app_id=app_id, subject=user_id)
-        if cred is None or not cred.totp_enabled or cred.totp_secret is None:
+        if cred is None or not cred.totp_enabled or not cred.has_totp_secret:
             return False
         if await self.is_locked(app_id, user_id):
             await self._events.emit(
                 "mfa.verify", "failure", actor=actor, origin=origin, reason="locked"
             )
             return False
-        step = mfa.matching_step(cred.totp_secret, code, self._clock.timestamp())
+        secret = await self._secret(app_id, user_id, "mfa.verify", origin)
+        step = mfa.matching_step(secret, code, self._clock.timestamp()) if secret else None
         now = self._clock.now()
         async with self._db.write() as conn:
             if step is not None:

@@ -2,24 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
-from alembic import command
+from alembic import command, context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import await_
+
+T = TypeVar("T")
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 
 
-def _config(connection: Connection | None = None) -> Config:
+ASYNC_CONNECTION = "async_connection"
+"""Where a migration finds the async connection it runs on (to call async repositories)."""
+
+
+def _config(
+    connection: Connection | None = None, async_connection: AsyncConnection | None = None
+) -> Config:
     config = Config()
     config.set_main_option("script_location", str(_SCRIPTS))
     config.attributes["connection"] = connection
+    config.attributes[ASYNC_CONNECTION] = async_connection
     return config
+
+
+def run_async(awaitable: Awaitable[T]) -> T:
+    """Inside a migration: run an async repository call on the migration's connection.
+
+    Migrations run synchronously inside ``AsyncConnection.run_sync``; this hands the
+    awaitable back to the event loop and waits for it (SQLAlchemy's greenlet bridge).
+    """
+    return await_(awaitable)
+
+
+def async_connection() -> AsyncConnection:
+    """Inside a migration: the async connection it runs on, carrying the column cipher."""
+    found: AsyncConnection | None = context.config.attributes.get(ASYNC_CONNECTION)
+    if found is None:
+        raise RuntimeError("run migrations through `bastion migrate`")
+    return found
 
 
 def head_revision() -> str | None:
@@ -35,7 +63,7 @@ def revisions() -> list[str]:
 
 async def _run(engine: AsyncEngine, action: Callable[[Config], None]) -> None:
     async with engine.begin() as conn:
-        await conn.run_sync(lambda sync_conn: action(_config(sync_conn)))
+        await conn.run_sync(lambda sync_conn: action(_config(sync_conn, conn)))
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:

@@ -136,7 +136,7 @@ class CredentialRecord:
     app_id: str
     username: str
     password_hash: str
-    totp_secret: str | None
+    has_totp_secret: bool
     totp_enabled: bool
     totp_last_step: int
     mfa_required: bool = False

@@ -13,12 +13,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
-from bastion.app import keyring
-from bastion.security.crypto.envelope import key_aad
+from bastion.app import database, keyring
+from bastion.core.clock import SystemClock
+from bastion.core.ids import Kind, new_id
+from bastion.security.crypto.envelope import EnvelopeCipher, key_aad
 from bastion.security.crypto.errors import KeyUnavailable
+from bastion.security.crypto.rotation import Reencryption
+from bastion.store import migrate
+from bastion.store.repos import logins
 from bastion.store.sealing import Owner, key_id_of
+from bastion.store.tables import login_credentials
 from tests.conftest import Databases, make_settings, start_server
+from tests.support.logins import SECRET, legacy_login
 from tests.support.raw import sql
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant, User, new_tenant
@@ -192,3 +200,29 @@ async def test_rotation_under_load_with_a_crash(rotating_server: ServerThread) -
     assert "primary" in status.stdout
     check = await bastion(server, "keys", "check")
     assert check.returncode == 0, check.stderr
+
+
+async def test_reencrypt_seals_and_rekeys_totp_secrets(
+    databases: Databases, tmp_path: Path
+) -> None:
+    """A TOTP secret an older node wrote in the clear is sealed by the job, under the
+    user's new data key, and still opens to the same secret."""
+    settings = make_settings(tmp_path, databases.new(), encryption={"dek_cache_seconds": 0.1})
+    db = database(settings)
+    app_id, user_id = new_id(Kind.APP), new_id(Kind.USER)
+    try:
+        await migrate.upgrade(db.engine)
+        await legacy_login(db, app_id, user_id)
+        assert isinstance(db.cipher, EnvelopeCipher)
+        job = await Reencryption(db, db.cipher, SystemClock(), batch=10).run()
+        assert job.state == "done"
+        query = select(login_credentials.c.totp_secret).where(
+            login_credentials.c.user_id == user_id
+        )
+        async with db.read() as conn:
+            stored = str((await conn.execute(query)).scalar_one())
+            assert stored.startswith("e1.dek_")
+            assert SECRET not in stored
+            assert await logins.totp_secret(conn, app_id, user_id) == SECRET
+    finally:
+        await db.close()

@@ -199,10 +199,9 @@ class Interactions:
         user_id = pending.record.user_id
         if user_id is None:
             raise PageError("Log in first.")
-        cred = await self._logins.credentials(pending.client.app_id, user_id)
-        if cred is not None and cred.totp_secret and not cred.totp_enabled:
-            return cred.totp_secret
-        return await self._logins.begin_enrolment(pending.client.app_id, user_id)
+        app_id = pending.client.app_id
+        pending_secret = await self._logins.pending_secret(app_id, user_id)
+        return pending_secret or await self._logins.begin_enrolment(app_id, user_id)
 
     async def enrol(self, pending: Pending, code: str, origin: Origin) -> list[str] | None:
         """Confirm the enrolment with a first code; return the recovery codes (once)."""

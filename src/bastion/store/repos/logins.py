@@ -1,4 +1,9 @@
-"""Logins: credentials, TOTP enrolment, recovery codes and failed-login counters."""
+"""Logins: credentials, TOTP enrolment, recovery codes and failed-login counters.
+
+A TOTP secret is sealed under its user's data key, bound to its cell
+(app, ``login_credentials``, ``totp_secret``, user id); credential records only say
+whether one is stored, and ``totp_secret`` opens it when a code must be checked.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.records import CredentialRecord, DuplicateKeyError, FailureRecord
 from bastion.store.repos._sql import insert_row
+from bastion.store.sealing import (
+    ERASED,
+    SEALED_PREFIX,
+    Cell,
+    Owner,
+    cipher_of,
+    open_value,
+    seal,
+)
 from bastion.store.tables import login_credentials, login_failures, recovery_codes
+
+_TOTP = "totp_secret"
+
+
+def totp_cell(app_id: str, user_id: str) -> Cell:
+    """Where a user's TOTP secret lives: the associated data its ciphertext is bound to."""
+    return Cell(app_id, login_credentials.name, _TOTP, user_id)
 
 
 def _credential(row: Mapping[Any, Any]) -> CredentialRecord:
@@ -20,7 +41,7 @@ def _credential(row: Mapping[Any, Any]) -> CredentialRecord:
         app_id=row["app_id"],
         username=row["username"],
         password_hash=row["password_hash"],
-        totp_secret=row["totp_secret"],
+        has_totp_secret=row["totp_secret"] is not None,
         totp_enabled=row["totp_enabled"],
         totp_last_step=row["totp_last_step"],
         mfa_required=row["mfa_required"],
@@ -77,6 +98,77 @@ async def set_password(
     await update_credentials(
         conn, user_id, username=username, password_hash=password_hash, updated_at=now
     )
+
+
+async def set_totp_secret(
+    conn: AsyncConnection, app_id: str, user_id: str, secret: str, *, enabled: bool
+) -> None:
+    """Store a TOTP secret, sealed under the user's data key."""
+    sealed = await seal(conn, totp_cell(app_id, user_id), Owner("user", user_id), secret)
+    await conn.execute(
+        update(login_credentials)
+        .where(login_credentials.c.app_id == app_id, login_credentials.c.user_id == user_id)
+        .values({_TOTP: sealed, "totp_enabled": enabled})
+    )
+
+
+async def totp_secret(conn: AsyncConnection, app_id: str, user_id: str) -> str | None:
+    """A user's TOTP secret in the clear; None if there is none or it was erased.
+
+    Raises ``core.errors.IntegrityFailure`` when the stored value does not open (it was
+    altered, or copied from another row). A value written before secrets were sealed is
+    read as it is until the migration (or ``bastion keys reencrypt``) seals it.
+    """
+    query = select(login_credentials.c[_TOTP]).where(
+        login_credentials.c.app_id == app_id, login_credentials.c.user_id == user_id
+    )
+    stored = (await conn.execute(query)).scalar_one_or_none()
+    if stored is None:
+        return None
+    opened = await open_value(conn, totp_cell(app_id, user_id), stored)
+    return None if opened == ERASED else opened
+
+
+async def seal_plaintext_totp_secrets(conn: AsyncConnection) -> int:
+    """Seal every TOTP secret still stored in the clear; return how many were sealed.
+
+    Run by migration 0011 with the server's cipher on the connection; without one, it
+    refuses to leave secrets in the clear silently.
+    """
+    column = login_credentials.c[_TOTP]
+    query = select(login_credentials.c.app_id, login_credentials.c.user_id, column).where(
+        column.is_not(None), column.not_like(f"{SEALED_PREFIX}%")
+    )
+    rows = (await conn.execute(query)).all()
+    if rows:
+        cipher_of(conn)  # fails before anything is written when there is no cipher
+    for app_id, user_id, plaintext in rows:
+        sealed = await seal(conn, totp_cell(app_id, user_id), Owner("user", user_id), plaintext)
+        await conn.execute(
+            update(login_credentials)
+            .where(login_credentials.c.user_id == user_id, column == plaintext)
+            .values({_TOTP: sealed})
+        )
+    return len(rows)
+
+
+async def open_sealed_totp_secrets(conn: AsyncConnection) -> int:
+    """Store every sealed TOTP secret in the clear again (undoing migration 0011); an
+    erased one is dropped and TOTP turned off for its user. Return how many were opened."""
+    column = login_credentials.c[_TOTP]
+    query = select(login_credentials.c.app_id, login_credentials.c.user_id, column).where(
+        column.like(f"{SEALED_PREFIX}%")
+    )
+    rows = (await conn.execute(query)).all()
+    for app_id, user_id, stored in rows:
+        opened = await open_value(conn, totp_cell(app_id, user_id), stored)
+        values: dict[str, Any] = {_TOTP: opened}
+        if opened == ERASED:
+            values = {_TOTP: None, "totp_enabled": False}
+        await conn.execute(
+            update(login_credentials).where(login_credentials.c.user_id == user_id).values(values)
+        )
+    return len(rows)
 
 
 async def update_credentials(conn: AsyncConnection, user_id: str, **values: Any) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bastion.store.tables import messages, users
+from bastion.store.tables import login_credentials, messages, users
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +18,7 @@ class SealedColumn:
     column: str
     owner_kind: str
     owner_column: str
+    id_column: str = "id"
 
     @property
     def name(self) -> str:
@@ -28,6 +29,7 @@ class SealedColumn:
 SEALED_COLUMNS = (
     SealedColumn(messages, "body", "channel", "channel_id"),
     SealedColumn(users, "display_name", "user", "id"),
+    SealedColumn(login_credentials, "totp_secret", "user", "user_id", id_column="user_id"),
 )
 
 
@@ -47,10 +49,11 @@ async def scan(
     """The next rows (by id) holding a value in ``column``."""
     table = column.table
     value = table.c[column.column]
+    row_id = table.c[column.id_column]
     query = (
-        select(table.c.id, table.c.app_id, table.c[column.owner_column], value)
-        .where(table.c.id > after_id, value.is_not(None))
-        .order_by(table.c.id)
+        select(row_id, table.c.app_id, table.c[column.owner_column], value)
+        .where(row_id > after_id, value.is_not(None))
+        .order_by(row_id)
         .limit(limit)
     )
     return [SealedRow(*row) for row in await conn.execute(query)]
@@ -63,7 +66,7 @@ async def rewrite(
     table = column.table
     result = await conn.execute(
         update(table)
-        .where(table.c.id == row_id, table.c[column.column] == old)
+        .where(table.c[column.id_column] == row_id, table.c[column.column] == old)
         .values({column.column: new})
     )
     return bool(result.rowcount)
