@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, Cookie, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 
 from bastion.core.errors import OAuthError
 from bastion.http.deps import Services, ServicesDep, origin_of
@@ -28,7 +30,25 @@ from bastion.security.oauth.interaction import Pending, Step
 from bastion.security.oauth.server import single_valued
 from bastion.web import render
 
-router = APIRouter(tags=["login"])
+
+class PageRoute(APIRoute):
+    """A login page route: a ``PageError`` anywhere in its handler (an expired or foreign
+    interaction, a stale form, a step already done) becomes the HTML error page."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The route's handler, answering ``PageError`` with the error page."""
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except PageError as exc:
+                return _error_page(str(exc))
+
+        return answer
+
+
+router = APIRouter(tags=["login"], route_class=PageRoute)
 
 BROWSER_COOKIE = "bastion_browser"
 SESSION_COOKIE = "bastion_session"
@@ -157,14 +177,12 @@ async def authorize_endpoint(
     """Check the request, then log the user in (or reuse their session) and redirect back."""
     try:
         params = single_valued(list(request.query_params.multi_items()))
-    except OAuthError:
-        return _error_page("The request repeats a parameter.")
+    except OAuthError as exc:
+        raise PageError("The request repeats a parameter.") from exc
     auth = svc.authserver
     client = await auth.clients.get(params.get("client_id", "")[:100])
     try:
         checked = authorize.check(params, client)
-    except PageError as exc:
-        return _error_page(str(exc))
     except RedirectError as exc:
         return _see_other(authorize.error_redirect(exc, svc.settings.issuer))
     assert client is not None  # noqa: S101 - check() refuses a missing client
@@ -239,11 +257,7 @@ async def login_page(
     svc: ServicesDep, browser: Browser = None, interaction_id: InteractionId = None
 ) -> Response:
     """The username and password form."""
-    try:
-        pending = await _pending(svc, interaction_id, browser)
-    except PageError as exc:
-        return _error_page(str(exc))
-    return _login_page(svc, pending)
+    return _login_page(svc, await _pending(svc, interaction_id, browser))
 
 
 @router.post(
@@ -256,10 +270,7 @@ async def login_submit(
     request: Request, svc: ServicesDep, browser: Browser = None, session: Session = None
 ) -> Response:
     """Check the password; the same answer for every kind of failure."""
-    try:
-        form, pending = await _submitted(request, svc, browser, interaction.LOGIN)
-    except PageError as exc:
-        return _error_page(str(exc))
+    form, pending = await _submitted(request, svc, browser, interaction.LOGIN)
     step = await svc.authserver.interactions.password(
         pending, form.get("username", ""), form.get("password", ""), origin_of(request)
     )
@@ -275,11 +286,7 @@ async def mfa_page(
     svc: ServicesDep, browser: Browser = None, interaction_id: InteractionId = None
 ) -> Response:
     """Ask for a TOTP or recovery code."""
-    try:
-        pending = await _pending(svc, interaction_id, browser)
-    except PageError as exc:
-        return _error_page(str(exc))
-    return _page("mfa.html", **_context(pending))
+    return _page("mfa.html", **_context(await _pending(svc, interaction_id, browser)))
 
 
 @router.post(
@@ -292,13 +299,10 @@ async def mfa_submit(
     request: Request, svc: ServicesDep, browser: Browser = None, session: Session = None
 ) -> Response:
     """Check the code; a wrong one asks again (and counts as a failed login)."""
-    try:
-        form, pending = await _submitted(request, svc, browser, interaction.MFA)
-        step = await svc.authserver.interactions.second_factor(
-            pending, form.get("code", ""), origin_of(request)
-        )
-    except PageError as exc:
-        return _error_page(str(exc))
+    form, pending = await _submitted(request, svc, browser, interaction.MFA)
+    step = await svc.authserver.interactions.second_factor(
+        pending, form.get("code", ""), origin_of(request)
+    )
     if step is None:
         return _page("mfa.html", **_context(pending, error="That code is not valid."))
     return await _continue(step, svc, session)
@@ -324,12 +328,9 @@ async def enrol_page(
     svc: ServicesDep, browser: Browser = None, interaction_id: InteractionId = None
 ) -> Response:
     """Show the QR code and key of a new TOTP secret."""
-    try:
-        pending = await _pending(svc, interaction_id, browser)
-        _require_stage(pending, interaction.ENROL)
-        return await _enrol_page(svc, pending)
-    except PageError as exc:
-        return _error_page(str(exc))
+    pending = await _pending(svc, interaction_id, browser)
+    _require_stage(pending, interaction.ENROL)
+    return await _enrol_page(svc, pending)
 
 
 def _require_stage(pending: Pending, stage: str) -> None:
@@ -345,15 +346,12 @@ def _require_stage(pending: Pending, stage: str) -> None:
 )
 async def enrol_submit(request: Request, svc: ServicesDep, browser: Browser = None) -> Response:
     """Turn TOTP on with a first code, then show the recovery codes once."""
-    try:
-        form, pending = await _submitted(request, svc, browser, interaction.ENROL)
-        codes = await svc.authserver.interactions.enrol(
-            pending, form.get("code", ""), origin_of(request)
-        )
-        if codes is None:
-            return await _enrol_page(svc, pending, "That code is not valid. Try the next one.")
-    except PageError as exc:
-        return _error_page(str(exc))
+    form, pending = await _submitted(request, svc, browser, interaction.ENROL)
+    codes = await svc.authserver.interactions.enrol(
+        pending, form.get("code", ""), origin_of(request)
+    )
+    if codes is None:
+        return await _enrol_page(svc, pending, "That code is not valid. Try the next one.")
     return _page("recovery.html", **_context(pending, codes=codes))
 
 
@@ -367,11 +365,8 @@ async def enrolled_submit(
     request: Request, svc: ServicesDep, browser: Browser = None, session: Session = None
 ) -> Response:
     """Go on with the login once the recovery codes were shown."""
-    try:
-        _form_data, pending = await _submitted(request, svc, browser, "enrolled")
-        step = await svc.authserver.interactions.after_enrolment(pending)
-    except PageError as exc:
-        return _error_page(str(exc))
+    _form_data, pending = await _submitted(request, svc, browser, "enrolled")
+    step = await svc.authserver.interactions.after_enrolment(pending)
     return await _continue(step, svc, session)
 
 
@@ -382,10 +377,7 @@ async def consent_page(
     svc: ServicesDep, browser: Browser = None, interaction_id: InteractionId = None
 ) -> Response:
     """Ask the user to allow a third-party application the scopes it asked for."""
-    try:
-        pending = await _pending(svc, interaction_id, browser)
-    except PageError as exc:
-        return _error_page(str(exc))
+    pending = await _pending(svc, interaction_id, browser)
     asked = sorted(pending.request.scope)
     listed = [(name, _SCOPE_TEXT.get(name, name)) for name in asked]
     return _page("consent.html", **_context(pending, scopes=listed))
@@ -404,12 +396,9 @@ async def consent_submit(
     request: Request, svc: ServicesDep, browser: Browser = None, session: Session = None
 ) -> Response:
     """Allow or deny; either way the browser goes back to the application."""
-    try:
-        form, pending = await _submitted(request, svc, browser, interaction.CONSENT)
-        approved = form.get("decision") == "allow"
-        step = await svc.authserver.interactions.consent(pending, approved, origin_of(request))
-    except PageError as exc:
-        return _error_page(str(exc))
+    form, pending = await _submitted(request, svc, browser, interaction.CONSENT)
+    approved = form.get("decision") == "allow"
+    step = await svc.authserver.interactions.consent(pending, approved, origin_of(request))
     return await _continue(step, svc, session)
 
 
@@ -455,10 +444,7 @@ async def logout_submit(
     request: Request, svc: ServicesDep, browser: Browser = None, session: Session = None
 ) -> Response:
     """End the browser session; go back to a registered post-logout URI if one was named."""
-    try:
-        form = await _form(request)
-    except PageError as exc:
-        return _error_page(str(exc))
+    form = await _form(request)
     if not browser or not hmac.compare_digest(form.get("csrf", ""), _logout_csrf(browser)):
         return _error_page("This form is no longer valid.")
     await svc.authserver.interactions.end_session(session, origin_of(request))
