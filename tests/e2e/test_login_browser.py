@@ -25,6 +25,7 @@ from tests.support.oauth import (
     register_client,
     user_with_password,
 )
+from tests.support.roles import user_with_roles
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant, new_tenant
 
@@ -156,4 +157,33 @@ async def test_the_login_page_cannot_be_framed(
     await page.wait_for_timeout(500)
     frame = page.frame_locator("#f")
     assert await frame.locator("#username").count() == 0
+    await context.close()
+
+
+async def test_the_app_mfa_policy_sends_the_browser_to_enrolment(
+    server: ServerThread, tenant: Tenant, chromium: Browser
+) -> None:
+    """An app policy requiring TOTP of everyone: after the password, a client that does
+    not ask for MFA still shows the enrolment page, and the browser gets no code."""
+    admin = await user_with_roles(tenant, "policy-admin", "admin")
+    body = {"required_for_everyone": True, "required_roles": []}
+    set_policy = await tenant.http.put("/v1/admin/mfa-policy", json=body, headers=admin.headers)
+    assert set_policy.status_code == 200, set_policy.text
+    callback = f"{server.base_url}/callback"
+    client = await register_client(tenant, redirect_uris=[callback])
+    await user_with_password(tenant, "policy-user")
+    _, challenge = pkce_pair()
+    context = await chromium.new_context()
+    page = await context.new_page()
+    violations = _watch_csp(page)
+    await page.goto(
+        f"{server.base_url}/oauth/authorize?{urlencode(authorize_params(client, challenge))}"
+    )
+    await page.fill("#username", "policy-user")
+    await page.fill("#password", "correct horse battery staple")
+    await page.click("#submit")
+    assert "/oauth/login/enrol" in page.url
+    assert await page.locator("#qr svg").count() == 1
+    assert not page.url.startswith(callback)
+    assert violations == []
     await context.close()
