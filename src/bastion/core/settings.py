@@ -874,11 +874,9 @@ class Settings(BaseSettings):
         if configured:
             return configured
         shared = self.ratelimit.storage_url
-        return (
-            shared
-            if shared.startswith(("redis://", "rediss://", "redis+unix://"))
-            else ("memory://")
-        )
+        if shared.startswith(("redis://", "rediss://", "redis+unix://")):
+            return shared
+        return "memory://"
 
     @property
     def issuer(self) -> str:
