@@ -313,3 +313,31 @@ def test_clients_and_keys_commands(runner: CliRunner, tmp_path: Path) -> None:
     assert after[done["active"]] == "active"
     assert after[done["retired"]] == "retired"
     assert after[done["next"]] == "next"
+
+
+def test_clients_create_with_a_certificate_name(runner: CliRunner, tmp_path: Path) -> None:
+    """--tls-subject-dn / --tls-san register tls_client_auth clients, only with mTLS on."""
+    created = runner.invoke(cli, ["init", "--json", "--data-dir", str(tmp_path)], env=FAST_ARGON2)
+    app_id = json.loads(created.stdout)["app_id"]
+    base = ["clients", "create", "--data-dir", str(tmp_path), "--app", app_id, "--name", "svc"]
+    backend = [*base, "--grant", "client_credentials", "--scope", "users:read"]
+    mtls = {
+        **FAST_ARGON2,
+        "BASTION_TRANSPORT__MTLS": "tls",
+        "BASTION_TRANSPORT__CLIENT_CA_FILE": str(tmp_path / "client-ca.pem"),
+    }
+    by_dn = runner.invoke(cli, [*backend, "--tls-subject-dn", "CN=svc,O=Example"], env=mtls)
+    assert by_dn.exit_code == 0, by_dn.output
+    shown = json.loads(by_dn.stdout)
+    assert shown["auth_method"] == "tls_client_auth"
+    assert shown["tls_client_auth_subject_dn"] == "CN=svc,O=Example"
+    assert "client_secret" not in shown
+    by_san = runner.invoke(cli, [*backend, "--tls-san", "ip:::1"], env=mtls)
+    assert json.loads(by_san.stdout)["tls_client_auth_san_ip"] == "::1"
+    assert runner.invoke(cli, [*backend, "--tls-san", "x500:CN=a"], env=mtls).exit_code == 2
+    bad_dn = runner.invoke(cli, [*backend, "--tls-subject-dn", "no equals sign"], env=mtls)
+    assert bad_dn.exit_code == 1
+    assert "tls_client_auth_subject_dn" in bad_dn.output
+    off = runner.invoke(cli, [*backend, "--tls-subject-dn", "CN=svc"], env=FAST_ARGON2)
+    assert off.exit_code == 1
+    assert "mutual TLS is not enabled" in off.output

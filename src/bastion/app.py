@@ -85,6 +85,7 @@ from bastion.security.crypto.keyring import LocalKeyring, MasterKey
 from bastion.security.external import ExternalIdentities
 from bastion.security.fetch import JsonFetcher
 from bastion.security.guard.body_text import BodyText
+from bastion.security.guard.client_cert import ForwardedClientCert
 from bastion.security.guard.cors import OriginPolicy
 from bastion.security.guard.headers import SecurityHeaders, hsts_value
 from bastion.security.guard.headers_size import HeaderLimits
@@ -671,6 +672,13 @@ class Bastion:
             problem_base=settings.server.problem_base,
         )
         app = TrustedProxies(app, settings.server.forwarded_allow_ips)
+        if settings.transport.mtls == "proxy":
+            # Outside TrustedProxies: it must see the direct peer, not the forwarded client.
+            app = ForwardedClientCert(
+                app,
+                header_name=settings.transport.client_cert_header,
+                trusted=settings.server.forwarded_allow_ips,
+            )
         self._app = RequestId(AuditContext(transport_guards(app, settings)))
 
     def _observe_request(

@@ -15,11 +15,12 @@ from rich.console import Console
 
 from bastion.app import database, key_store, rotation_policy, secret_hasher, signing_keys
 from bastion.core.clock import SystemClock
-from bastion.core.errors import BastionError
+from bastion.core.errors import BastionError, ValidationFailed
 from bastion.core.settings import Settings, load_settings
 from bastion.security import scopes
 from bastion.security.keys import KeyRotationError
 from bastion.security.oauth import clients as kinds
+from bastion.security.oauth import rfc8705
 from bastion.security.oauth.clients import Client, ClientRegistry, Registration
 
 clients_cli = typer.Typer(
@@ -91,6 +92,7 @@ def _registry(settings: Settings) -> tuple[ClientRegistry, Any]:
         issuer=settings.issuer,
         assertion_max_lifetime=settings.oauth.assertion_max_lifetime,
         leeway=settings.auth.leeway,
+        mtls=settings.transport.mtls != "off",
     )
     return registry, db
 
@@ -107,6 +109,9 @@ def _view(client: Client, secret: str | None = None) -> dict[str, Any]:
         "scopes": sorted(client.record.scopes),
         "disabled": client.record.disabled,
     }
+    if client.profile.tls_client_auth:
+        name, value = client.profile.tls_client_auth
+        view[name] = value
     if secret is not None:
         view["client_secret"] = secret
     return view
@@ -123,8 +128,33 @@ def _run(settings: Settings, action: Any) -> Any:
     try:
         return asyncio.run(run())
     except BastionError as exc:
-        console.print(f"[red]Refused:[/red] {exc}")
+        _refused(exc)
         raise typer.Exit(1) from exc
+
+
+def _refused(exc: BastionError) -> None:
+    """Say why, naming each invalid field."""
+    if not isinstance(exc, ValidationFailed):
+        console.print(f"[red]Refused:[/red] {exc}")
+        return
+    for error in exc.errors:
+        console.print(f"[red]Refused:[/red] {error.field.removeprefix('body.')}: {error.message}")
+
+
+def _certificate_name(subject_dn: str | None, san: str | None) -> tuple[str, str] | None:
+    """The tls_client_auth name from --tls-subject-dn / --tls-san (exit 2 if malformed)."""
+    kind, _, value = (san or "").partition(":")
+    field = f"tls_client_auth_san_{kind.lower()}"
+    if san is not None and (field not in rfc8705.NAME_FIELDS or not value):
+        console.print("[red]--tls-san takes dns:, uri:, ip: or email: and a value.[/red]")
+        raise typer.Exit(2)
+    try:
+        return kinds.certificate_name_field(
+            {rfc8705.SUBJECT_DN: subject_dn, field: value if san is not None else None}
+        )
+    except BastionError as exc:
+        _refused(exc)
+        raise typer.Exit(2) from exc
 
 
 @clients_cli.command("create")
@@ -141,21 +171,43 @@ def clients_create(
     scope: Annotated[list[str] | None, typer.Option("--scope", help="Scope (repeatable).")] = None,
     first_party: Annotated[bool, typer.Option(help="Skip the consent screen.")] = False,
     require_mfa: Annotated[bool, typer.Option(help="Users must use TOTP.")] = False,
+    tls_subject_dn: Annotated[
+        str | None,
+        typer.Option(help="tls_client_auth (RFC 8705): the certificate's subject DN."),
+    ] = None,
+    tls_san: Annotated[
+        str | None,
+        typer.Option(
+            help="tls_client_auth: a SAN the certificate must hold, as dns:, uri:, ip: or "
+            "email: followed by the value."
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Register a client; prints it as JSON with its secret (shown only this once)."""
+    """Register a client; prints it as JSON with its secret (shown only this once).
+
+    With --tls-subject-dn or --tls-san the client authenticates with its TLS client
+    certificate (tls_client_auth) instead of a secret; transport.mtls must be on.
+    """
     settings = _settings(data_dir)
+    certificate_name = _certificate_name(tls_subject_dn, tls_san)
+    method = kinds.SECRET_BASIC if certificate_name is None else kinds.TLS_CLIENT_AUTH
     registration = Registration(
         name=name,
         client_type=kinds.PUBLIC if public else kinds.CONFIDENTIAL,
-        auth_method=kinds.NONE if public else kinds.SECRET_BASIC,
+        auth_method=kinds.NONE if public else method,
         redirect_uris=tuple(redirect_uri or ()),
         grant_types=frozenset(grant or kinds.USER_GRANTS),
         scopes=frozenset(scope) if scope else scopes.DEFAULT_USER_SCOPES,
         first_party=first_party,
         require_mfa=require_mfa,
+        tls_client_auth=certificate_name,
     )
-    kinds.validate(registration, scopes.ALL_SCOPES | {"openid"})
+    try:
+        kinds.validate(registration, scopes.ALL_SCOPES | {"openid"})
+    except ValidationFailed as exc:
+        _refused(exc)
+        raise typer.Exit(1) from exc
 
     async def create(registry: ClientRegistry) -> dict[str, Any]:
         client, secret = await registry.register(app, registration)

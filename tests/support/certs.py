@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 
 @dataclass(frozen=True, slots=True)
 class Authority:
-    """A CA key and certificate that can issue server certificates."""
+    """A CA key and certificate that can issue server and client certificates."""
 
     key: ec.EllipticCurvePrivateKey
     cert: x509.Certificate
@@ -63,30 +63,49 @@ class Authority:
 
     def issue(self, hosts: list[str], cert_path: Path, key_path: Path) -> None:
         """Issue a server certificate for ``hosts`` and write it and its key (0600)."""
-        key = ec.generate_private_key(ec.SECP256R1())
         names: list[x509.GeneralName] = []
         for host in hosts:
             try:
                 names.append(x509.IPAddress(ipaddress.ip_address(host)))
             except ValueError:
                 names.append(x509.DNSName(host))
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
+        self._issue(subject, names, cert_path, key_path)
+
+    def issue_client(
+        self, subject: str, cert_path: Path, key_path: Path, *, dns: tuple[str, ...] = ()
+    ) -> bytes:
+        """Issue a client certificate for an RFC 4514 ``subject`` (and DNS names); write
+        it and its key, and return the certificate's DER bytes."""
+        name = x509.Name.from_rfc4514_string(subject)
+        return self._issue(name, [x509.DNSName(d) for d in dns], cert_path, key_path)
+
+    def _issue(
+        self,
+        subject: x509.Name,
+        names: list[x509.GeneralName],
+        cert_path: Path,
+        key_path: Path,
+    ) -> bytes:
+        key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
-        cert = (
+        builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+            .subject_name(subject)
             .issuer_name(self.cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
                 critical=False,
             )
-            .sign(self.key, hashes.SHA256())
         )
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        cert = builder.sign(self.key, hashes.SHA256())
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         key_path.write_bytes(
             key.private_bytes(
@@ -96,3 +115,4 @@ class Authority:
             )
         )
         key_path.chmod(0o600)
+        return cert.public_bytes(serialization.Encoding.DER)

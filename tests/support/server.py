@@ -15,7 +15,7 @@ from bastion.app import Bastion, create_app
 from bastion.core.clock import Clock
 from bastion.core.settings import Settings
 from bastion.http.deps import Services
-from bastion.http.serving import Tls, prepare_tls
+from bastion.http.serving import Tls, connection_protocols, prepare_tls
 
 T = TypeVar("T")
 
@@ -52,6 +52,7 @@ class ServerThread:
             proxy_headers=False,
             lifespan="on",
             **tls_options,
+            **connection_protocols(settings),
         )
         self._server = uvicorn.Server(config)
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -539,8 +539,21 @@ class TransportSettings(_Section):
     tls_ciphers: str | None = Field(
         None, description="OpenSSL TLS 1.2 cipher list; unset means Mozilla intermediate."
     )
+    mtls: Literal["off", "tls", "proxy"] = Field(
+        "off",
+        description="Client certificates (RFC 8705): off; tls, asked for in this server's own "
+        "handshake (optional per connection); or proxy, read from client_cert_header as a "
+        "trusted proxy forwards it.",
+    )
     client_ca_file: Path | None = Field(
-        None, description="CA bundle that client certificates (mutual TLS) are verified against."
+        None,
+        description="CA bundle that client certificates are verified against (mtls = tls).",
+    )
+    client_cert_header: str = Field(
+        "x-client-cert",
+        pattern=r"^[a-z0-9-]{1,64}$",
+        description="Header carrying the URL-encoded PEM client certificate (mtls = proxy), "
+        "believed only from server.forwarded_allow_ips.",
     )
     behind_tls_proxy: bool = Field(
         False,

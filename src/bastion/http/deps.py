@@ -39,7 +39,7 @@ from bastion.security.audit.log import AuditLog
 from bastion.security.authenticator import Authenticator
 from bastion.security.authz import Authorizer
 from bastion.security.keys import KeyRing
-from bastion.security.oauth import rfc6750, rfc9449
+from bastion.security.oauth import rfc6750, rfc8705, rfc9449
 from bastion.security.oauth.authserver import AuthServer
 from bastion.security.oauth.server import TokenEndpoint
 from bastion.security.outbound import OutboundGuard
@@ -101,7 +101,8 @@ async def authenticate(request: Request, svc: Services) -> Principal:
     """Turn the request's access token into a principal, or raise ``Unauthenticated``.
 
     ``Authorization: Bearer`` (RFC 6750) for bearer tokens; ``Authorization: DPoP`` with
-    a ``DPoP`` proof (RFC 9449 §7) for tokens bound to a key.
+    a ``DPoP`` proof (RFC 9449 §7) for tokens bound to a key. A token bound to a client
+    certificate (RFC 8705 §3) must also come over a connection presenting it.
     """
     rfc6750.refuse_query_token(set(request.query_params.keys()))
     authorization = request.headers.get("authorization")
@@ -122,6 +123,7 @@ async def authenticate(request: Request, svc: Services) -> Principal:
                 "auth.dpop", "failure", actor=actor, origin=origin, reason=exc.error
             )
             raise
+    rfc8705.check_binding(principal.x5t, rfc8705.certificate_of(request.scope))
     state = request.scope.setdefault("state", {})
     state["principal"] = principal.subject
     state[CALLER_KEY] = principal

@@ -12,6 +12,7 @@ import uvicorn
 
 from bastion.core.asgi import ASGIApp
 from bastion.core.settings import Settings
+from bastion.http import tls_extension
 from bastion.security.crypto.certificates import ServerCertificate, describe, ensure_self_signed
 from bastion.security.guard.tls import CertificateReloader, server_context
 
@@ -74,4 +75,13 @@ def uvicorn_config(
     if tls is not None:
         options["ssl_context_factory"] = _factory(tls.context)
     options.update(overrides)
+    options.update(connection_protocols(settings, str(options.get("http", "auto"))))
     return uvicorn.Config(app, **options)
+
+
+def connection_protocols(settings: Settings, http: str = "auto") -> dict[str, Any]:
+    """uvicorn's protocol options: with mutual TLS, the ones that report the client
+    certificate to the app (``bastion.http.tls_extension``)."""
+    if settings.transport.mtls != "tls":
+        return {}
+    return dict(tls_extension.protocols(http))

@@ -14,6 +14,7 @@ import contextlib
 import json
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,7 @@ from bastion.observe import metrics
 from bastion.observe.events import Actor, Origin
 from bastion.realtime.broker import Event
 from bastion.security import scopes
-from bastion.security.oauth import rfc6750, rfc9449
+from bastion.security.oauth import rfc6750, rfc8705, rfc9449
 from bastion.security.principal import Principal
 from bastion.security.ratelimit.identity import Caller, network_of
 from bastion.security.ratelimit.sockets import FrameBudget
@@ -212,7 +213,7 @@ async def _authenticate(svc: Services, websocket: WebSocket) -> Principal:
         else:
             wait = svc.settings.realtime.auth_timeout_seconds
             token, proofs = await _auth_frame(websocket, wait)
-        principal = await _verified(svc, token, proofs)
+        principal = await _verified(svc, token, proofs, websocket.scope)
     except Unavailable as exc:
         raise _ClosedError(CLOSE_SERVER_ERROR, "try again shortly") from exc
     except (BastionError, WebSocketDisconnect) as exc:
@@ -272,9 +273,13 @@ def _proofs(frame: dict[str, Any]) -> list[str]:
     return [proof] if isinstance(proof, str) else []
 
 
-async def _verified(svc: Services, token: str, proofs: list[str]) -> Principal:
-    """The token's principal; a DPoP-bound token also needs its proof (htm GET, /v1/ws)."""
+async def _verified(
+    svc: Services, token: str, proofs: list[str], scope: Mapping[str, Any]
+) -> Principal:
+    """The token's principal; a DPoP-bound token also needs its proof (htm GET, /v1/ws),
+    and a certificate-bound one the certificate on this connection (RFC 8705 §3)."""
     principal = await svc.authenticator.authenticate(token)
+    rfc8705.check_binding(principal.x5t, rfc8705.certificate_of(scope))
     if principal.jkt is not None or proofs:
         url = svc.settings.server.public_url.rstrip("/") + WS_PATH
         await check_dpop(svc, principal, proofs, "GET", url, token)
@@ -495,7 +500,7 @@ async def _on_auth(s: _Session, data: dict[str, Any], frame: dict[str, Any]) -> 
     if not isinstance(token, str):
         raise InvalidRequest("token is required.")
     try:
-        principal = await _verified(s.svc, token, _proofs(frame))
+        principal = await _verified(s.svc, token, _proofs(frame), s.ws.scope)
     except Unauthenticated as exc:
         raise _ClosedError(CLOSE_AUTH, "authentication failed") from exc
     old = s.conn.principal

@@ -31,6 +31,8 @@ class Principal:
     issued_at: int = 0
     jkt: str | None = None
     """The DPoP key thumbprint the token is bound to (RFC 9449 ``cnf.jkt``), if any."""
+    x5t: str | None = None
+    """The client certificate the token is bound to (RFC 8705 ``cnf.x5t#S256``), if any."""
     roles: frozenset[str] = frozenset()
 
     @property

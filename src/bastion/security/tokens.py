@@ -17,7 +17,7 @@ from bastion.core.errors import Unauthenticated, Unavailable
 from bastion.core.ids import Kind, new_id
 from bastion.security import scopes as scope_names
 from bastion.security.keys import KeyRing
-from bastion.security.oauth import rfc9068
+from bastion.security.oauth import rfc8705, rfc9068
 from bastion.security.principal import Principal
 
 
@@ -154,10 +154,12 @@ class AccessTokens:
         ttl: int,
         actor: str | None = None,
         jkt: str | None = None,
+        x5t: str | None = None,
     ) -> IssuedToken:
         """Sign a token for ``subject`` that lives ``ttl`` seconds.
 
-        With ``jkt`` the token is bound to that DPoP key (RFC 9449 §6.1, ``cnf.jkt``).
+        With ``jkt`` the token is bound to that DPoP key (RFC 9449 §6.1, ``cnf.jkt``);
+        with ``x5t`` to that client certificate (RFC 8705 §3.1, ``cnf.x5t#S256``).
         """
         now = int(self._clock.timestamp())
         jti = new_id(Kind.TOKEN)
@@ -175,8 +177,9 @@ class AccessTokens:
         }
         if actor is not None:
             claims["act"] = {"sub": actor}
-        if jkt is not None:
-            claims["cnf"] = {"jkt": jkt}
+        cnf = {"jkt": jkt, rfc8705.THUMBPRINT: x5t}
+        if jkt is not None or x5t is not None:
+            claims["cnf"] = {name: value for name, value in cnf.items() if value is not None}
         token = rfc9068.encode(self._keys.active, self._keys.alg, claims)
         principal = _principal(claims)
         return IssuedToken(token=token, expires_in=ttl, scope=claims["scope"], principal=principal)
@@ -228,6 +231,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
         raise TypeError("malformed claims")
     act = claims.get("act")
     actor = act.get("sub") if isinstance(act, dict) else None
+    confirmation = _confirmation(claims.get("cnf"))
     return Principal(
         app_id=app_id,
         client_id=claims["client_id"],
@@ -237,15 +241,22 @@ def _principal(claims: dict[str, Any]) -> Principal:
         expires_at=claims["exp"],
         actor=actor if isinstance(actor, str) else None,
         issued_at=claims["iat"],
-        jkt=_jkt(claims.get("cnf")),
+        jkt=confirmation.get("jkt"),
+        x5t=confirmation.get(rfc8705.THUMBPRINT),
     )
 
 
-def _jkt(cnf: object) -> str | None:
-    """RFC 9449 §6.1: the ``jkt`` member of a ``cnf`` claim, when it is a string."""
+_CONFIRMATIONS = frozenset({"jkt", rfc8705.THUMBPRINT})
+
+
+def _confirmation(cnf: object) -> dict[str, str]:
+    """The ``cnf`` claim (RFC 7800): a DPoP key (RFC 9449 §6.1, ``jkt``) and/or a client
+    certificate (RFC 8705 §3.1, ``x5t#S256``). A method we do not know is refused: the
+    token would otherwise be accepted without the proof its issuer demanded."""
     if cnf is None:
-        return None
-    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
-    if not isinstance(jkt, str):
+        return {}
+    if not isinstance(cnf, dict) or not cnf or set(cnf) - _CONFIRMATIONS:
         raise TypeError("malformed cnf claim")
-    return jkt
+    if not all(isinstance(value, str) for value in cnf.values()):
+        raise TypeError("malformed cnf claim")
+    return cnf

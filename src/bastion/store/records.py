@@ -126,6 +126,9 @@ class ClientProfile:
     require_mfa: bool
     previous_secret_hash: str | None
     previous_secret_expires_at: datetime | None
+    tls_client_auth: tuple[str, str] | None = None
+    """RFC 8705 §2.1.2: the certificate name a tls_client_auth client must present, as
+    (metadata field, normalised value)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -262,7 +262,7 @@ oauth_client_profiles = Table(
     Column("app_id", ID, nullable=False),
     # confidential | public
     Column("client_type", String(16), nullable=False),
-    # client_secret_basic | private_key_jwt | none
+    # client_secret_basic | private_key_jwt | tls_client_auth | none
     Column("auth_method", String(32), nullable=False),
     Column("redirect_uris", Text, nullable=False),
     Column("grant_types", String(500), nullable=False),
@@ -271,6 +271,9 @@ oauth_client_profiles = Table(
     Column("require_mfa", Boolean, nullable=False),
     Column("previous_secret_hash", String(255), nullable=True),
     Column("previous_secret_expires_at", TS, nullable=True),
+    # RFC 8705 tls_client_auth: which certificate name (tls_client_auth_subject_dn, …_san_dns…)
+    Column("tls_auth_field", String(32), nullable=True),
+    Column("tls_auth_value", Text, nullable=True),
 )
 
 login_credentials = Table(

@@ -44,6 +44,9 @@ async def test_metadata_matches_the_implementation(
     }
     assert "none" not in meta["introspection_endpoint_auth_methods_supported"]
     assert meta["authorization_response_iss_parameter_supported"] is True
+    # Mutual TLS is off on this server: neither RFC 8705 method nor bound tokens appear.
+    assert "tls_client_auth" not in meta["token_endpoint_auth_methods_supported"]
+    assert "tls_client_certificate_bound_access_tokens" not in meta
 
 
 async def test_openid_configuration_is_consistent(

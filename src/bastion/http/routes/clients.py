@@ -24,6 +24,7 @@ from bastion.http.schemas.clients import (
 from bastion.observe.events import Actor
 from bastion.security import scopes
 from bastion.security.oauth import clients as kinds
+from bastion.security.oauth import rfc8705
 from bastion.security.oauth.clients import Client, Registration
 from bastion.security.principal import Principal
 
@@ -52,6 +53,9 @@ def client_view(client: Client, secret: str | None = None) -> dict[str, Any]:
     }
     if profile.jwks:
         view["jwks"] = json.loads(profile.jwks)
+    if profile.tls_client_auth:
+        name, value = profile.tls_client_auth
+        view[name] = value
     if secret is not None:
         view["client_secret"] = secret
     return view
@@ -79,7 +83,12 @@ async def create_client(
     key: IdempotencyKey = None,
 ) -> Response:
     """Register a client; a generated secret is in this answer only (stored hashed)."""
-    default_method = kinds.NONE if body.client_type == kinds.PUBLIC else kinds.SECRET_BASIC
+    certificate_name = kinds.certificate_name_field(
+        body.model_dump(include=set(rfc8705.NAME_FIELDS))
+    )
+    default_method = kinds.SECRET_BASIC if certificate_name is None else kinds.TLS_CLIENT_AUTH
+    if body.client_type == kinds.PUBLIC:
+        default_method = kinds.NONE
     registration = Registration(
         name=body.name,
         client_type=body.client_type,
@@ -90,6 +99,7 @@ async def create_client(
         jwks=json.dumps(body.jwks) if body.jwks is not None else None,
         first_party=body.first_party,
         require_mfa=body.require_mfa,
+        tls_client_auth=certificate_name,
     )
 
     async def create() -> Response:

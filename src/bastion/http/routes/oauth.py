@@ -1,7 +1,8 @@
 """The OAuth 2.0 token, revocation and introspection endpoints.
 
 They are public routes: the client authenticates itself on each request (HTTP Basic,
-``private_key_jwt``, or ``client_id`` alone for public clients).
+``private_key_jwt``, its TLS certificate for ``tls_client_auth`` clients, or
+``client_id`` alone for public clients).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from bastion.core.errors import OAuthError
 from bastion.http.deps import ServicesDep, origin_of
 from bastion.http.responses import JSONResponse
 from bastion.http.schemas.common import Problem
-from bastion.security.oauth import rfc7009, rfc7523, rfc7662, rfc8693, rfc9449
+from bastion.security.oauth import rfc7009, rfc7523, rfc7662, rfc8693, rfc8705, rfc9449
 from bastion.security.oauth.server import GRANT_TYPES, single_valued
 
 router = APIRouter(tags=["oauth"])
@@ -81,7 +82,11 @@ async def token(
     """RFC 6749 §3.2 token endpoint; answers RFC 6749 §5.1 / §5.2 bodies, never cached."""
     form = await _form(request)
     body = await svc.token_endpoint.handle(
-        form, authorization, origin_of(request), dpop_jkt=await _dpop_key(request, svc)
+        form,
+        authorization,
+        origin_of(request),
+        dpop_jkt=await _dpop_key(request, svc),
+        certificate=rfc8705.certificate_of(request.scope),
     )
     return JSONResponse(body, headers=_NO_STORE)
 
@@ -129,7 +134,9 @@ async def revoke(
 ) -> JSONResponse:
     """RFC 7009 §2: 200 for every well-formed request by an authenticated client."""
     params = single_valued(await _form(request))
-    client = await svc.authserver.clients.authenticate(params, authorization)
+    client = await svc.authserver.clients.authenticate(
+        params, authorization, rfc8705.certificate_of(request.scope)
+    )
     await rfc7009.revoke(
         params,
         client,
@@ -154,7 +161,9 @@ async def introspect(
 ) -> JSONResponse:
     """RFC 7662 §2: confidential clients only; dead tokens are ``{"active": false}``."""
     params = single_valued(await _form(request))
-    client = await svc.authserver.clients.authenticate(params, authorization)
+    client = await svc.authserver.clients.authenticate(
+        params, authorization, rfc8705.certificate_of(request.scope)
+    )
     body = await rfc7662.introspect(
         params,
         client,

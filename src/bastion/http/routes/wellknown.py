@@ -18,6 +18,11 @@ def _facts(svc: Services) -> tuple[str, str, tuple[str, ...]]:
     return svc.settings.issuer, svc.keys.alg, svc.dpop.supported
 
 
+def _mtls(svc: Services) -> bool:
+    """Whether clients may authenticate with a certificate (RFC 8705)."""
+    return svc.settings.transport.mtls != "off"
+
+
 @router.get(
     "/.well-known/jwks.json",
     summary="The keys access tokens are signed with",
@@ -39,7 +44,7 @@ async def jwks(svc: ServicesDep) -> JSONResponse:
 )
 async def oauth_metadata(svc: ServicesDep) -> JSONResponse:
     """What this server implements: endpoints, grants, client authentication, keys."""
-    document = rfc8414.metadata(*_facts(svc), docs=svc.settings.debug)
+    document = rfc8414.metadata(*_facts(svc), docs=svc.settings.debug, mtls=_mtls(svc))
     return JSONResponse(document, headers=_CACHE)
 
 
@@ -49,5 +54,5 @@ async def oauth_metadata(svc: ServicesDep) -> JSONResponse:
 )
 async def openid_configuration(svc: ServicesDep) -> JSONResponse:
     """The same facts as the RFC 8414 document, plus ID token details."""
-    document = rfc8414.openid_configuration(*_facts(svc), docs=svc.settings.debug)
+    document = rfc8414.openid_configuration(*_facts(svc), docs=svc.settings.debug, mtls=_mtls(svc))
     return JSONResponse(document, headers=_CACHE)

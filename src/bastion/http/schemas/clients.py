@@ -10,6 +10,7 @@ from bastion.http.schemas.common import RequestModel, ResponseModel
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 RedirectUri = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+CertificateName = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 GrantType = Literal[
     "authorization_code",
     "refresh_token",
@@ -26,8 +27,12 @@ class ClientCreate(RequestModel):
 
     name: Name
     client_type: Literal["confidential", "public"] = "confidential"
-    auth_method: Literal["client_secret_basic", "private_key_jwt", "none"] | None = Field(
-        None, description="Default: client_secret_basic, or none for public clients."
+    auth_method: (
+        Literal["client_secret_basic", "private_key_jwt", "tls_client_auth", "none"] | None
+    ) = Field(
+        None,
+        description="Default: client_secret_basic, or none for public clients. "
+        "tls_client_auth (RFC 8705) needs mutual TLS and one tls_client_auth_* name.",
     )
     redirect_uris: list[RedirectUri] = Field(default_factory=list, max_length=20)
     grant_types: list[GrantType] = Field(default_factory=lambda: list(_USER_GRANTS), min_length=1)
@@ -37,6 +42,21 @@ class ClientCreate(RequestModel):
     jwks: dict[str, Any] | None = Field(None, description="Public keys, for private_key_jwt.")
     first_party: StrictBool = Field(False, description="Skip the consent screen.")
     require_mfa: StrictBool = Field(False, description="Users of this client must use TOTP.")
+    tls_client_auth_subject_dn: CertificateName | None = Field(
+        None, description="tls_client_auth: the certificate's subject DN (RFC 4514)."
+    )
+    tls_client_auth_san_dns: CertificateName | None = Field(
+        None, description="tls_client_auth: a dNSName the certificate's SAN must hold."
+    )
+    tls_client_auth_san_uri: CertificateName | None = Field(
+        None, description="tls_client_auth: a URI the certificate's SAN must hold."
+    )
+    tls_client_auth_san_ip: CertificateName | None = Field(
+        None, description="tls_client_auth: an IP address the certificate's SAN must hold."
+    )
+    tls_client_auth_san_email: CertificateName | None = Field(
+        None, description="tls_client_auth: an e-mail address the certificate's SAN must hold."
+    )
 
 
 class ClientUpdate(RequestModel):
@@ -72,6 +92,11 @@ class ClientOut(ResponseModel):
     disabled: bool
     created_at: str
     jwks: dict[str, Any] | None = None
+    tls_client_auth_subject_dn: str | None = None
+    tls_client_auth_san_dns: str | None = None
+    tls_client_auth_san_uri: str | None = None
+    tls_client_auth_san_ip: str | None = None
+    tls_client_auth_san_email: str | None = None
     client_secret: str | None = None
 
 

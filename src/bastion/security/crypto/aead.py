@@ -11,6 +11,8 @@ the one module to review for how keys and ciphertexts are made:
 - ``index_hmac``: HMAC-SHA256, for blind-index terms.
 - ``self_signed_certificate``/``certificate_fingerprint``: the localhost certificate
   the server makes at first start, and the SHA-256 fingerprint it reports.
+- ``certificate_names``/``distinguished_name``: the subject and alternative names of a
+  client certificate, for mutual-TLS client authentication (RFC 8705).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import datetime as dt
 import hmac
 import ipaddress
 import os
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
@@ -112,6 +115,42 @@ def certificate_fingerprint(cert_pem: bytes) -> str:
 def certificate_expiry(cert_pem: bytes) -> dt.datetime:
     """When the first certificate in ``cert_pem`` stops being valid (aware UTC)."""
     return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateNames:
+    """Who a certificate names: its subject (RFC 4514 string) and alternative names."""
+
+    subject_dn: str
+    dns: tuple[str, ...]
+    uris: tuple[str, ...]
+    ips: tuple[str, ...]
+    emails: tuple[str, ...]
+
+
+def certificate_names(der: bytes) -> CertificateNames:
+    """The names in a DER certificate; ``ValueError`` if it cannot be read."""
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        san = x509.SubjectAlternativeName([])
+    return CertificateNames(
+        subject_dn=cert.subject.rfc4514_string(),
+        dns=tuple(san.get_values_for_type(x509.DNSName)),
+        uris=tuple(san.get_values_for_type(x509.UniformResourceIdentifier)),
+        ips=tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress)),
+        emails=tuple(san.get_values_for_type(x509.RFC822Name)),
+    )
+
+
+def distinguished_name(text: str) -> str:
+    """``text`` read as an RFC 4514 distinguished name and written back in the same
+    form a certificate's subject is (``ValueError`` if it is not one)."""
+    name = x509.Name.from_rfc4514_string(text)
+    if not len(name):
+        raise ValueError("an empty distinguished name")
+    return name.rfc4514_string()
 
 
 def derive_master_key(passphrase: str, salt: bytes, *, n: int, r: int, p: int) -> bytes:

@@ -53,6 +53,19 @@ def forwarded_chain(scope: Scope) -> list[str | None] | None:
     return None
 
 
+def is_trusted(address: str | None, trusted: tuple[Network, ...] | None) -> bool:
+    """Whether ``address`` is in the ``trusted`` networks (None: every peer is)."""
+    if address is None:
+        return False
+    if trusted is None:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
 class TrustedProxies:
     """Rewrites ``scope["client"]`` to the real client when a trusted proxy forwarded it."""
 
@@ -62,15 +75,7 @@ class TrustedProxies:
 
     def is_trusted(self, address: str | None) -> bool:
         """Whether ``address`` is a configured proxy."""
-        if address is None:
-            return False
-        if self.trusted is None:
-            return True
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in net for net in self.trusted)
+        return is_trusted(address, self.trusted)
 
     def client_of(self, peer: str | None, chain: Iterable[str | None] | None) -> str | None:
         """The client address for a peer and the chain it forwarded."""

@@ -44,7 +44,7 @@ def server_context(transport: TransportSettings, cert_file: Path, key_file: Path
     # Python 3.11 cannot list several groups; P-256 alone is within Mozilla's
     # intermediate set (X25519, P-256, P-384), which X448 and P-521 are not.
     context.set_ecdh_curve("prime256v1")
-    if transport.client_ca_file is not None:
+    if transport.mtls == "tls" and transport.client_ca_file is not None:
         # Mutual TLS is optional per connection: browsers and apps connect without a
         # certificate; backends that present one are verified against this CA.
         context.verify_mode = ssl.CERT_OPTIONAL

@@ -67,6 +67,7 @@ def build(
         issuer=settings.issuer,
         assertion_max_lifetime=oauth.assertion_max_lifetime,
         leeway=settings.auth.leeway,
+        mtls=settings.transport.mtls != "off",
     )
     grants = Grants(
         db,

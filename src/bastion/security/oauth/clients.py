@@ -1,8 +1,9 @@
 """OAuth clients: registration, secrets with rotation overlap, and client authentication.
 
 RFC 6749 §2.1 client types: *confidential* clients authenticate with
-``client_secret_basic`` (§2.3.1) or ``private_key_jwt`` (RFC 7523); *public* clients
-(SPAs, mobile apps) only identify themselves with ``client_id`` and must use PKCE.
+``client_secret_basic`` (§2.3.1), ``private_key_jwt`` (RFC 7523) or, with mutual TLS
+enabled, ``tls_client_auth`` (RFC 8705 §2.1); *public* clients (SPAs, mobile apps)
+only identify themselves with ``client_id`` and must use PKCE.
 Secrets are 256-bit random strings shown once and stored as argon2id hashes; a
 rotated secret keeps working for the overlap period the administrator chose.
 """
@@ -19,7 +20,7 @@ from bastion.core.clock import Clock
 from bastion.core.errors import FieldError, NotFound, OAuthError, ValidationFailed
 from bastion.core.ids import Kind, is_id, new_id
 from bastion.security import scopes as scope_names
-from bastion.security.oauth import rfc6749, rfc7523, rfc8693
+from bastion.security.oauth import rfc6749, rfc7523, rfc8693, rfc8705
 from bastion.security.passwords import SecretHasher
 from bastion.store.db import Database
 from bastion.store.records import ClientProfile, ClientRecord, DuplicateKeyError
@@ -30,8 +31,9 @@ CONFIDENTIAL = "confidential"
 PUBLIC = "public"
 SECRET_BASIC = "client_secret_basic"
 PRIVATE_KEY_JWT = "private_key_jwt"
+TLS_CLIENT_AUTH = rfc8705.TLS_CLIENT_AUTH
 NONE = "none"
-AUTH_METHODS = (SECRET_BASIC, PRIVATE_KEY_JWT, NONE)
+AUTH_METHODS = (SECRET_BASIC, PRIVATE_KEY_JWT, TLS_CLIENT_AUTH, NONE)
 
 AUTHORIZATION_CODE = "authorization_code"
 REFRESH_TOKEN = "refresh_token"
@@ -67,6 +69,11 @@ class Client:
     def allows(self, grant_type: str) -> bool:
         """Whether this client may use a grant type."""
         return grant_type in self.profile.grant_types
+
+    @property
+    def uses_certificate(self) -> bool:
+        """Whether the client authenticates with its TLS certificate (RFC 8705 §2.1)."""
+        return self.profile.auth_method == TLS_CLIENT_AUTH
 
 
 def legacy_profile(record: ClientRecord) -> ClientProfile:
@@ -116,6 +123,8 @@ class Registration:
     jwks: str | None = None
     first_party: bool = False
     require_mfa: bool = False
+    tls_client_auth: tuple[str, str] | None = None
+    """RFC 8705 §2.1.2: (metadata field, value) of the name the certificate must carry."""
 
 
 def _field(name: str, message: str) -> ValidationFailed:
@@ -132,6 +141,7 @@ def validate(reg: Registration, allowed_scopes: frozenset[str]) -> None:
     if reg.client_type == PUBLIC and reg.scopes - scope_names.USER_SCOPES - {"openid"}:
         raise _field("scopes", "public clients may only hold user scopes")
     _check_keys(reg)
+    _check_certificate_name(reg)
 
 
 def _check_type(reg: Registration) -> None:
@@ -142,7 +152,10 @@ def _check_type(reg: Registration) -> None:
     if reg.client_type == PUBLIC and reg.auth_method != NONE:
         raise _field("auth_method", "public clients authenticate with none (PKCE only)")
     if reg.client_type == CONFIDENTIAL and reg.auth_method == NONE:
-        raise _field("auth_method", "confidential clients need a secret or private_key_jwt")
+        raise _field(
+            "auth_method",
+            "confidential clients need a secret, private_key_jwt or tls_client_auth",
+        )
 
 
 def _check_grants(reg: Registration) -> None:
@@ -177,6 +190,40 @@ def _check_keys(reg: Registration) -> None:
         raise _field("jwks", "jwks is only used with private_key_jwt")
 
 
+def certificate_name(reg: Registration) -> rfc8705.ExpectedName | None:
+    """The normalised certificate name of a tls_client_auth registration (422 if bad)."""
+    if reg.tls_client_auth is None:
+        return None
+    field, value = reg.tls_client_auth
+    try:
+        return rfc8705.expected_name(field, value)
+    except ValueError as exc:
+        raise _field(field, str(exc) or "not a valid name") from exc
+
+
+def certificate_name_field(values: Mapping[str, str | None]) -> tuple[str, str] | None:
+    """RFC 8705 §2.1.2: the one certificate-name metadata field given, or None (422 if
+    several are)."""
+    given = [(name, value) for name, value in values.items() if value is not None]
+    if len(given) > 1:
+        raise _field(given[1][0], "register exactly one certificate name")
+    unknown = [name for name, _ in given if name not in rfc8705.NAME_FIELDS]
+    if unknown:
+        raise _field(unknown[0], "not a certificate name field")
+    return given[0] if given else None
+
+
+def _check_certificate_name(reg: Registration) -> None:
+    name = certificate_name(reg)
+    if reg.auth_method == TLS_CLIENT_AUTH and name is None:
+        raise _field(
+            "auth_method",
+            "tls_client_auth needs one of " + ", ".join(rfc8705.NAME_FIELDS),
+        )
+    if reg.auth_method != TLS_CLIENT_AUTH and name is not None:
+        raise _field(name.field, "a certificate name is only used with tls_client_auth")
+
+
 class ClientRegistry:
     """Looks up, registers, changes and authenticates OAuth clients."""
 
@@ -189,6 +236,7 @@ class ClientRegistry:
         issuer: str,
         assertion_max_lifetime: int,
         leeway: int,
+        mtls: bool = False,
     ) -> None:
         self._db = db
         self._hasher = hasher
@@ -197,6 +245,7 @@ class ClientRegistry:
         self._audiences = frozenset({issuer, f"{issuer}/oauth/token"})
         self._max_lifetime = assertion_max_lifetime
         self._leeway = leeway
+        self._mtls = mtls
 
     async def get(self, client_id: str) -> Client | None:
         """A client by id, or None (also for malformed ids)."""
@@ -224,6 +273,9 @@ class ClientRegistry:
 
     async def register(self, app_id: str, reg: Registration) -> tuple[Client, str | None]:
         """Create a client; returns it with its secret (None unless client_secret_basic)."""
+        if reg.auth_method == TLS_CLIENT_AUTH and not self._mtls:
+            raise _field("auth_method", "mutual TLS is not enabled on this server")
+        name = certificate_name(reg)
         secret = self._hasher.new_secret() if reg.auth_method == SECRET_BASIC else None
         # argon2id is slow on purpose: hash in a worker thread, not on the event loop.
         secret_hash = await asyncio.to_thread(self._hasher.hash, secret) if secret else ""
@@ -240,6 +292,7 @@ class ClientRegistry:
             require_mfa=reg.require_mfa,
             previous_secret_hash=None,
             previous_secret_expires_at=None,
+            tls_client_auth=(name.field, name.value) if name else None,
         )
         async with self._db.write() as conn:
             record = await apps_repo.insert_client(
@@ -269,6 +322,7 @@ class ClientRegistry:
             grant_types=profile.grant_types,
             scopes=record.scopes,
             jwks=profile.jwks,
+            tls_client_auth=profile.tls_client_auth,
         )
         validate(reg, record.scopes | scope_names.USER_SCOPES)
         async with self._db.write() as conn:
@@ -293,8 +347,17 @@ class ClientRegistry:
             await repo.save_profile(conn, profile)
         return secret
 
-    async def authenticate(self, params: Mapping[str, str], authorization: str | None) -> Client:
-        """RFC 6749 §2.3: authenticate (or, for public clients, identify) the caller."""
+    async def authenticate(
+        self,
+        params: Mapping[str, str],
+        authorization: str | None,
+        certificate: bytes | None = None,
+    ) -> Client:
+        """RFC 6749 §2.3: authenticate (or, for public clients, identify) the caller.
+
+        ``certificate`` is the DER client certificate of the connection, if it presented
+        one; it authenticates ``tls_client_auth`` clients (RFC 8705 §2).
+        """
         if "client_secret" in params:
             raise OAuthError(
                 "invalid_request", "Send client secrets with HTTP Basic (client_secret_basic)."
@@ -306,13 +369,24 @@ class ClientRegistry:
             return await self._basic(authorization)
         if assertion or "client_assertion_type" in params:
             return await self._private_key_jwt(params)
-        return await self._public(params.get("client_id"))
+        return await self._by_client_id(params.get("client_id"), certificate)
 
-    async def _public(self, client_id: str | None) -> Client:
+    async def _by_client_id(self, client_id: str | None, certificate: bytes | None) -> Client:
+        """A public client identified by ``client_id``, or a tls_client_auth client whose
+        certificate carries its registered name (RFC 8705 §2.1)."""
         if not client_id:
             raise rfc6749.invalid_client("Client authentication is required.")
         client = await self.get(client_id)
-        if client is None or client.record.disabled or not client.is_public:
+        if client is None or client.record.disabled:
+            raise rfc6749.invalid_client()
+        if client.is_public:
+            return client
+        expected = client.profile.tls_client_auth
+        if not client.uses_certificate or not self._mtls or expected is None:
+            raise rfc6749.invalid_client()
+        if certificate is None:
+            raise rfc6749.invalid_client("This client authenticates with a TLS certificate.")
+        if not rfc8705.ExpectedName(*expected).presented_by(certificate):
             raise rfc6749.invalid_client()
         return client
 

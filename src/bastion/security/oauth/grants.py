@@ -139,6 +139,7 @@ class Grants:
         origin: Origin | None = None,
         *,
         jkt: str | None = None,
+        x5t: str | None = None,
     ) -> dict[str, Any]:
         """RFC 6749 §4.1.3 with RFC 7636 §4.6: exchange a code for tokens."""
         code = params.get("code")
@@ -161,7 +162,7 @@ class Grants:
         if not rfc7636.verify(params.get("code_verifier"), record.code_challenge):
             raise _invalid_grant("The code_verifier does not match the code_challenge.")
         grant = await self._live_grant(record.grant_id)
-        body = await self._issue(client, grant, grant.scope, nonce=record.nonce, jkt=jkt)
+        body = await self._issue(client, grant, grant.scope, nonce=record.nonce, jkt=jkt, x5t=x5t)
         await self._emit("token.issue", actor, origin, grant="authorization_code")
         return body
 
@@ -172,6 +173,7 @@ class Grants:
         origin: Origin | None = None,
         *,
         jkt: str | None = None,
+        x5t: str | None = None,
     ) -> dict[str, Any]:
         """RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2)."""
         presented = params.get("refresh_token")
@@ -196,7 +198,8 @@ class Grants:
         if record.expires_at <= now or grant.expires_at <= now or grant.revoked_at is not None:
             raise _invalid_grant("The refresh token has expired or was revoked.")
         scope = self._narrowed(grant, params.get("scope"))
-        body = await self._issue(client, grant, scope_names.render(scope), nonce=None, jkt=jkt)
+        scope_text = scope_names.render(scope)
+        body = await self._issue(client, grant, scope_text, nonce=None, jkt=jkt, x5t=x5t)
         await self._emit("token.refresh", actor, origin)
         return body
 
@@ -229,6 +232,7 @@ class Grants:
         *,
         nonce: str | None,
         jkt: str | None = None,
+        x5t: str | None = None,
     ) -> dict[str, Any]:
         scopes = scope_names.parse(scope)
         access = self._tokens.issue(
@@ -238,6 +242,7 @@ class Grants:
             scopes=scopes - {oidc.OPENID},
             ttl=self._life.access,
             jkt=jkt,
+            x5t=x5t,
         )
         refresh = await self._new_refresh(grant, access)
         body: dict[str, Any] = {

@@ -60,6 +60,7 @@ async def exchange(
     ttl: int,
     id_tokens: IdTokenUsers | None = None,
     jkt: str | None = None,
+    x5t: str | None = None,
 ) -> IssuedToken:
     """Run the exchange (§2.1) for an authenticated client and return the new token."""
     if scope_names.TOKENS_EXCHANGE not in client.scopes:
@@ -100,6 +101,7 @@ async def exchange(
         ttl=ttl,
         actor=client.id,
         jkt=jkt,
+        x5t=x5t,
     )
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bastion.core.errors import OAuthError
 from bastion.observe.events import Actor, Origin, SecurityEvents
 from bastion.security import scopes as scope_names
 from bastion.security.oauth import clients as client_kinds
-from bastion.security.oauth import rfc6749, rfc8693
+from bastion.security.oauth import rfc6749, rfc8693, rfc8705
 from bastion.security.oauth.clients import Client, ClientRegistry
 from bastion.security.oauth.grants import Grants
 from bastion.security.oauth.rfc8693 import UserDirectory
@@ -24,6 +25,14 @@ GRANT_TYPES = (
     rfc8693.GRANT_TYPE,
 )
 """Every grant the token endpoint implements; implicit and password are not among them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """What the issued access token is bound to: a DPoP key, a client certificate, both."""
+
+    jkt: str | None = None
+    x5t: str | None = None
 
 
 class TokenEndpoint:
@@ -61,11 +70,14 @@ class TokenEndpoint:
         origin: Origin | None = None,
         *,
         dpop_jkt: str | None = None,
+        certificate: bytes | None = None,
     ) -> dict[str, Any]:
         """Answer a token request with an RFC 6749 §5.1 body, or raise ``OAuthError``.
 
         ``dpop_jkt`` is the thumbprint of a verified DPoP proof (RFC 9449 §5): the token
-        is then bound to that key and its type is ``DPoP``.
+        is then bound to that key and its type is ``DPoP``. ``certificate`` is the DER
+        client certificate of the connection: a ``tls_client_auth`` client authenticates
+        with it, and its tokens are bound to it (RFC 8705 §3).
         """
         params = single_valued(form)
         grant_type = params.get("grant_type")
@@ -73,16 +85,19 @@ class TokenEndpoint:
             raise OAuthError("invalid_request", "grant_type is required.")
         if grant_type not in GRANT_TYPES:
             raise OAuthError("unsupported_grant_type", "This grant type is not supported.")
-        client = await self._clients.authenticate(params, authorization)
+        client = await self._clients.authenticate(params, authorization, certificate)
         if not client.allows(grant_type):
             raise OAuthError("unauthorized_client", "This client may not use this grant type.")
         if dpop_jkt is None and client.id in self._dpop_required:
             raise OAuthError("invalid_dpop_proof", "This client must send a DPoP proof.")
+        bound = Binding(dpop_jkt, _certificate_binding(client, certificate))
         if grant_type == client_kinds.AUTHORIZATION_CODE:
-            return await self._grants.redeem_code(client, params, origin, jkt=dpop_jkt)
+            return await self._grants.redeem_code(
+                client, params, origin, jkt=bound.jkt, x5t=bound.x5t
+            )
         if grant_type == client_kinds.REFRESH_TOKEN:
-            return await self._grants.refresh(client, params, origin, jkt=dpop_jkt)
-        return await self._backend_grant(grant_type, params, client, origin, dpop_jkt)
+            return await self._grants.refresh(client, params, origin, jkt=bound.jkt, x5t=bound.x5t)
+        return await self._backend_grant(grant_type, params, client, origin, bound)
 
     async def _backend_grant(
         self,
@@ -90,10 +105,10 @@ class TokenEndpoint:
         params: Mapping[str, str],
         client: Client,
         origin: Origin | None,
-        dpop_jkt: str | None,
+        bound: Binding,
     ) -> dict[str, Any]:
         if grant_type == rfc6749.CLIENT_CREDENTIALS:
-            issued = self._client_credentials(params, client.record, dpop_jkt)
+            issued = self._client_credentials(params, client.record, bound)
         else:
             issued = await rfc8693.exchange(
                 params,
@@ -103,16 +118,17 @@ class TokenEndpoint:
                 audience=self._audience,
                 ttl=self._user_ttl,
                 id_tokens=self._id_tokens,
-                jkt=dpop_jkt,
+                jkt=bound.jkt,
+                x5t=bound.x5t,
             )
         actor = Actor(app_id=client.app_id, subject=issued.principal.subject, client_id=client.id)
         await self._events.emit(
             "token.issue", "success", actor=actor, origin=origin, details={"grant": grant_type}
         )
-        return _response(issued, exchanged=grant_type == rfc8693.GRANT_TYPE, bound=dpop_jkt)
+        return _response(issued, exchanged=grant_type == rfc8693.GRANT_TYPE, bound=bound.jkt)
 
     def _client_credentials(
-        self, params: Mapping[str, str], client: ClientRecord, jkt: str | None
+        self, params: Mapping[str, str], client: ClientRecord, bound: Binding
     ) -> IssuedToken:
         """§4.4: the client acts for itself, within the scopes it was registered with."""
         allowed = client.scopes & (scope_names.BACKEND_SCOPES | scope_names.OPERATOR_SCOPES)
@@ -123,8 +139,17 @@ class TokenEndpoint:
             subject=client.id,
             scopes=scopes,
             ttl=self._client_ttl,
-            jkt=jkt,
+            jkt=bound.jkt,
+            x5t=bound.x5t,
         )
+
+
+def _certificate_binding(client: Client, certificate: bytes | None) -> str | None:
+    """RFC 8705 §3: a client that authenticated with its certificate gets tokens bound
+    to it (the ``x5t#S256`` confirmation)."""
+    if client.uses_certificate and certificate is not None:
+        return rfc8705.thumbprint(certificate)
+    return None
 
 
 def single_valued(form: Sequence[tuple[str, str]]) -> dict[str, str]:

@@ -51,6 +51,9 @@ def _profile(row: Mapping[Any, Any]) -> ClientProfile:
         require_mfa=row["require_mfa"],
         previous_secret_hash=row["previous_secret_hash"],
         previous_secret_expires_at=row["previous_secret_expires_at"],
+        tls_client_auth=(
+            (row["tls_auth_field"], row["tls_auth_value"]) if row["tls_auth_field"] else None
+        ),
     )
 
 
@@ -68,6 +71,8 @@ def profile_values(profile: ClientProfile) -> dict[str, Any]:
         "require_mfa": profile.require_mfa,
         "previous_secret_hash": profile.previous_secret_hash,
         "previous_secret_expires_at": profile.previous_secret_expires_at,
+        "tls_auth_field": profile.tls_client_auth[0] if profile.tls_client_auth else None,
+        "tls_auth_value": profile.tls_client_auth[1] if profile.tls_client_auth else None,
     }
 
 
