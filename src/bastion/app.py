@@ -109,6 +109,7 @@ from bastion.security.oauth.grants import RevocationSync
 from bastion.security.oauth.server import TokenEndpoint
 from bastion.security.outbound import OutboundGuard, OutboundPolicy
 from bastion.security.passwords import SecretHasher
+from bastion.security.ratelimit.counters import redis_tls_options
 from bastion.security.ratelimit.service import RateLimiting
 from bastion.security.tokens import AccessTokens, Revocations
 from bastion.store.db import Database, create_engine
@@ -327,6 +328,14 @@ class _Lifespan:
     @contextlib.asynccontextmanager
     async def __call__(self, app: FastAPI) -> AsyncIterator[None]:
         services = build_services(self.settings, self.clock)
+        try:
+            await services.ratelimit.check_store()
+        except RuntimeError:
+            # Refused at start (a TLS misconfiguration): release what was opened.
+            await services.ratelimit.close()
+            await services.broker.close()
+            await services.db.close()
+            raise
         cutoffs = CutoffSync(services.chat.ctx)
         # With the database down, start anyway (health probes answer, /readyz says 503)
         # and keep trying; tokens are refused until the revocations are in.
@@ -457,7 +466,12 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         idempotency=Idempotency(db, clock, settings.server.idempotency_ttl_seconds),
         events=events,
         ratelimit=RateLimiting.build(
-            settings.ratelimit, clock=clock, events=events, tokens=tokens, db=db
+            settings.ratelimit,
+            clock=clock,
+            events=events,
+            tokens=tokens,
+            db=db,
+            redis_tls=redis_tls_options(settings.transport),
         ),
         audit=audit_sink,
         checkpoints=checkpoints(settings, db, clock),

@@ -155,6 +155,8 @@ def test_a_secure_production_configuration_is_accepted() -> None:
         ({"auth": {"issuer": "http://chat.example.com"}}, "https://"),
         ({"database": {"echo": True}}, "database.echo"),
         ({"auth": {"argon2_memory_kib": 1024}}, "argon2"),
+        ({"ratelimit": {"storage_url": "redis://10.0.0.5:6379/0"}}, "rediss://"),
+        ({"ratelimit": {"storage_url": "redis://cache.internal/0"}}, "'cache.internal'"),
     ],
 )
 def test_production_refuses_each_insecure_setting(changes: dict[str, Any], named: str) -> None:
@@ -299,3 +301,39 @@ def test_external_issuers_parse_from_json_in_the_environment(
     assert issuer.issuer == "https://accounts.google.com"
     assert issuer.client_ids == ["c"]
     assert issuer.algorithms == ["RS256", "ES256"]
+
+
+@pytest.mark.parametrize(
+    ("url", "transport"),
+    [
+        ("rediss://cache.internal:6380/0", {}),
+        ("redis://127.0.0.1:6379/0", {}),
+        ("redis://localhost/0", {}),
+        ("redis://[::1]:6379/0", {}),
+        ("redis://user:pw@10.0.0.5:6379/0", {"redis_allow_plain": True}),
+    ],
+)
+def test_production_accepts_redis_over_tls_loopback_or_allowed(
+    url: str, transport: dict[str, Any]
+) -> None:
+    """TLS, a loopback host or an explicit allowance make a Redis store acceptable."""
+    config = production(ratelimit={"storage_url": url}, transport=transport)
+    assert Settings(**config).insecure_findings() == []
+
+
+@pytest.mark.parametrize(
+    ("transport", "ratelimit", "message"),
+    [
+        ({"mtls": "tls"}, {}, "client_ca_file"),
+        ({"client_ca_file": "ca.pem"}, {}, "only with transport.mtls = tls"),
+        ({"mtls": "proxy"}, {}, "behind_tls_proxy"),
+        ({"redis_ca_file": "ca.pem"}, {"storage_url": "redis://127.0.0.1/0"}, "rediss://"),
+        ({"redis_cert_file": "c.pem"}, {"storage_url": "rediss://h/0"}, "go together"),
+    ],
+)
+def test_incoherent_tls_settings_are_refused(
+    transport: dict[str, Any], ratelimit: dict[str, Any], message: str
+) -> None:
+    """Mutual TLS and Redis TLS settings that cannot work are refused at start."""
+    with pytest.raises(ValidationError, match=message):
+        Settings(transport=transport, ratelimit=ratelimit)

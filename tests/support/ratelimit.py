@@ -57,9 +57,12 @@ def redis_answers(url: str = SHARED_REDIS) -> bool:
 
 
 class OwnRedis:
-    """A private redis-server on a free port that a test may stop and start."""
+    """A private redis-server on a free port that a test may stop and start.
 
-    def __init__(self, workdir: Path) -> None:
+    With ``tls`` (redis-server's ``--tls-*`` arguments) it listens only for TLS.
+    """
+
+    def __init__(self, workdir: Path, tls: list[str] | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.skip("redis-server is not installed")
@@ -67,19 +70,19 @@ class OwnRedis:
         self.workdir = workdir
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.tls = tls
 
     @property
     def url(self) -> str:
         """The server's URL."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         """Start the server and wait until it answers."""
         self.process = subprocess.Popen(  # noqa: S603 - a fixed binary and arguments
             [
                 self.binary,
-                "--port",
-                str(self.port),
+                *self._ports(),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -98,6 +101,11 @@ class OwnRedis:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.02)
 
+    def _ports(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return ["--port", "0", "--tls-port", str(self.port), *self.tls]
+
     def stop(self) -> None:
         """Stop the server and wait for it to exit."""
         if self.process is not None:
@@ -106,9 +114,9 @@ class OwnRedis:
             self.process = None
 
 
-def own_redis(workdir: Path) -> Iterator[OwnRedis]:
+def own_redis(workdir: Path, tls: list[str] | None = None) -> Iterator[OwnRedis]:
     """A started private Redis, stopped afterwards (for use in a fixture)."""
-    redis = OwnRedis(workdir)
+    redis = OwnRedis(workdir, tls)
     redis.start()
     try:
         yield redis

@@ -403,7 +403,8 @@ class RateLimitSettings(_Section):
     enabled: bool = Field(True, description="Enforce rate limits (on by default).")
     storage_url: str = Field(
         "memory://",
-        description="Counter store: memory:// for one node, redis://host:port/db for many.",
+        description="Counter store: memory:// for one node, rediss://host:port/db (Redis over "
+        "TLS; redis:// on loopback) for many.",
     )
     strategy: Literal["moving-window", "sliding-window-counter"] = Field(
         "moving-window", description="Algorithm from the limits library."
@@ -575,6 +576,21 @@ class TransportSettings(_Section):
         description="CA file for PostgreSQL TLS: set it to connect with verify-full "
         "(certificate chain and host name checked).",
     )
+    redis_ca_file: Path | None = Field(
+        None, description="CA file for rediss:// (default: the system's trusted CAs)."
+    )
+    redis_cert_file: Path | None = Field(
+        None, description="Client certificate (PEM) presented to Redis over rediss://."
+    )
+    redis_key_file: Path | None = Field(None, description="Private key for redis_cert_file.")
+    redis_check_hostname: bool = Field(
+        True, description="Check that Redis's certificate names the host in the URL."
+    )
+    redis_allow_plain: bool = Field(
+        False,
+        description="Let production use plain redis:// to a non-loopback host (a private "
+        "network you trust); otherwise rediss:// is required.",
+    )
 
     @model_validator(mode="after")
     def _cert_and_key_together(self) -> Self:
@@ -582,6 +598,18 @@ class TransportSettings(_Section):
             raise ValueError("transport.cert_file and transport.key_file go together")
         if "*" in self.allowed_origins:
             raise ValueError("transport.allowed_origins lists origins; '*' is not allowed")
+        if (self.redis_cert_file is None) != (self.redis_key_file is None):
+            raise ValueError("transport.redis_cert_file and transport.redis_key_file go together")
+        return self
+
+    @model_validator(mode="after")
+    def _coherent_mtls(self) -> Self:
+        if self.mtls == "tls" and (self.client_ca_file is None or not self.tls):
+            raise ValueError("transport.mtls = tls needs transport.tls and client_ca_file")
+        if self.mtls != "tls" and self.client_ca_file is not None:
+            raise ValueError("transport.client_ca_file is used only with transport.mtls = tls")
+        if self.mtls == "proxy" and not self.behind_tls_proxy:
+            raise ValueError("transport.mtls = proxy needs transport.behind_tls_proxy")
         return self
 
 
@@ -951,7 +979,16 @@ class Settings(BaseSettings):
             if not i.issuer.startswith("https://")
         )
         findings += self.monitor.insecure_findings()
+        findings += _redis_findings(self.ratelimit.storage_url, self.transport)
         return findings
+
+    @model_validator(mode="after")
+    def _redis_tls_needs_rediss(self) -> Self:
+        transport = self.transport
+        files = (transport.redis_ca_file, transport.redis_cert_file)
+        if any(files) and not self.ratelimit.storage_url.startswith("rediss://"):
+            raise ValueError("transport.redis_ca_file/redis_cert_file need a rediss:// storage_url")
+        return self
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Self:
@@ -971,6 +1008,28 @@ class Settings(BaseSettings):
         data["auth"]["issuer"] = self.issuer
         data["auth"]["audience"] = self.audience
         return data
+
+
+def _redis_findings(url: str, transport: TransportSettings) -> list[str]:
+    """A plain ``redis://`` to another host would carry counters and keys in clear."""
+    scheme, _, rest = url.partition("://")
+    if scheme != "redis" or transport.redis_allow_plain:
+        return []
+    host = rest.rpartition("@")[2].split("/", 1)[0]
+    host = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0] or host
+    if host == "localhost" or _is_loopback(host):
+        return []
+    return [
+        f"ratelimit.storage_url is plain redis:// to {host!r}: use rediss:// (TLS), or set "
+        "transport.redis_allow_plain if that network is private and trusted"
+    ]
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _redact_url(url: str) -> str:

@@ -5,21 +5,30 @@ On Redis each hit is one atomic Lua script; in memory the library's synchronous
 store is called directly (no awaits or locks on the event loop; its expiry sweep
 runs in its own thread). Keys do not include the quota's size, so a quota that
 changes (an override, a learned baseline) keeps counting where it was.
+
+A ``rediss://`` store speaks TLS (1.2 at least) and verifies the server's certificate
+against ``transport.redis_ca_file`` (else the system's CAs), checking the host name
+unless told not to; it can present a client certificate. A certificate the store
+refuses, or that refuses the store, stops the server at start with a message saying
+so: that is a configuration error, not an outage the fail modes should absorb.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from math import floor, inf
-from typing import Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from limits.aio.storage import MovingWindowSupport, RedisStorage, SlidingWindowCounterSupport
 from limits.aio.storage import Storage as RemoteStorage
 from limits.storage import MemoryStorage
+
+from bastion.core.settings import TransportSettings
 
 Strategy = Literal["moving-window", "sliding-window-counter"]
 T = TypeVar("T")
@@ -37,6 +46,40 @@ class Window:
 
 class StoreFailure(Exception):
     """The counter store could not be reached or answered with an error."""
+
+
+class StoreTlsRefused(Exception):
+    """The TLS handshake with the counter store failed: a certificate was refused."""
+
+
+def tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind a store error, if there is one (redis-py wraps it)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    tls = tls_failure(exc)
+    return f"TLS: {tls.reason or tls}" if tls is not None else type(exc).__name__
+
+
+def redis_tls_options(transport: TransportSettings) -> dict[str, Any]:
+    """redis-py's options for a ``rediss://`` store: verified TLS 1.2+, optional client cert."""
+    options: dict[str, Any] = {
+        "ssl_cert_reqs": "required",
+        "ssl_check_hostname": transport.redis_check_hostname,
+        "ssl_min_version": ssl.TLSVersion.TLSv1_2,
+    }
+    if transport.redis_ca_file is not None:
+        options["ssl_ca_certs"] = str(transport.redis_ca_file)
+    if transport.redis_cert_file is not None and transport.redis_key_file is not None:
+        options["ssl_certfile"] = str(transport.redis_cert_file)
+        options["ssl_keyfile"] = str(transport.redis_key_file)
+    return options
 
 
 class LocalStorage(MemoryStorage):
@@ -67,12 +110,19 @@ class LocalStorage(MemoryStorage):
         self.timer.start()
 
 
-def open_store(url: str, *, key_prefix: str, timeout: float) -> Store:
-    """A `limits` storage for ``url`` (``memory://`` or ``redis://…``)."""
+def open_store(
+    url: str, *, key_prefix: str, timeout: float, tls: Mapping[str, Any] | None = None
+) -> Store:
+    """A `limits` storage for ``url`` (``memory://``, ``redis://…`` or ``rediss://…``).
+
+    ``tls`` holds redis-py's ``ssl_*`` options (``redis_tls_options``), used with
+    ``rediss://`` only; `limits` hands them to ``redis.asyncio.Redis.from_url``.
+    """
     if url.startswith("memory://"):
         return LocalStorage()
     if not url.startswith(("redis://", "rediss://", "redis+unix://")):
         raise ValueError(f"unsupported rate-limit store {url.split(':', 1)[0]!r}")
+    options = dict(tls or {}) if url.startswith("rediss://") else {}
     return RedisStorage(
         f"async+{url}",
         implementation="redispy",
@@ -80,6 +130,7 @@ def open_store(url: str, *, key_prefix: str, timeout: float) -> Store:
         key_prefix=key_prefix,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
+        **options,
     )
 
 
@@ -132,7 +183,26 @@ class Counters:
             async with asyncio.timeout(self.timeout):
                 return await call
         except Exception as exc:  # any store error means the same thing here
-            raise StoreFailure(type(exc).__name__) from exc
+            raise StoreFailure(_describe(exc)) from exc
+
+    async def check(self) -> None:
+        """Ping the shared store once; ``StoreTlsRefused`` if its TLS handshake failed.
+
+        Any other failure is left to the fail modes (the store may come up later).
+        """
+        client = self._client()
+        if client is None:
+            return
+        try:
+            await self._remote(client.ping())
+        except StoreFailure as exc:
+            tls = tls_failure(exc)
+            if tls is not None:
+                raise StoreTlsRefused(str(tls)) from exc
+
+    def _client(self) -> Any:
+        """The redis-py client under the `limits` storage (None for memory)."""
+        return getattr(getattr(self.storage, "bridge", None), "storage", None)
 
     async def _peek_remote(self, key: str, limit: int, window: int) -> Window:
         if self.strategy == "moving-window":
@@ -150,7 +220,7 @@ class Counters:
 
     async def close(self) -> None:
         """Close the Redis connections (the memory store has none)."""
-        client = getattr(getattr(self.storage, "bridge", None), "storage", None)
+        client = self._client()
         if client is not None:
             await client.aclose()
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from bastion.core.clock import Clock
 from bastion.core.errors import BastionError
 from bastion.core.settings import RateLimitSettings
 from bastion.observe.events import SecurityEvents
 from bastion.security.ratelimit.admin import OverrideAdmin
-from bastion.security.ratelimit.counters import Counters, open_store
+from bastion.security.ratelimit.counters import Counters, StoreTlsRefused, open_store
 from bastion.security.ratelimit.identity import Caller, network_of
 from bastion.security.ratelimit.policies import FRAMES_POLICY
 from bastion.security.ratelimit.reports import ReportGate
@@ -41,14 +43,17 @@ class RateLimiting:
         events: SecurityEvents,
         tokens: AccessTokens,
         db: Database,
+        redis_tls: Mapping[str, Any] | None = None,
     ) -> RateLimiting:
-        """Open the configured store and build the throttle around it."""
+        """Open the configured store and build the throttle around it.
+
+        ``redis_tls`` holds the TLS options of a ``rediss://`` store (``redis_tls_options``).
+        """
         timeout = settings.store_timeout_seconds
-        shared = Counters(
-            open_store(settings.storage_url, key_prefix=settings.key_prefix, timeout=timeout),
-            settings.strategy,
-            timeout,
+        store = open_store(
+            settings.storage_url, key_prefix=settings.key_prefix, timeout=timeout, tls=redis_tls
         )
+        shared = Counters(store, settings.strategy, timeout)
         local = Counters(
             open_store("memory://", key_prefix="", timeout=timeout), settings.strategy, timeout
         )
@@ -89,7 +94,28 @@ class RateLimiting:
             self.settings.ws_violations_before_close,
         )
 
+    async def check_store(self) -> None:
+        """At start: refuse to run if the shared store's TLS handshake fails.
+
+        A refused certificate (wrong CA, wrong host name, no client certificate) is a
+        configuration error that would otherwise only show as counting locally.
+        """
+        try:
+            await self.throttle.shared.check()
+        except StoreTlsRefused as exc:
+            raise RuntimeError(
+                f"rate-limit store {_where(self.settings.storage_url)}: TLS handshake failed "
+                f"({exc}); check transport.redis_ca_file, redis_cert_file/redis_key_file and "
+                "the host name in ratelimit.storage_url"
+            ) from exc
+
     async def close(self) -> None:
         """Stop the load probe and close the store's connections."""
         self.load.close()
         await self.throttle.shared.close()
+
+
+def _where(url: str) -> str:
+    """The store's scheme, host and port, without credentials."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2].split('/', 1)[0]}"
