@@ -119,7 +119,8 @@ FORGERIES: dict[str, Callable[[Target], str]] = {
     "kid path traversal": lambda t: sign(t.keys, t.claims(), kid="../../keys/signing"),
     "no kid": lambda t: sign(t.keys, t.claims(), kid=None),
     "oversized": lambda t: sign(t.keys, t.claims(pad="x" * 9000)),
-    "unknown cnf binding": lambda t: sign(t.keys, t.claims(cnf={"x5t#S256": "abc"})),
+    # RFC 7800 `kid` confirmation: a method Bastion does not implement (jkt and x5t#S256 it does).
+    "unknown cnf binding": lambda t: sign(t.keys, t.claims(cnf={"kid": "abc"})),
 }
 
 

@@ -10,6 +10,7 @@ from bastion.core.clock import FakeClock
 from bastion.core.errors import Unauthenticated, Unavailable
 from bastion.core.ids import Kind, is_id
 from bastion.security.keys import KeyRing, SigningKeyStore
+from bastion.security.oauth import rfc9068
 from bastion.security.tokens import AccessTokens, IssuedToken, Revocations, Revoked
 
 ISSUER = "https://chat.example.com"
@@ -311,3 +312,49 @@ def test_an_oversized_token_is_refused(keys: KeyRing, clock: FakeClock) -> None:
     )
     with pytest.raises(Unauthenticated):
         small.authenticate(user_token(small).token)
+
+
+def test_confirmations_are_issued_and_read_back(tokens: AccessTokens) -> None:
+    """cnf carries jkt (RFC 9449) and x5t#S256 (RFC 8705), alone or together."""
+    for jkt, x5t in (("k", None), (None, "c"), ("k", "c")):
+        issued = tokens.issue(
+            app_id=APP,
+            client_id=CLIENT,
+            subject=CLIENT,
+            scopes=frozenset(),
+            ttl=TTL,
+            jkt=jkt,
+            x5t=x5t,
+        )
+        principal = tokens.authenticate(issued.token)
+        assert (principal.jkt, principal.x5t) == (jkt, x5t)
+
+
+@pytest.mark.parametrize(
+    "cnf", [{"jkt": "k", "kid": "x"}, {"x5t#S256": 1}, {}, "x5t#S256", {"x5t": "abc"}]
+)
+def test_unknown_or_malformed_confirmations_are_refused(
+    tokens: AccessTokens, keys: KeyRing, clock: FakeClock, cnf: object
+) -> None:
+    """A cnf with a method Bastion does not check, or a malformed one, fails verification."""
+    claims = user_token(tokens).principal
+    now = int(clock.timestamp())
+    token = rfc9068.encode(
+        keys.active,
+        keys.alg,
+        {
+            "iss": ISSUER,
+            "aud": ISSUER,
+            "sub": claims.subject,
+            "client_id": CLIENT,
+            "app_id": APP,
+            "scope": "chat:read",
+            "iat": now,
+            "nbf": now,
+            "exp": now + TTL,
+            "jti": "tok_01JD0000000000000000000000",
+            "cnf": cnf,
+        },
+    )
+    with pytest.raises(Unauthenticated):
+        tokens.authenticate(token)
