@@ -1,7 +1,7 @@
 """client certificate names (RFC 8705 tls_client_auth)
 
-Revision ID: 0010
-Revises: 0003
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-11-28
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0003"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
