@@ -7,7 +7,7 @@ import contextlib
 import gc
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ from bastion.http.routes import (
 from bastion.http.schemas.common import Problem
 from bastion.http.websocket import ConnectionRegistry
 from bastion.http.websocket import router as websocket_router
+from bastion.observe import key_ages as key_age_metrics
 from bastion.observe import metrics as metric_families
 from bastion.observe import system as system_metrics
 from bastion.observe.access_log import AccessLog
@@ -73,6 +74,7 @@ from bastion.observe.siem import (
     json_message,
 )
 from bastion.realtime.memory import MemoryBroker
+from bastion.security import key_ages
 from bastion.security.audit import keys as audit_keys
 from bastion.security.audit.checkpoints import Checkpoints
 from bastion.security.audit.context import AuditContext
@@ -80,8 +82,11 @@ from bastion.security.audit.log import AuditLog, ChangeAudit
 from bastion.security.audit.records import Redactor, export_dict, truncate_ip
 from bastion.security.authenticator import Authenticator
 from bastion.security.authz import Authorizer
+from bastion.security.crypto import vault
 from bastion.security.crypto.envelope import EnvelopeCipher
 from bastion.security.crypto.keyring import LocalKeyring, MasterKey
+from bastion.security.crypto.keysource import ManagedKeySource
+from bastion.security.crypto.shredlist import ShredList
 from bastion.security.external import ExternalIdentities
 from bastion.security.fetch import JsonFetcher
 from bastion.security.guard.body_text import BodyText
@@ -185,9 +190,12 @@ def database(settings: Settings) -> Database:
     return Database(engine, cipher=column_cipher(settings, SystemClock()))
 
 
-def keyring(settings: Settings) -> LocalKeyring:
-    """The local keyring (encryption at rest), created with its first keys if missing."""
+def key_source(settings: Settings) -> ManagedKeySource:
+    """Where KEKs live (``encryption.key_source``): Vault Transit or the local keyring."""
     encryption = settings.encryption
+    if encryption.key_source == "vault":
+        shredded = ShredList(settings.server.data_dir / "keys" / "shredded.json")
+        return vault.connect(encryption.vault, shredded)
     secret = encryption.master_passphrase
     raw = encryption.master_key
     master = MasterKey(
@@ -202,9 +210,9 @@ def keyring(settings: Settings) -> LocalKeyring:
 
 
 def column_cipher(settings: Settings, clock: Clock) -> EnvelopeCipher:
-    """Envelope encryption of sensitive columns under the keyring's per-app KEKs."""
+    """Envelope encryption of sensitive columns under the key source's per-app KEKs."""
     return EnvelopeCipher(
-        keyring(settings), clock, cache_seconds=settings.encryption.dek_cache_seconds
+        key_source(settings), clock, cache_seconds=settings.encryption.dek_cache_seconds
     )
 
 
@@ -367,6 +375,7 @@ class _Lifespan:
                 services.checkpoints.run(self.settings.audit.checkpoint_interval_seconds)
             ),
             asyncio.create_task(system_metrics.sample_loop_lag()),
+            asyncio.create_task(await _key_ages(self.settings)),
             asyncio.create_task(
                 services.ratelimit.admin.keep_reloading(
                     self.settings.ratelimit.override_refresh_seconds
@@ -389,6 +398,16 @@ class _Lifespan:
             await services.monitoring.close()
             await services.broker.close()
             await services.db.close()
+
+
+async def _key_ages(settings: Settings) -> Coroutine[Any, Any, None]:
+    """Sample key ages once now (so the first scrape has them), then keep refreshing."""
+    collector = key_age_metrics.install()
+    source, signing = key_source(settings), key_store(settings)
+    max_age = settings.encryption.kek_max_age_days
+    await key_ages.sample(collector, source, signing, max_age)
+    interval = settings.encryption.key_age_refresh_seconds
+    return key_ages.keep_sampling(collector, source, signing, max_age, interval)
 
 
 def build_services(settings: Settings, clock: Clock) -> Services:

@@ -13,11 +13,11 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from bastion.app import create_app, database, secret_hasher, signing_keys
+from bastion.app import create_app, database, key_source, secret_hasher, signing_keys
 from bastion.auth_cli import clients_cli, register_key_commands
 from bastion.chat.apps import create_app as create_tenant
 from bastion.cli_audit import audit_cli
-from bastion.cli_crypto import backup_cli, keys_cli
+from bastion.cli_crypto import backup_cli, keys_cli, operator_errors
 from bastion.cli_logs import logs_cli
 from bastion.cli_ratelimit import ratelimit_cli
 from bastion.cli_roles import roles_cli
@@ -124,6 +124,7 @@ def init(
 
 
 @cli.command()
+@operator_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
@@ -131,6 +132,9 @@ def serve(
 ) -> None:
     """Run the server: migrate, load or create keys, then serve HTTPS and WebSocket."""
     settings = _settings(data_dir, host=host, port=port)
+    # The key source must answer before anything is served: a wrong Vault address or
+    # token stops the start with one clear line.
+    key_source(settings).status()
     _migrate(settings)
     signing_keys(settings)
     server = settings.server

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bastion.app import audit_log, column_cipher, database, keyring
+from bastion.app import audit_log, column_cipher, database, key_source
 from bastion.core.clock import SystemClock
 from bastion.core.ids import Kind, is_id
 from bastion.core.settings import Settings, load_settings
@@ -22,6 +23,7 @@ from bastion.observe.events import Actor, LogSink, SecurityEvents
 from bastion.observe.logging import configure as configure_logging
 from bastion.security.crypto import backups, rotation
 from bastion.security.crypto.backup import BackupRefused
+from bastion.security.crypto.errors import KeySourceDown, KeyUnavailable
 from bastion.security.crypto.shredding import shred
 from bastion.store.db import Database
 from bastion.store.repos import data_keys
@@ -32,6 +34,26 @@ keys_cli = typer.Typer(
 )
 backup_cli = typer.Typer(help="Encrypted backups: create, verify, restore.", no_args_is_help=True)
 _console = Console(stderr=True)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def operator_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Report key-source failures (Vault down, token refused, key retired) as one clear
+    line and exit 1, never as a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except KeySourceDown as exc:
+            _console.print(f"[red]Key source unavailable: {exc.reason}[/red]", emoji=False)
+            raise typer.Exit(1) from None
+        except KeyUnavailable as exc:
+            _console.print(f"[red]Key unavailable: {exc}[/red]", emoji=False)
+            raise typer.Exit(1) from None
+
+    return run
 
 
 def _load() -> Settings:
@@ -80,12 +102,14 @@ def _bar(description: str) -> Iterator[Progress]:
 
 
 @keys_cli.command("status")
+@operator_errors
 def status() -> None:
     """Show KEK versions and ages (never key material)."""
     settings = _load()
-    ring = keyring(settings)
-    info = ring.status()
+    source = key_source(settings)
+    info = source.status()
     now = dt.datetime.now(dt.UTC)
+    typer.echo(f"key source {source.name}")
     for version, created in info.versions:
         marks = []
         if version == info.primary:
@@ -99,10 +123,11 @@ def status() -> None:
 
 
 @keys_cli.command("check")
+@operator_errors
 def check() -> None:
     """Warn (exit 1) when the KEK in use is older than encryption.kek_max_age_days."""
     settings = _load()
-    info = keyring(settings).status()
+    info = key_source(settings).status()
     age = info.primary_age(dt.datetime.now(dt.UTC))
     limit = settings.encryption.kek_max_age_days
     if age > dt.timedelta(days=limit):
@@ -115,19 +140,21 @@ def check() -> None:
 
 
 @keys_cli.command("rotate")
+@operator_errors
 def rotate() -> None:
     """Add a KEK version; new data keys are wrapped under it from now on."""
     settings = _load()
-    version = keyring(settings).rotate(dt.datetime.now(dt.UTC))
+    version = key_source(settings).rotate(dt.datetime.now(dt.UTC))
     _emit(settings, "key.rotate", f"kek:v{version}", version=version)
     typer.echo(f"KEK v{version} is now primary. Run `bastion keys rewrap` to move data keys to it.")
 
 
 @keys_cli.command("rewrap")
+@operator_errors
 def rewrap(batch: Annotated[int, typer.Option(min=1, max=10_000)] = 500) -> None:
     """Re-wrap every data key under the newest KEK (data is not touched)."""
     settings = _load()
-    ring = keyring(settings)
+    ring = key_source(settings)
 
     async def run() -> rotation.RewrapResult:
         db = database(settings)
@@ -148,6 +175,7 @@ def rewrap(batch: Annotated[int, typer.Option(min=1, max=10_000)] = 500) -> None
 
 
 @keys_cli.command("reencrypt")
+@operator_errors
 def reencrypt(
     batch: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
     throttle: Annotated[
@@ -187,6 +215,7 @@ def reencrypt(
 
 
 @keys_cli.command("retire")
+@operator_errors
 def retire(
     min_version: Annotated[
         int, typer.Option("--min-version", min=1, help="Oldest KEK version still usable.")
@@ -200,7 +229,7 @@ def retire(
 ) -> None:
     """Set min_decryption_version: older KEK versions stop decrypting (after a rewrap)."""
     settings = _load()
-    ring = keyring(settings)
+    ring = key_source(settings)
 
     async def remaining() -> int:
         db = database(settings)
@@ -227,6 +256,7 @@ def retire(
 
 
 @keys_cli.command("shred")
+@operator_errors
 def shred_command(
     app_id: Annotated[str, typer.Option("--app", help="The app (tenant) id.")],
     user: Annotated[str | None, typer.Option(help="Destroy this user's data key.")] = None,
@@ -257,6 +287,7 @@ def shred_command(
 
 
 @backup_cli.command("create")
+@operator_errors
 def backup_create(
     directory: Annotated[
         Path | None, typer.Option("--dir", help="Default: encryption.backup_dir.")
@@ -269,7 +300,7 @@ def backup_create(
         task = progress.add_task("Encrypting snapshot", total=None)
         info = backups.create(
             settings.database_url,
-            keyring(settings),
+            key_source(settings),
             target,
             now=dt.datetime.now(dt.UTC),
             chunk_bytes=settings.encryption.backup_chunk_bytes,
@@ -281,11 +312,12 @@ def backup_create(
 
 
 @backup_cli.command("verify")
+@operator_errors
 def backup_verify(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
     """Check every chunk of a backup (key, header, order, truncation, integrity)."""
     settings = _load()
     try:
-        info = backups.verify(path, keyring(settings))
+        info = backups.verify(path, key_source(settings))
     except BackupRefused as exc:
         _console.print(f"[red]Backup refused: {exc}[/red]")
         raise typer.Exit(1) from exc
@@ -296,6 +328,7 @@ def backup_verify(path: Annotated[Path, typer.Argument(exists=True, dir_okay=Fal
 
 
 @backup_cli.command("restore")
+@operator_errors
 def backup_restore(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
     to: Annotated[str, typer.Option("--to", help="Database URL of a fresh, empty location.")],
@@ -303,7 +336,7 @@ def backup_restore(
     """Restore into a fresh location; a bad backup is refused and nothing is written."""
     settings = _load()
     try:
-        info = backups.restore(path, keyring(settings), to)
+        info = backups.restore(path, key_source(settings), to)
     except BackupRefused as exc:
         _console.print(f"[red]Backup refused, nothing restored: {exc}[/red]")
         raise typer.Exit(1) from exc

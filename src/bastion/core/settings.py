@@ -14,6 +14,7 @@ import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -684,8 +685,82 @@ class ValidationSettings(_Section):
         return self
 
 
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class VaultSettings(_Section):
+    """HashiCorp Vault Transit as the key source (``encryption.key_source = "vault"``)."""
+
+    # A refused value must not echo the token into the error printed to the operator.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    address: str | None = Field(
+        None,
+        description="Vault's URL, e.g. https://vault.internal:8200; http only on loopback, "
+        "and never in production.",
+    )
+    token: SecretStr | None = Field(
+        None, description="Vault token (set it from a secret: BASTION_ENCRYPTION__VAULT__TOKEN)."
+    )
+    token_file: Path | None = Field(
+        None,
+        description="File holding the Vault token (e.g. written by Vault Agent); re-read "
+        "at each start.",
+    )
+    mount: str = Field(
+        "transit", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", description="Transit mount path."
+    )
+    key_name: str = Field(
+        "bastion-kek",
+        pattern=r"^[A-Za-z0-9_-]{1,128}$",
+        description="Transit key (derived=true) that wraps data keys; its versions are the KEKs.",
+    )
+    backup_key_name: str = Field(
+        "bastion-backup",
+        pattern=r"^[A-Za-z0-9_-]{1,128}$",
+        description="Transit key (derived=true) that wraps each backup's file key.",
+    )
+    namespace: str | None = Field(None, description="Vault Enterprise namespace, if any.")
+    ca_file: Path | None = Field(
+        None, description="CA bundle that signs Vault's certificate (default: system CAs)."
+    )
+    timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="Time limit of one request to Vault."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.address is None:
+            return self
+        parts = urlsplit(self.address)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("encryption.vault.address must be an https:// URL")
+        if parts.scheme == "http" and not _is_loopback_host(parts.hostname):
+            raise ValueError(
+                "encryption.vault.address: http:// is allowed only on loopback; use https://"
+            )
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("set encryption.vault.token or token_file, not both")
+        return self
+
+
 class EncryptionSettings(_Section):
-    """Encryption at rest: the keyring, data-key caching, key age policy and backups."""
+    """Encryption at rest: the key source, data-key caching, key age policy and backups."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    key_source: Literal["local", "vault"] = Field(
+        "local",
+        description="Where KEKs live: the local keyring file, or HashiCorp Vault Transit "
+        "(encryption.vault).",
+    )
+    vault: VaultSettings = VaultSettings()
 
     master_passphrase: SecretStr | None = Field(
         None,
@@ -711,6 +786,34 @@ class EncryptionSettings(_Section):
     backup_chunk_bytes: int = Field(
         1_048_576, ge=4096, le=64 * 1_048_576, description="Plaintext bytes per backup chunk."
     )
+    key_age_refresh_seconds: float = Field(
+        300.0, ge=1, le=86_400, description="How often the key-age metrics re-read the key source."
+    )
+
+    @model_validator(mode="after")
+    def _vault_is_configured(self) -> Self:
+        vault = self.vault
+        if self.key_source == "vault" and vault.address is None:
+            raise ValueError("encryption.key_source = vault needs encryption.vault.address")
+        if self.key_source == "vault" and vault.token is None and vault.token_file is None:
+            raise ValueError(
+                "encryption.key_source = vault needs encryption.vault.token or token_file"
+            )
+        return self
+
+    def insecure_findings(self) -> list[str]:
+        """What in this section is unfit for production."""
+        if self.key_source == "vault":
+            address = self.vault.address or ""
+            if not address.startswith("https://"):
+                return ["encryption.vault.address is not an https:// URL"]
+            return []
+        if self.master_passphrase is None and self.master_key is None:
+            return [
+                "neither encryption.master_passphrase nor encryption.master_key is set: the "
+                "keyring's master key would sit in a file beside it"
+            ]
+        return []
 
 
 class AlertRuleSettings(_Section):
@@ -859,6 +962,8 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         frozen=True,
         extra="forbid",
+        # Refused values are not echoed: they may be secrets (tokens, passphrases).
+        hide_input_in_errors=True,
     )
 
     environment: Environment = Environment.DEVELOPMENT
@@ -956,12 +1061,7 @@ class Settings(BaseSettings):
                 "plain HTTP (transport.tls off) without a TLS-terminating proxy "
                 "(transport.behind_tls_proxy)"
             )
-        encryption = self.encryption
-        if encryption.master_passphrase is None and encryption.master_key is None:
-            findings.append(
-                "neither encryption.master_passphrase nor encryption.master_key is set: the "
-                "keyring's master key would sit in a file beside it"
-            )
+        findings += self.encryption.insecure_findings()
         if self.transport.hsts_max_age < 31_536_000:
             findings.append("transport.hsts_max_age is below one year")
         if self.auth.argon2_memory_kib < 19_456 or self.auth.argon2_time_cost < 2:

@@ -148,12 +148,18 @@ class SigningKeyStore:
 
     def rotation_due(self, now: datetime, period_days: int) -> bool:
         """Whether the active key is older than ``period_days`` (0 disables)."""
-        index = self._read_index()
-        if not period_days or index is None:
+        if not period_days:
             return False
-        current = next(e for e in self._entries(index) if e["state"] == ACTIVE)
-        since = _parse_time(current.get("activated_at") or current.get("created_at"))
+        since = self.active_since()
         return since is not None and now - since >= timedelta(days=period_days)
+
+    def active_since(self) -> datetime | None:
+        """When the active signing key became active (None before the first key)."""
+        index = self._read_index()
+        if index is None:
+            return None
+        current = next(e for e in self._entries(index) if e["state"] == ACTIVE)
+        return _parse_time(current.get("activated_at") or current.get("created_at"))
 
     def prune(self, now: datetime) -> list[str]:
         """Delete retired keys whose tokens have all expired; return their ids."""

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, select
 
-from bastion.app import keyring
+from bastion.app import key_source
 from bastion.security.crypto import backup, backups
 from bastion.security.crypto.keyring import LocalKeyring, MasterKey
 from bastion.store import snapshot
@@ -55,7 +55,7 @@ async def _fill(tenant: Tenant) -> None:
 def _create(server: ServerThread, directory: Path, chunk: int = 4096) -> backups.BackupInfo:
     return backups.create(
         server.settings.database_url,
-        keyring(server.settings),
+        key_source(server.settings),
         directory,
         now=dt.datetime.now(dt.UTC),
         chunk_bytes=chunk,
@@ -77,9 +77,9 @@ async def test_restore_drill(
     for secret in SECRETS:
         assert secret.encode() not in info.path.read_bytes()
     assert info.path.stat().st_mode & 0o777 == 0o600
-    backups.verify(info.path, keyring(server.settings))
+    backups.verify(info.path, key_source(server.settings))
     target = databases.new()
-    backups.restore(info.path, keyring(server.settings), target)
+    backups.restore(info.path, key_source(server.settings), target)
     after = await table_rows(target)
     assert after == before
     assert sum(len(rows) for rows in after.values()) > 0
@@ -139,7 +139,7 @@ async def test_damaged_backup_is_refused_and_restores_nothing(
     info = _create(server, tmp_path / "backups")
     damaged = tmp_path / "damaged.bastion-backup"
     damaged.write_bytes(_tampered(info.path.read_bytes(), how))
-    ring = keyring(server.settings)
+    ring = key_source(server.settings)
     with pytest.raises(backup.BackupRefused):
         backups.verify(damaged, ring)
     target = databases.new()

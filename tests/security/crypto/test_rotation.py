@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bastion.app import database, keyring
+from bastion.app import database, key_source
 from bastion.core.clock import SystemClock
 from bastion.core.ids import Kind, new_id
 from bastion.security.crypto.envelope import EnvelopeCipher, key_aad
@@ -190,7 +190,7 @@ async def test_rotation_under_load_with_a_crash(rotating_server: ServerThread) -
     assert retired.returncode == 0, retired.stderr
     key_id, app_id, kind, owner_id, purpose, version, wrapped = old_key
     assert version == 1
-    ring = keyring(server.settings)
+    ring = key_source(server.settings)
     with pytest.raises(KeyUnavailable, match="retired"):
         ring.unwrap(
             app_id, version, wrapped, key_aad(app_id, key_id, Owner(kind, owner_id), purpose)

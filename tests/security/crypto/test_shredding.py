@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from bastion.app import keyring
+from bastion.app import key_source
 from bastion.core.clock import SystemClock
 from bastion.observe.events import MemorySink, SecurityEvents
 from bastion.security.crypto import backups
@@ -84,7 +84,7 @@ async def test_an_old_backup_does_not_bring_shredded_data_back(
             await tenant.send(alice, channel, "a secret that must be forgotten")
             old = backups.create(
                 settings.database_url,
-                keyring(settings),
+                key_source(settings),
                 tmp_path / "backups",
                 now=dt.datetime.now(dt.UTC),
                 chunk_bytes=65536,
@@ -94,7 +94,7 @@ async def test_an_old_backup_does_not_bring_shredded_data_back(
     finally:
         await asyncio.to_thread(server.stop)
     restored_url = databases.new()
-    await asyncio.to_thread(backups.restore, old.path, keyring(settings), restored_url)
+    await asyncio.to_thread(backups.restore, old.path, key_source(settings), restored_url)
     revived = await asyncio.to_thread(start_server, make_settings(tmp_path / "data", restored_url))
     try:
         async with httpx.AsyncClient(base_url=revived.base_url, timeout=10) as http:

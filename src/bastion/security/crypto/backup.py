@@ -3,15 +3,19 @@
 ::
 
     "BASTION-BACKUP/1\\n"
-    u32 header length ‖ header (JSON: id, time, source, key version, chunk size, zlib)
+    u32 header length ‖ header (JSON: id, time, source, key version, chunk size, zlib,
+                                and, with Vault, the Transit-wrapped file key)
     header seal: nonce ‖ tag of AES-GCM over nothing, AAD = "header" ‖ header
     chunks:      u32 length ‖ nonce ‖ ciphertext ‖ tag,
                  AAD = SHA-256(header) ‖ u64 index ‖ final flag
 
 The file key is HKDF(backup key, backup id): a backup key separate from every data key,
-and a different key per file. Changing the header breaks its seal and every chunk's
-AAD; swapping or dropping chunks breaks the index; cutting the file loses the chunk
-flagged final; any byte flipped fails its tag. ``read`` yields plaintext only as it is
+and a different key per file. With Vault the backup key is a fresh Transit data key per
+file whose wrapped form is in the header, so only Vault can give it back.
+
+Changing the header breaks its seal and every chunk's AAD; swapping or dropping chunks
+breaks the index; cutting the file loses the chunk flagged final; any byte flipped fails
+its tag. ``read`` yields plaintext only as it is
 verified and raises ``BackupRefused`` at the first problem, so a restore writes to a
 temporary place and moves it into position only after the whole stream verified.
 """
@@ -46,20 +50,21 @@ class BackupHeader:
     source: str
     key_version: int
     chunk_bytes: int
+    wrapped_key: str | None = None
 
     def encode(self) -> bytes:
         """The canonical header bytes."""
-        return json.dumps(
-            {
-                "id": self.backup_id,
-                "created_at": self.created_at,
-                "source": self.source,
-                "key_version": self.key_version,
-                "chunk_bytes": self.chunk_bytes,
-                "compression": "zlib",
-            },
-            sort_keys=True,
-        ).encode()
+        fields: dict[str, str | int] = {
+            "id": self.backup_id,
+            "created_at": self.created_at,
+            "source": self.source,
+            "key_version": self.key_version,
+            "chunk_bytes": self.chunk_bytes,
+            "compression": "zlib",
+        }
+        if self.wrapped_key is not None:
+            fields["wrapped_key"] = self.wrapped_key
+        return json.dumps(fields, sort_keys=True).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> BackupHeader:
@@ -73,6 +78,7 @@ class BackupHeader:
             str(data["source"]),
             int(data["key_version"]),
             int(data["chunk_bytes"]),
+            str(data["wrapped_key"]) if "wrapped_key" in data else None,
         )
 
 
@@ -148,12 +154,12 @@ def read_header(stream: BinaryIO) -> tuple[BackupHeader, bytes]:
 
 def read(
     stream: BinaryIO,
-    key_for_version: Callable[[int], bytes],
+    key_for: Callable[[BackupHeader], bytes],
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
     """Yield the verified, decompressed snapshot; raise ``BackupRefused`` on any problem."""
     header, raw_header = read_header(stream)
-    key = file_key(key_for_version(header.key_version), header.backup_id)
+    key = file_key(key_for(header), header.backup_id)
     try:
         aead.unseal(key, stream.read(aead.OVERHEAD), b"header" + raw_header)
     except aead.InvalidCiphertext:

@@ -13,7 +13,7 @@ from pathlib import Path
 from bastion.core.ids import Kind, new_id
 from bastion.security.crypto import backup
 from bastion.security.crypto.errors import KeyUnavailable
-from bastion.security.crypto.keyring import LocalKeyring
+from bastion.security.crypto.keysource import ManagedKeySource
 from bastion.store import snapshot
 
 SUFFIX = ".bastion-backup"
@@ -39,7 +39,7 @@ def _pieces(path: Path) -> Iterator[bytes]:
 
 def create(
     url: str,
-    keyring: LocalKeyring,
+    keys: ManagedKeySource,
     directory: Path,
     *,
     now: dt.datetime,
@@ -49,13 +49,15 @@ def create(
 ) -> BackupInfo:
     """Snapshot the database and write it encrypted; then keep only the newest ``keep``."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    version, key = keyring.backup_key()
+    backup_id = new_id(Kind.BACKUP)
+    backup_key = keys.new_backup_key(backup_id)
     header = backup.BackupHeader(
-        backup_id=new_id(Kind.BACKUP),
+        backup_id=backup_id,
         created_at=now.isoformat(),
         source=snapshot.backend_of(url),
-        key_version=version,
+        key_version=backup_key.version,
         chunk_bytes=chunk_bytes,
+        wrapped_key=backup_key.wrapped,
     )
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     final = directory / f"bastion-{stamp}-{header.backup_id}{SUFFIX}"
@@ -69,7 +71,7 @@ def create(
             backup.write(
                 out,
                 header,
-                key,
+                backup_key.key,
                 _pieces(image),
                 None if advance is None else (lambda n: advance(n, total)),
             )
@@ -89,28 +91,30 @@ def prune(directory: Path, keep: int) -> list[Path]:
     return removed
 
 
-def _key_for(keyring: LocalKeyring) -> Callable[[int], bytes]:
-    def key(version: int) -> bytes:
+def _key_for(keys: ManagedKeySource) -> Callable[[backup.BackupHeader], bytes]:
+    def key(header: backup.BackupHeader) -> bytes:
         try:
-            return keyring.backup_key(version)[1]
-        except KeyUnavailable:
-            raise backup.BackupRefused(f"no backup key version {version} in this keyring") from None
+            return keys.open_backup_key(header.key_version, header.wrapped_key, header.backup_id)
+        except KeyUnavailable as exc:
+            raise backup.BackupRefused(
+                f"backup key version {header.key_version} cannot be opened: {exc}"
+            ) from None
 
     return key
 
 
-def verify(path: Path, keyring: LocalKeyring, advance: Advance | None = None) -> BackupInfo:
+def verify(path: Path, keys: ManagedKeySource, advance: Advance | None = None) -> BackupInfo:
     """Read the whole backup, checking every chunk; raise ``BackupRefused`` on any problem."""
     with path.open("rb") as stream:
         header, _ = backup.read_header(stream)
         stream.seek(0)
         # Reading is the check: drain every chunk without keeping any.
-        deque(backup.read(stream, _key_for(keyring), advance), maxlen=0)
+        deque(backup.read(stream, _key_for(keys), advance), maxlen=0)
     return BackupInfo(path, header, path.stat().st_size)
 
 
 def restore(
-    path: Path, keyring: LocalKeyring, url: str, advance: Advance | None = None
+    path: Path, keys: ManagedKeySource, url: str, advance: Advance | None = None
 ) -> BackupInfo:
     """Verify and decrypt the backup to a scratch file, then load it into ``url``.
 
@@ -121,7 +125,7 @@ def restore(
         with path.open("rb") as stream, image.open("wb") as out:
             header, _ = backup.read_header(stream)
             stream.seek(0)
-            for piece in backup.read(stream, _key_for(keyring), advance):
+            for piece in backup.read(stream, _key_for(keys), advance):
                 out.write(piece)
         if header.source != snapshot.backend_of(url):
             raise backup.BackupRefused(

@@ -2,7 +2,8 @@
 
 A value is sealed with AES-256-GCM under its owner's **data key** (DEK): one per
 channel for message bodies, one per user for their personal data. DEKs are random, are
-stored only wrapped by the app's current **KEK** (``KeySource.wrap``), and are kept
+stored only wrapped by the app's current **KEK** (``KeySource.wrap``: the local keyring
+or Vault Transit), and are kept
 unwrapped in memory for ``cache_seconds`` at most. The stored form is
 ``e1.<dek id>.<base64(nonce ‖ ciphertext ‖ tag)>``; the associated data names the
 app, table, column, row id and DEK id (``Cell.aad``), so a ciphertext copied to any
@@ -20,7 +21,6 @@ import time
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Protocol
 
 from bastion.core.clock import Clock
 from bastion.core.errors import IntegrityFailure
@@ -28,6 +28,7 @@ from bastion.core.ids import Kind, new_id
 from bastion.observe.logging import get_logger
 from bastion.security.crypto import aead
 from bastion.security.crypto.errors import KeyUnavailable
+from bastion.security.crypto.keysource import KeySource, call
 from bastion.store.db import Connection
 from bastion.store.repos import data_keys as repo
 from bastion.store.sealing import SEALED_PREFIX, Cell, KeyDestroyed, Owner
@@ -39,26 +40,6 @@ _TERM_BYTES = 16
 _WORD = re.compile(r"\w+", re.UNICODE)
 MIN_TERM_CHARS = 2
 MAX_TERM_CHARS = 64
-
-
-class KeySource(Protocol):
-    """Wraps and unwraps data keys under an app's versioned KEKs (local file or Vault)."""
-
-    def wrap(self, app_id: str, dek: bytes, aad: bytes) -> tuple[int, str]:
-        """Seal ``dek`` under the app's newest KEK; return (version, wrapped)."""
-        ...
-
-    def unwrap(self, app_id: str, version: int, wrapped: str, aad: bytes) -> bytes:
-        """Open a wrapped DEK; raises when the version is retired or the input tampered."""
-        ...
-
-    def record_destroyed(self, key_ids: list[str]) -> None:
-        """Remember shredded data keys outside the database (and its backups)."""
-        ...
-
-    def is_destroyed(self, key_id: str) -> bool:
-        """Whether a data key was shredded."""
-        ...
 
 
 def words(text: str) -> set[str]:
@@ -159,7 +140,7 @@ class EnvelopeCipher:
         if record is None:
             key_id, key = await self._create(conn, app_id, owner, purpose)
         else:
-            key_id, key = record.id, self._unwrap(record)
+            key_id, key = record.id, await self._unwrap(record)
         self._remember_active(cache_key, key_id, key)
         return key_id, key
 
@@ -168,7 +149,8 @@ class EnvelopeCipher:
     ) -> tuple[str, bytes]:
         key_id = new_id(Kind.DATA_KEY)
         key = aead.new_key()
-        version, wrapped = self.keys.wrap(app_id, key, key_aad(app_id, key_id, owner, purpose))
+        aad = key_aad(app_id, key_id, owner, purpose)
+        version, wrapped = await call(self.keys, self.keys.wrap, app_id, key, aad)
         record = repo.DataKeyRecord(
             id=key_id,
             app_id=app_id,
@@ -193,17 +175,20 @@ class EnvelopeCipher:
             raise aead.InvalidCiphertext
         if record.wrapped is None:
             raise KeyDestroyed(key_id)
-        key = self._unwrap(record)
+        key = await self._unwrap(record)
         self._remember(app_id, key_id, key)
         return key
 
-    def _unwrap(self, record: repo.DataKeyRecord) -> bytes:
+    async def _unwrap(self, record: repo.DataKeyRecord) -> bytes:
         if record.wrapped is None or self.keys.is_destroyed(record.id):
             raise KeyDestroyed(record.id)
         owner = Owner(record.owner_kind, record.owner_id)
         aad = key_aad(record.app_id, record.id, owner, record.purpose)
+        keys = self.keys
         try:
-            return self.keys.unwrap(record.app_id, record.kek_version, record.wrapped, aad)
+            return await call(
+                keys, keys.unwrap, record.app_id, record.kek_version, record.wrapped, aad
+            )
         except KeyUnavailable:
             raise
         except aead.InvalidCiphertext:

@@ -28,6 +28,9 @@ from typing import Any
 
 from bastion.security.crypto import aead
 from bastion.security.crypto.errors import KeyUnavailable
+from bastion.security.crypto.keysource import BackupKey, KeyStatus
+
+__all__ = ["FORMAT", "KeyStatus", "KeyVersion", "LocalKeyring", "MasterKey"]
 
 FORMAT = "bastion-keyring/1"
 _FILE_AAD = b"bastion/keyring/v1"
@@ -50,21 +53,6 @@ class KeyVersion:
     version: int
     key: bytes = field(repr=False)
     created_at: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class KeyStatus:
-    """What an operator may know about the keys: versions and ages, never material."""
-
-    primary: int
-    min_decryption_version: int
-    versions: tuple[tuple[int, dt.datetime], ...]
-    backup_primary: int
-
-    def primary_age(self, now: dt.datetime) -> dt.timedelta:
-        """How long the key used for new writes has been in use."""
-        created = dict(self.versions)[self.primary]
-        return now - created
 
 
 @dataclass(slots=True)
@@ -145,11 +133,11 @@ class MasterKey:
 
     def _dev_key(self) -> bytes:
         if not self._dev_file.exists():
-            _write_private(self._dev_file, _b64(aead.new_key()).encode())
+            write_private(self._dev_file, _b64(aead.new_key()).encode())
         return _unb64(self._dev_file.read_text(encoding="ascii").strip())
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Write atomically with mode 0600."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
@@ -163,6 +151,9 @@ def _write_private(path: Path, data: bytes) -> None:
 
 class LocalKeyring:
     """Root keys from the keyring file; reloads when another process changed it."""
+
+    name = "local"
+    remote = False
 
     def __init__(self, path: Path, master: MasterKey) -> None:
         self.path = path
@@ -209,7 +200,7 @@ class LocalKeyring:
         master = self._master.key(kdf)
         sealed = aead.seal(master, contents.to_json(), _FILE_AAD)
         document = {"format": FORMAT, "kdf": kdf, "sealed": _b64(sealed)}
-        _write_private(self.path, json.dumps(document, indent=2).encode())
+        write_private(self.path, json.dumps(document, indent=2).encode())
         self._contents, self._stamp = None, None
 
     @contextlib.contextmanager
@@ -328,6 +319,15 @@ class LocalKeyring:
         if not items:
             raise KeyUnavailable(f"no backup key version {version}")
         return items[-1].version, items[-1].key
+
+    def new_backup_key(self, backup_id: str) -> BackupKey:
+        """The newest backup key (each file derives its own key from it and its id)."""
+        version, key = self.backup_key()
+        return BackupKey(version, key)
+
+    def open_backup_key(self, version: int, wrapped: str | None, backup_id: str) -> bytes:
+        """The backup key version a backup header names."""
+        return self.backup_key(version)[1]
 
     def wrap(self, app_id: str, dek: bytes, aad: bytes) -> tuple[int, str]:
         """Seal a data key under the app's newest KEK."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 from bastion.core.clock import Clock
 from bastion.security.crypto.envelope import EnvelopeCipher, key_aad
-from bastion.security.crypto.keyring import LocalKeyring
+from bastion.security.crypto.keysource import ManagedKeySource, call
 from bastion.store.db import Connection, Database
 from bastion.store.repos import data_keys as repo
 from bastion.store.repos import sealed_rows
@@ -49,10 +49,10 @@ class RewrapResult:
 
 
 async def rewrap(
-    db: Database, keyring: LocalKeyring, *, batch: int = 500, progress: Progress | None = None
+    db: Database, keys: ManagedKeySource, *, batch: int = 500, progress: Progress | None = None
 ) -> RewrapResult:
     """Wrap every live data key under the newest KEK version."""
-    version = keyring.status().primary
+    version = (await call(keys, keys.status)).primary
     async with db.read() as conn:
         total = await repo.count_below_version(conn, version)
     after, done = _START, 0
@@ -64,8 +64,10 @@ async def rewrap(
                     continue
                 owner = Owner(record.owner_kind, record.owner_id)
                 aad = key_aad(record.app_id, record.id, owner, record.purpose)
-                dek = keyring.unwrap(record.app_id, record.kek_version, record.wrapped, aad)
-                new_version, wrapped = keyring.wrap(record.app_id, dek, aad)
+                dek = await call(
+                    keys, keys.unwrap, record.app_id, record.kek_version, record.wrapped, aad
+                )
+                new_version, wrapped = await call(keys, keys.wrap, record.app_id, dek, aad)
                 await repo.set_wrapped(conn, record.id, new_version, wrapped)
         if not records:
             return RewrapResult(done, version)
