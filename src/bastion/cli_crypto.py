@@ -13,6 +13,7 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bastion.app import audit_log, column_cipher, database, key_source
@@ -47,10 +48,16 @@ def operator_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except KeySourceDown as exc:
-            _console.print(f"[red]Key source unavailable: {exc.reason}[/red]", emoji=False)
+            _console.print(
+                f"[red]Key source unavailable: {escape(exc.reason)}[/red]",
+                emoji=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(1) from None
         except KeyUnavailable as exc:
-            _console.print(f"[red]Key unavailable: {exc}[/red]", emoji=False)
+            _console.print(
+                f"[red]Key unavailable: {escape(str(exc))}[/red]", emoji=False, soft_wrap=True
+            )
             raise typer.Exit(1) from None
 
     return run
@@ -141,10 +148,22 @@ def check() -> None:
 
 @keys_cli.command("rotate")
 @operator_errors
-def rotate() -> None:
-    """Add a KEK version; new data keys are wrapped under it from now on."""
+def rotate(
+    backup: Annotated[
+        bool, typer.Option("--backup", help="Rotate the backup key instead of the KEK.")
+    ] = False,
+) -> None:
+    """Add a KEK version (new data keys are wrapped under it), or with --backup a backup
+    key version (new backups use it)."""
     settings = _load()
-    version = key_source(settings).rotate(dt.datetime.now(dt.UTC))
+    source = key_source(settings)
+    now = dt.datetime.now(dt.UTC)
+    if backup:
+        version = source.rotate_backup(now)
+        _emit(settings, "key.rotate", f"backup-key:v{version}", version=version)
+        typer.echo(f"Backup key v{version} is now used for new backups.")
+        return
+    version = source.rotate(now)
     _emit(settings, "key.rotate", f"kek:v{version}", version=version)
     typer.echo(f"KEK v{version} is now primary. Run `bastion keys rewrap` to move data keys to it.")
 

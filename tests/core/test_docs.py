@@ -11,14 +11,15 @@ from bastion.core.settings import Settings
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
-def _variables() -> list[str]:
+def _variables(model: type[BaseModel] = Settings, prefix: str = "BASTION_") -> list[str]:
+    """Every leaf setting's variable, nested sections (``encryption.vault``) included."""
     names = []
-    for name, field in Settings.model_fields.items():
+    for name, field in model.model_fields.items():
         section = field.annotation
         if isinstance(section, type) and issubclass(section, BaseModel):
-            names += [f"BASTION_{name.upper()}__{sub.upper()}" for sub in section.model_fields]
+            names += _variables(section, f"{prefix}{name.upper()}__")
         else:
-            names.append(f"BASTION_{name.upper()}")
+            names.append(f"{prefix}{name.upper()}")
     return names
 
 

@@ -32,6 +32,10 @@ FAMILIES = {
     "bastion_data_dir_free_bytes",
     "bastion_audit_appends",
     "bastion_audit_failures",
+    "bastion_kek_age_seconds",
+    "bastion_kek_max_age_seconds",
+    "bastion_kek_version",
+    "bastion_signing_key_age_seconds",
 }
 
 
@@ -69,3 +73,29 @@ async def test_metrics_parse_and_list_every_family(tenant: Tenant, http: httpx.A
     assert sends
     assert sends[0].value >= 1
     assert families["bastion_audit_appends"].samples[0].value >= 1
+
+
+async def test_key_ages_are_plausible(tenant: Tenant, http: httpx.AsyncClient) -> None:
+    """The KEK and signing key ages are those of this test session's fresh keys (under a
+    day), and the KEK policy is the configured 90 days."""
+    scraper = await operator_headers(tenant, scopes.METRICS_READ)
+    text = (await http.get("/metrics", headers=scraper)).text
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    (kek,) = [
+        s for s in families["bastion_kek_age_seconds"].samples if s.labels["source"] == "local"
+    ]
+    assert 0 <= kek.value < 86_400
+    policies = families["bastion_kek_max_age_seconds"].samples
+    assert {s.value for s in policies if s.labels["source"] == "local"} == {90 * 86_400}
+    (signing,) = families["bastion_signing_key_age_seconds"].samples
+    assert 0 <= signing.value < 86_400
+    again = await http.get("/metrics", headers=scraper)
+    (later,) = [
+        s
+        for f in text_string_to_metric_families(again.text)
+        if f.name == "bastion_kek_age_seconds"
+        for s in f.samples
+        if s.labels["source"] == "local"
+    ]
+    # Computed at each scrape, not frozen at the last sample.
+    assert later.value >= kek.value

@@ -14,6 +14,7 @@ the API contract is reproduced, and a wrong context fails as it does in Vault.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -22,6 +23,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -250,6 +252,19 @@ class FakeVault:
         if not body.get("context"):
             raise VaultError("missing_context")
         return base64.b64decode(body["context"], validate=True)
+
+
+@contextlib.contextmanager
+def transit_vault(token: str, kek_created: int | None = None) -> Iterator[FakeVault]:
+    """A running fake with the runbook's two keys; afterwards, no request broke the API."""
+    vault = FakeVault(token).start()
+    vault.create_key("bastion-kek", created=kek_created)
+    vault.create_key("bastion-backup")
+    try:
+        yield vault
+    finally:
+        vault.stop()
+    assert vault.violations == []
 
 
 def _handler(vault: FakeVault) -> type[BaseHTTPRequestHandler]:

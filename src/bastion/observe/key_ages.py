@@ -32,28 +32,33 @@ class KeyAgeCollector(Collector):
     """``bastion_kek_age_seconds``, its policy limit, and ``bastion_signing_key_age_seconds``."""
 
     def __init__(self) -> None:
-        self.kek: KekSample | None = None
+        self.keks: dict[str, KekSample] = {}
+        """The last sample per key source (one in a server; the label set stays bounded)."""
         self.signing_created: float | None = None
+
+    def record(self, sample: KekSample) -> None:
+        """Keep ``sample`` as its source's newest."""
+        self.keks[sample.source] = sample
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         """Ages as of now, from the last samples (nothing before the first)."""
         now = time.time()
-        if self.kek is not None:
-            kek = self.kek
+        if self.keks:
+            samples = sorted(self.keks.values(), key=lambda k: k.source)
             yield _by_source(
                 "bastion_kek_age_seconds",
                 "Age of the KEK version new data keys are wrapped under.",
-                kek.source,
-                max(0.0, now - kek.created),
+                {k.source: max(0.0, now - k.created) for k in samples},
             )
             yield _by_source(
                 "bastion_kek_max_age_seconds",
                 "Key age policy (encryption.kek_max_age_days), in seconds.",
-                kek.source,
-                kek.max_age_seconds,
+                {k.source: k.max_age_seconds for k in samples},
             )
             yield _by_source(
-                "bastion_kek_version", "KEK version new wraps use.", kek.source, kek.version
+                "bastion_kek_version",
+                "KEK version new wraps use.",
+                {k.source: float(k.version) for k in samples},
             )
         if self.signing_created is not None:
             yield GaugeMetricFamily(
@@ -63,9 +68,10 @@ class KeyAgeCollector(Collector):
             )
 
 
-def _by_source(name: str, documentation: str, source: str, value: float) -> GaugeMetricFamily:
+def _by_source(name: str, documentation: str, values: dict[str, float]) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, documentation, labels=["source"])
-    family.add_metric([source], value)
+    for source, value in values.items():
+        family.add_metric([source], value)
     return family
 
 

@@ -28,8 +28,8 @@ async def sample(
         _log.warning("crypto.key_age_unavailable", source=source.name, reason=reason)
     else:
         created = dict(status.versions)[status.primary]
-        collector.kek = KekSample(
-            source.name, status.primary, created.timestamp(), float(max_age_days * _DAY)
+        collector.record(
+            KekSample(source.name, status.primary, created.timestamp(), float(max_age_days * _DAY))
         )
     try:
         since = signing.active_since()

@@ -18,7 +18,7 @@ from bastion.security.crypto.errors import KeySourceDown, KeyUnavailable
 from bastion.security.crypto.shredlist import ShredList
 from bastion.security.crypto.vault import VaultTransit
 from tests.support.server import free_port
-from tests.support.vault import FakeVault
+from tests.support.vault import FakeVault, transit_vault
 
 TOKEN = "hvs.CAESIJtest-token-never-printed"
 AAD = b"bastion/dek/v1|app_a|dk_1|channel|ch_1|data"
@@ -29,12 +29,8 @@ NOW = dt.datetime.now(dt.UTC)
 @pytest.fixture
 def fake() -> Iterator[FakeVault]:
     """A Transit engine with the KEK and backup keys created, as the runbook says."""
-    server = FakeVault(TOKEN).start()
-    server.create_key("bastion-kek")
-    server.create_key("bastion-backup")
-    yield server
-    server.stop()
-    assert server.violations == []
+    with transit_vault(TOKEN) as server:
+        yield server
 
 
 def connect(tmp_path: Path, address: str, **values: Any) -> VaultTransit:

@@ -35,12 +35,14 @@ import hvac
 import hvac.exceptions
 
 from bastion.core.settings import VaultSettings
+from bastion.observe.logging import get_logger
 from bastion.security.crypto import aead
 from bastion.security.crypto.errors import KeySourceDown, KeyUnavailable
 from bastion.security.crypto.keysource import BackupKey, KeyStatus
 from bastion.security.crypto.shredlist import ShredList
 
 T = TypeVar("T")
+_log = get_logger("bastion.crypto")
 _CIPHERTEXT = re.compile(r"^vault:v(\d+):")
 _TOO_OLD = "disallowed by policy"
 _MAX_REASON = 160
@@ -261,12 +263,15 @@ class VaultTransit:
     def _down(self, path: str, exc: Exception) -> KeySourceDown:
         where = f"{self._settings.mount}/{path}"
         if isinstance(exc, OSError):
-            return KeySourceDown(
+            reason = (
                 f"Vault at {self._settings.address} did not answer {where} "
                 f"({type(exc).__name__}): check encryption.vault.address, the network and "
                 "encryption.vault.ca_file"
             )
-        return KeySourceDown(f"Vault refused {where}: {self._explain(exc)}")
+        else:
+            reason = f"Vault refused {where}: {self._explain(exc)}"
+        _log.warning("crypto.key_source_failed", source=self.name, reason=reason)
+        return KeySourceDown(reason)
 
     def _explain(self, exc: Exception) -> str:
         said = self._said(exc)
