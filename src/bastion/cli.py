@@ -17,7 +17,7 @@ from bastion.app import create_app, database, key_source, secret_hasher, signing
 from bastion.auth_cli import clients_cli, register_key_commands
 from bastion.chat.apps import create_app as create_tenant
 from bastion.cli_audit import audit_cli
-from bastion.cli_crypto import backup_cli, keys_cli, operator_errors
+from bastion.cli_crypto import backup_cli, keys_cli, operator_errors, report_key_failure
 from bastion.cli_logs import logs_cli
 from bastion.cli_ratelimit import ratelimit_cli
 from bastion.cli_roles import roles_cli
@@ -25,6 +25,7 @@ from bastion.cli_tokens import tokens_cli
 from bastion.core.clock import SystemClock
 from bastion.core.settings import Settings, load_settings
 from bastion.http import serving
+from bastion.security.crypto.errors import KeySourceDown
 from bastion.store import migrate as migrations
 
 cli = typer.Typer(
@@ -181,4 +182,9 @@ def config_show(data_dir: DataDir = None) -> None:
 
 def main() -> None:
     """Entry point of the ``bastion`` console script."""
-    cli()
+    try:
+        cli()
+    except KeySourceDown as exc:
+        # Any command that touched sealed data while Vault was unreachable or refused.
+        report_key_failure(exc)
+        raise SystemExit(1) from None

@@ -39,6 +39,15 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def report_key_failure(exc: KeySourceDown | KeyUnavailable) -> None:
+    """Print a key-source failure as one line for the operator (the reason holds no secret)."""
+    if isinstance(exc, KeySourceDown):
+        message = f"Key source unavailable: {exc.reason}"
+    else:
+        message = f"Key unavailable: {exc}"
+    _console.print(f"[red]{escape(message)}[/red]", emoji=False, soft_wrap=True)
+
+
 def operator_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Report key-source failures (Vault down, token refused, key retired) as one clear
     line and exit 1, never as a traceback."""
@@ -47,17 +56,8 @@ def operator_errors(command: Callable[P, R]) -> Callable[P, R]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except KeySourceDown as exc:
-            _console.print(
-                f"[red]Key source unavailable: {escape(exc.reason)}[/red]",
-                emoji=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(1) from None
-        except KeyUnavailable as exc:
-            _console.print(
-                f"[red]Key unavailable: {escape(str(exc))}[/red]", emoji=False, soft_wrap=True
-            )
+        except (KeySourceDown, KeyUnavailable) as exc:
+            report_key_failure(exc)
             raise typer.Exit(1) from None
 
     return run
