@@ -7,7 +7,7 @@ import contextlib
 import gc
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -375,7 +375,7 @@ class _Lifespan:
                 services.checkpoints.run(self.settings.audit.checkpoint_interval_seconds)
             ),
             asyncio.create_task(system_metrics.sample_loop_lag()),
-            asyncio.create_task(await _key_ages(self.settings)),
+            await _key_ages(self.settings),
             asyncio.create_task(
                 services.ratelimit.admin.keep_reloading(
                     self.settings.ratelimit.override_refresh_seconds
@@ -400,14 +400,16 @@ class _Lifespan:
             await services.db.close()
 
 
-async def _key_ages(settings: Settings) -> Coroutine[Any, Any, None]:
+async def _key_ages(settings: Settings) -> asyncio.Task[None]:
     """Sample key ages once now (so the first scrape has them), then keep refreshing."""
     collector = key_age_metrics.install()
     source, signing = key_source(settings), key_store(settings)
     max_age = settings.encryption.kek_max_age_days
     await key_ages.sample(collector, source, signing, max_age)
     interval = settings.encryption.key_age_refresh_seconds
-    return key_ages.keep_sampling(collector, source, signing, max_age, interval)
+    return asyncio.create_task(
+        key_ages.keep_sampling(collector, source, signing, max_age, interval)
+    )
 
 
 def build_services(settings: Settings, clock: Clock) -> Services:

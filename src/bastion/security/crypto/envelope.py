@@ -3,11 +3,10 @@
 A value is sealed with AES-256-GCM under its owner's **data key** (DEK): one per
 channel for message bodies, one per user for their personal data. DEKs are random, are
 stored only wrapped by the app's current **KEK** (``KeySource.wrap``: the local keyring
-or Vault Transit), and are kept
-unwrapped in memory for ``cache_seconds`` at most. The stored form is
-``e1.<dek id>.<base64(nonce ‖ ciphertext ‖ tag)>``; the associated data names the
-app, table, column, row id and DEK id (``Cell.aad``), so a ciphertext copied to any
-other cell, row or app fails to open.
+or Vault Transit), and are kept unwrapped in memory for ``cache_seconds`` at most. The
+stored form is ``e1.<dek id>.<base64(nonce ‖ ciphertext ‖ tag)>``; the associated data
+names the app, table, column, row id and DEK id (``Cell.aad``), so a ciphertext copied
+to any other cell, row or app fails to open.
 
 Each channel also has an **index key** for the blind index of its messages' words
 (``terms``): HMAC-SHA256 of each normalised word, truncated to 128 bits.
