@@ -214,7 +214,7 @@ async def test_backup_commands(
     target = databases.new()
     restored = bastion(server, "backup", "restore", str(path), "--to", target)
     assert restored.returncode == 0, restored.stderr
-    backup_id = backups.verify(path, keyring(server.settings)).header.backup_id
+    backup_id = backups.verify(path, key_source(server.settings)).header.backup_id
     (rows,) = execute_sql(
         server.settings.database_url,
         "SELECT action, subject FROM audit_log WHERE resource = :resource ORDER BY seq",
