@@ -237,6 +237,17 @@ audit_log = Table(
     Index("ix_audit_log_at", "at"),
 )
 
+# The audit chain's end, one row (id 1): the newest record's ``seq`` and ``hash``. An
+# append moves it in the statement that inserts the records, and only if it still says
+# what the appender chained onto, so concurrent appenders from any node stay one chain.
+audit_chain_head = Table(
+    "audit_chain_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", SEQ, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
 # Signed checkpoints over the audit log (as CloudTrail's digest files): each signs the
 # newest record's hash, a digest of the records since the last checkpoint, and the
 # previous checkpoint's signature.

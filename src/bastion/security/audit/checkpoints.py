@@ -77,7 +77,7 @@ class Checkpoints:
         """Sign the records written since the last checkpoint; None if there are none."""
         async with self.db.write() as conn:
             mark_internal(active_transaction())
-            await repo.lock_chain(conn)
+            await repo.lock_head(conn)  # appenders wait until the checkpoint commits
             head = await repo.chain_head(conn)
             last = await repo.last_checkpoint(conn)
             first = 1 if last is None else int(last["last_seq"]) + 1

@@ -22,7 +22,6 @@ from bastion.observe.logging import get_logger
 from bastion.security.audit import records
 from bastion.security.audit.context import current_request
 from bastion.store.db import Connection, Database, Transaction, active_transaction
-from bastion.store.records import DuplicateKeyError
 from bastion.store.repos import audit as repo
 
 _PENDING = "audit.pending"
@@ -37,6 +36,10 @@ class AuditUnavailable(Unavailable):
 
     def __init__(self) -> None:
         super().__init__("The audit log is unavailable; nothing was changed.")
+
+
+class ChainMoved(RuntimeError):
+    """The chain's end moved while this appender held its lock (it should not)."""
 
 
 def mark_internal(tx: Transaction | None) -> None:
@@ -60,8 +63,8 @@ class AuditLog:
         self.redactor = redactor
         self._fail_closed = fail_closed
         self._reads_fail_closed = reads_fail_closed
-        # SQLite has one writer, this process: it remembers where the chain ends instead
-        # of reading it back for every append. PostgreSQL nodes read it under a lock.
+        # Where this process last saw the chain end: an append chained onto it needs no
+        # read first. The database refuses it if another appender got there first.
         self._head: tuple[int, str] | None = None
 
     async def record(self, event: SecurityEvent) -> None:
@@ -111,21 +114,14 @@ class AuditLog:
 
     async def _append(self, conn: Connection, events: list[SecurityEvent]) -> None:
         rows = [records.to_row(event, self.redactor) for event in events]
-        head = self._head if self._db.is_sqlite else None
-        if head is None:
-            await repo.lock_chain(conn)
-            head = await repo.chain_head(conn)
-        try:
-            chained = records.chain(rows, head)
-            await repo.insert_records(conn, chained)
-        except DuplicateKeyError:
-            if not self._db.is_sqlite:
-                raise
-            # Another process (the CLI) extended the chain: continue from its end.
-            chained = records.chain(rows, await repo.chain_head(conn))
-            await repo.insert_records(conn, chained)
-        if self._db.is_sqlite:
-            self._head = (int(chained[-1]["seq"]), str(chained[-1]["hash"]))
+        # Chain onto the end this process last saw (one statement when nobody else
+        # appended since); if the chain moved on, read its end under the lock and redo.
+        head = self._head
+        if head is None or not await repo.extend_chain(conn, records.chain(rows, head), head):
+            head = await repo.lock_head(conn)
+            if not await repo.extend_chain(conn, records.chain(rows, head), head):
+                raise ChainMoved
+        self._head = (int(rows[-1]["seq"]), str(rows[-1]["hash"]))
         metrics.AUDIT_APPENDS.inc(len(rows))
 
     def _must_fail(self) -> bool:

@@ -6,13 +6,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.records import DuplicateKeyError
-from bastion.store.tables import audit_checkpoints, audit_log
+from bastion.store.tables import audit_chain_head, audit_checkpoints, audit_log
 
 AuditRow = dict[str, Any]
 """One audit record as its column values."""
@@ -22,8 +22,20 @@ _INSERT = audit_log.insert()
 _SQLITE_COMPILED = _INSERT.compile(dialect=sqlite_dialect.dialect())
 _SQLITE_INSERT = str(_SQLITE_COMPILED)
 _COLUMNS = tuple(_SQLITE_COMPILED.positiontup or ())
-_CHAIN_LOCK = 0x0B457_A0D17
-"""PostgreSQL advisory lock id: one appender extends the chain at a time, on every node."""
+_PG_TYPES = {"seq": "bigint", "event_seq": "bigint"}
+# PostgreSQL: one statement, one round trip. The head row moves only if it still ends
+# where the records were chained onto; its row lock (held to commit) makes a concurrent
+# appender wait, then find the head moved and insert nothing. Columns travel as arrays,
+# so the text (and its prepared statement) is the same for one record or a hundred.
+_NAMES = ", ".join(_COLUMNS)
+_ARRAYS = ", ".join(f"${i + 5}::{_PG_TYPES.get(c, 'text')}[]" for i, c in enumerate(_COLUMNS))
+_PG_EXTEND = (  # the table's own column names, no input
+    "WITH head AS (UPDATE audit_chain_head SET seq = $1, hash = $2"  # noqa: S608
+    " WHERE id = 1 AND seq = $3 AND hash = $4 RETURNING 1)"
+    f" INSERT INTO audit_log ({_NAMES}) SELECT {_NAMES} FROM unnest({_ARRAYS})"
+    f" AS batch({_NAMES}) WHERE EXISTS (SELECT 1 FROM head) RETURNING seq"
+)
+_PG_LOCK_HEAD = "SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +51,43 @@ class AuditFilter:
     until: str | None = None
 
 
-async def lock_chain(conn: AsyncConnection) -> None:
-    """Serialise appenders until this transaction ends (SQLite has one writer anyway)."""
+class ChainHeadMissing(RuntimeError):
+    """The one-row ``audit_chain_head`` table is empty: the log cannot be extended safely."""
+
+
+async def lock_head(conn: AsyncConnection) -> tuple[int, str]:
+    """Where the chain ends, locked until this transaction ends (SQLite has one writer)."""
     if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
+        result = await conn.exec_driver_sql(_PG_LOCK_HEAD)
+    else:
+        result = await conn.execute(select(audit_chain_head.c.seq, audit_chain_head.c.hash))
+    row = result.first()
+    if row is None:
+        raise ChainHeadMissing(audit_chain_head.name)
+    return int(row.seq), str(row.hash)
+
+
+async def extend_chain(
+    conn: AsyncConnection, rows: Sequence[Mapping[str, Any]], head: tuple[int, str]
+) -> bool:
+    """Append records chained onto ``head``; False (nothing written) if the chain moved on.
+
+    On PostgreSQL the head is checked and moved in the inserting statement. On SQLite,
+    whose single writer appends, a ``seq`` already taken (another process appended)
+    means the chain moved; the transaction stays usable after that.
+    """
+    if conn.dialect.name != "postgresql":
+        try:
+            await insert_records(conn, rows)
+        except DuplicateKeyError:
+            return False
+        return True
+    columns = [[row[name] for row in rows] for name in _COLUMNS]
+    last = rows[-1]
+    result = await conn.exec_driver_sql(
+        _PG_EXTEND, (last["seq"], last["hash"], head[0], head[1], *columns)
+    )
+    return len(result.all()) == len(rows)
 
 
 async def chain_head(conn: AsyncConnection) -> tuple[int, str] | None:
