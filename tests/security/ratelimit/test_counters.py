@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 
 import pytest
 
@@ -86,3 +87,35 @@ async def test_each_quota_of_a_policy_counts_on_its_own(url: str) -> None:
         ("send-60s", 0),
     ]
     assert later[2].refused_by == ["send"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_several_quotas_count_in_one_call_all_or_nothing(strategy: Strategy) -> None:
+    """``hit_local`` counts in every window only while all have room, as the library counts."""
+    store = LocalStorage()
+    counters = Counters(store, strategy, 1)
+    checks = [("k/1", 2, 1), ("k/3600", 3, 3600)]
+    results = [counters.hit_local(checks) for _ in range(3)]
+    assert [[w.allowed for w in r] for r in results] == [[True, True], [True, True], [False, True]]
+    assert [[w.remaining for w in r] for r in results] == [[1, 2], [0, 1], [0, 0]]
+    assert all(
+        0 < w.reset_at - time.time() <= window
+        for r in results
+        for w, (_, _, window) in zip(r, checks, strict=True)
+    )
+    # The refused third request was counted nowhere: the hour's window still has one left.
+    assert counters.peek_local("k/3600", 3, 3600).remaining == 0
+    assert counters.take_local("k/3600", 3, 3600)
+    assert not counters.take_local("k/3600", 3, 3600)
+
+
+def test_the_one_call_moving_window_matches_the_library() -> None:
+    """After hits through the one-call path, the library's own reads see the same counts."""
+    store = LocalStorage()
+    counters = Counters(store, "moving-window", 1)
+    for _ in range(4):
+        counters.hit_local([("a/60", 10, 60), ("b/1", 10, 1)])
+    assert store.get_moving_window("a/60", 10, 60)[1] == 4
+    assert store.get_moving_window("b/1", 10, 1)[1] == 4
+    assert not store.acquire_entry("a/60", 4, 60)  # full at 4, by the library's own test
+    assert store.acquire_entry("a/60", 5, 60)

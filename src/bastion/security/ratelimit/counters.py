@@ -16,10 +16,11 @@ so: that is a configuration error, not an outage the fail modes should absorb.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from math import floor, inf
 from typing import Any, Literal, TypeVar, cast
@@ -27,12 +28,15 @@ from typing import Any, Literal, TypeVar, cast
 from limits.aio.storage import MovingWindowSupport, RedisStorage, SlidingWindowCounterSupport
 from limits.aio.storage import Storage as RemoteStorage
 from limits.storage import MemoryStorage
+from limits.storage.memory import Entry
 
 from bastion.core.settings import TransportSettings
 
 Strategy = Literal["moving-window", "sliding-window-counter"]
 T = TypeVar("T")
 Store = RemoteStorage | MemoryStorage
+Check = tuple[str, int, int]
+"""One quota to count a request in: the counter key, its limit, its window in seconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,48 @@ class LocalStorage(MemoryStorage):
         self.timer = threading.Timer(0.0, sweep)
         self.timer.daemon = True
         self.timer.start()
+
+    def hit_moving_windows(self, checks: Sequence[Check]) -> list[Window]:
+        """Count one request in every moving window of ``checks`` if all of them have room.
+
+        One call for all of a policy's quotas, with the arithmetic of the library's
+        ``get_moving_window`` and ``acquire_entry`` on its own entry lists (newest
+        first), without their per-call wrappers. The event loop is the only writer; the
+        sweep thread only trims expired entries, under the key's lock, so each list is
+        read and extended under that lock too.
+        """
+        self._MemoryStorage__schedule_expiry()
+        now = time.time()
+        windows = [self._moving_window(key, limit, window, now) for key, limit, window in checks]
+        if all(w.allowed for w in windows):
+            for key, _limit, window in checks:
+                with self.locks[key]:
+                    self.events.setdefault(key, [])[:0] = [Entry(window)]
+        return windows
+
+    def _moving_window(self, key: str, limit: int, window: int, now: float) -> Window:
+        """What one more request would leave of one moving window (counts nothing).
+
+        Reading needs no lock: the sweep replaces a list, it never changes one in place.
+        """
+        events = self.events.get(key)
+        if not events:
+            return Window(True, limit - 1, now + window)
+        since = now - window
+        if events[-1].atime > since:  # nothing has expired yet: no need to search
+            count = len(events)
+        else:
+            count = bisect.bisect_left(events, -since, key=_newest_first)
+        # acquire_entry's own test: the limit-th newest entry is still in the window.
+        full = len(events) >= limit and events[limit - 1].atime >= since
+        reset_at = events[count - 1].atime + window if count else now + window
+        if count >= limit or full:
+            return Window(False, 0, reset_at)
+        return Window(True, limit - count - 1, reset_at)
+
+
+def _newest_first(entry: Entry) -> float:
+    return -entry.atime
 
 
 def open_store(
@@ -231,9 +277,28 @@ class Counters:
             return _after_moving(limit, window, store.get_moving_window(key, limit, window))
         return _after_sliding(limit, window, store.get_sliding_window(key, window))
 
+    def hit_local(self, checks: Sequence[Check]) -> list[Window]:
+        """Check every quota, then count the request in all of them only if all have room.
+
+        On the memory store, without a coroutine (the store never waits); the moving
+        window, the default, in one call for all quotas.
+        """
+        if self.strategy == "moving-window" and isinstance(self.storage, LocalStorage):
+            return self.storage.hit_moving_windows(checks)
+        peeks = [self.peek_local(key, limit, window) for key, limit, window in checks]
+        if not all(p.allowed for p in peeks):
+            return peeks
+        taken = [self.take_local(key, limit, window) for key, limit, window in checks]
+        return [after_take(p, t) for p, t in zip(peeks, taken, strict=True)]
+
     def take_local(self, key: str, limit: int, window: int) -> bool:
         """``take`` on the memory store, without a coroutine."""
         store = cast(MemoryStorage, self.storage)
         if self.strategy == "moving-window":
             return store.acquire_entry(key, limit, window)
         return store.acquire_sliding_window_entry(key, limit, window, 1)
+
+
+def after_take(peek: Window, taken: bool) -> Window:
+    """A quota another node filled between the read and the count refuses after all."""
+    return peek if taken else Window(False, 0, peek.reset_at)

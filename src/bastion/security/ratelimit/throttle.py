@@ -18,12 +18,14 @@ from bastion.core.clock import Clock
 from bastion.core.settings import RateLimitSettings
 from bastion.observe.events import Actor, Detail, Origin, SecurityEvents
 from bastion.security.ratelimit.baselines import Baselines
-from bastion.security.ratelimit.counters import Counters, StoreFailure, Window
+from bastion.security.ratelimit.counters import Counters, StoreFailure, Window, after_take
 from bastion.security.ratelimit.identity import Caller, created_at
 from bastion.security.ratelimit.metrics import rate_limit_metrics
 from bastion.security.ratelimit.overrides import Overrides
 from bastion.security.ratelimit.penalties import Penalties
 from bastion.security.ratelimit.policies import Policy, PolicySet, Quota
+
+_TIGHTENED_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ class Throttle:
         self.metrics = rate_limit_metrics()
         self._decisions: dict[tuple[str, str], Counter] = {}
         self._health = _StoreHealth()
+        self._tightened: dict[int, tuple[tuple[Quota, ...], tuple[Quota, ...]]] = {}
 
     async def check(self, group: str, caller: Caller, origin: Callable[[], Origin]) -> Verdict:
         """Count the request against every policy of ``group`` and decide.
@@ -112,7 +115,10 @@ class Throttle:
             self._refuse(v, policy, math.ceil(blocked))
             return
         try:
-            windows = await self._hit(policy, key, quotas)
+            if self.shared.remote:
+                windows = await self._hit(policy, key, quotas)
+            else:  # memory: synchronous, nothing can fail, no coroutine needed
+                windows = _count_local(self.shared, key, quotas)
         except StoreUnavailable as exc:
             v.unavailable = True
             v.retry_after = max(v.retry_after, exc.retry_after)
@@ -136,11 +142,21 @@ class Throttle:
     def _quotas(self, policy: Policy, caller: Caller) -> tuple[Quota, ...]:
         quotas = self.overrides.quotas(policy, caller)
         if policy.scope == "user" and caller.user is not None and self._is_new(caller.user):
-            factor = self.settings.new_account_factor
-            quotas = tuple(Quota(q.name, max(1, int(q.limit * factor)), q.window) for q in quotas)
+            quotas = self._for_new_account(quotas)
         if policy.baseline_factor is not None:
             quotas = self._relative(policy, caller, quotas)
         return quotas
+
+    def _for_new_account(self, quotas: tuple[Quota, ...]) -> tuple[Quota, ...]:
+        """The tighter quotas of a new account, made once per quota set, not per request."""
+        made = self._tightened.get(id(quotas))
+        if made is None or made[0] is not quotas:  # an id can be reused once freed
+            factor = self.settings.new_account_factor
+            tight = tuple(Quota(q.name, max(1, int(q.limit * factor)), q.window) for q in quotas)
+            if len(self._tightened) >= _TIGHTENED_MAX:
+                self._tightened.clear()
+            made = self._tightened[id(quotas)] = (quotas, tight)
+        return made[1]
 
     def _relative(
         self, policy: Policy, caller: Caller, quotas: tuple[Quota, ...]
@@ -164,9 +180,8 @@ class Throttle:
     async def _hit(
         self, policy: Policy, key: str, quotas: tuple[Quota, ...]
     ) -> list[Window] | None:
+        """Count on the shared (remote) store, or by the policy's fail mode when it is down."""
         counters = self.shared
-        if not counters.remote:  # memory: synchronous, nothing can fail
-            return _count_local(counters, key, quotas)
         if self.clock.timestamp() < self._health.down_until:
             return await self._degraded(policy, key, quotas)
         try:
@@ -249,12 +264,7 @@ class StoreUnavailable(Exception):
 
 def _count_local(counters: Counters, key: str, quotas: tuple[Quota, ...]) -> list[Window]:
     """Check every quota, then count the request in all of them only if all have room."""
-    keys = [f"{key}/{q.window}" for q in quotas]
-    peeks = [counters.peek_local(k, q.limit, q.window) for k, q in zip(keys, quotas, strict=True)]
-    if not all(p.allowed for p in peeks):
-        return peeks
-    taken = [counters.take_local(k, q.limit, q.window) for k, q in zip(keys, quotas, strict=True)]
-    return [_taken(p, t) for p, t in zip(peeks, taken, strict=True)]
+    return counters.hit_local([(f"{key}/{q.window}", q.limit, q.window) for q in quotas])
 
 
 async def _count_remote(counters: Counters, key: str, quotas: tuple[Quota, ...]) -> list[Window]:
@@ -265,9 +275,4 @@ async def _count_remote(counters: Counters, key: str, quotas: tuple[Quota, ...])
     if not all(p.allowed for p in peeks):
         return list(peeks)
     taken = await asyncio.gather(*(counters.take(k, q.limit, q.window) for k, q in pairs))
-    return [_taken(p, t) for p, t in zip(peeks, taken, strict=True)]
-
-
-def _taken(peek: Window, taken: bool) -> Window:
-    """A quota another node filled between the read and the count refuses after all."""
-    return peek if taken else Window(False, 0, peek.reset_at)
+    return [after_take(p, t) for p, t in zip(peeks, taken, strict=True)]
