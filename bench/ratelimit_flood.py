@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import init_app, machine, setup_chat, start_bastion
+from bench.common import cpu_seconds, init_app, machine, setup_chat, start_bastion
 
 USERS = 50
 QUOTA_PER_SECOND = 5  # the default "message-send" burst quota per user
@@ -77,8 +77,11 @@ def _summary(samples: list[tuple[int, float]], seconds: float) -> dict[str, Any]
     }
 
 
-async def _phase(url: str, chat: Any, seconds: float, gap: float, flood: bool) -> dict[str, Any]:
+async def _phase(
+    url: str, pid: int, chat: Any, seconds: float, gap: float, flood: bool
+) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    cpu_before, load_before = cpu_seconds(pid), os.getloadavg()[0]
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
         until = time.monotonic() + seconds
         legit: list[tuple[int, float]] = []
@@ -96,7 +99,12 @@ async def _phase(url: str, chat: Any, seconds: float, gap: float, flood: bool) -
                 for _ in range(10)
             ]
         await asyncio.gather(*tasks)
-    result = {"legitimate": _summary(legit, seconds)}
+    # The server's share of its core, and how busy the whole machine was meanwhile.
+    result: dict[str, Any] = {
+        "server_cpu_share": round((cpu_seconds(pid) - cpu_before) / seconds, 3),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "legitimate": _summary(legit, seconds),
+    }
     if flood:
         result["flooder"] = {
             **_summary(flooder, seconds),
@@ -138,8 +146,11 @@ def main() -> None:
             Path(tmp), core=1, extra_env={**env, "BASTION_SERVER__PUBLIC_URL": setup.url}
         )
         try:
-            baseline = asyncio.run(_phase(server.url, chat, args.seconds, args.gap, flood=False))
-            flooded = asyncio.run(_phase(server.url, chat, args.seconds, args.gap, flood=True))
+            pid = server.process.pid
+            baseline = asyncio.run(
+                _phase(server.url, pid, chat, args.seconds, args.gap, flood=False)
+            )
+            flooded = asyncio.run(_phase(server.url, pid, chat, args.seconds, args.gap, flood=True))
         finally:
             server.stop()
     base_p99 = baseline["legitimate"]["p99_ms"]

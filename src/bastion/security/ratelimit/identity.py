@@ -7,8 +7,8 @@ through addresses of one's own prefix does not reset the count.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 _IPV6_GROUP = 64
 _CROCKFORD = {c: i for i, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
@@ -46,9 +46,8 @@ def created_at(object_id: str) -> float | None:
     return value / 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """What is known about a request's origin before it reaches a route."""
+class Caller(NamedTuple):
+    """What is known about a request's origin before it reaches a route (made per request)."""
 
     network: str
     user: str | None = None

@@ -11,6 +11,7 @@ import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from prometheus_client import Counter
 
@@ -28,9 +29,8 @@ from bastion.security.ratelimit.policies import Policy, PolicySet, Quota
 _TIGHTENED_MAX = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """One quota as it stands for this caller after this request."""
+class Usage(NamedTuple):
+    """One quota as it stands for this caller after this request (made per request)."""
 
     quota: Quota
     remaining: int
