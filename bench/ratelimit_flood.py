@@ -47,10 +47,14 @@ async def _sender(
     next_at = time.monotonic()
     while time.monotonic() < until:
         start = time.perf_counter()
-        response = await http.post(
-            f"/v1/channels/{channel}/messages", json={"text": f"m{n}"}, headers=headers
-        )
-        out.append((response.status_code, time.perf_counter() - start))
+        try:
+            response = await http.post(
+                f"/v1/channels/{channel}/messages", json={"text": f"m{n}"}, headers=headers
+            )
+            status = response.status_code
+        except httpx.TransportError:
+            status = 0  # a dropped connection is a failed request, not the end of the run
+        out.append((status, time.perf_counter() - start))
         n += 1
         # A steady client: after a slow answer it does not catch up in a burst.
         next_at = max(next_at + gap, time.monotonic())

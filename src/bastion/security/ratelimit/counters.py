@@ -121,8 +121,9 @@ class LocalStorage(MemoryStorage):
         One call for all of a policy's quotas, with the arithmetic of the library's
         ``get_moving_window`` and ``acquire_entry`` on its own entry lists (newest
         first), without their per-call wrappers. The event loop is the only writer; the
-        sweep thread only trims expired entries, under the key's lock, so each list is
-        read and extended under that lock too.
+        sweep thread only trims expired entries, replacing a key's list under the key's
+        lock, so an entry is added under that lock too (or it could land in a list
+        that is being replaced).
         """
         self._MemoryStorage__schedule_expiry()
         now = time.time()
