@@ -1,7 +1,7 @@
 """audit chain head: where the chain ends, in one row
 
-Revision ID: 0010
-Revises: 0003
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-11-28
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0003"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
