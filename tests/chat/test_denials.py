@@ -221,3 +221,39 @@ async def test_allowed_calls_and_app_wide_moderation_record_no_denial(
     )
     assert ban.status_code == 200, ban.text
     assert _decisions(events, tenant, mark) == []
+
+
+async def test_a_backend_asking_for_another_apps_user_is_recorded_as_not_found(
+    tenant: Tenant, other_tenant: Tenant, events: MemorySink
+) -> None:
+    """Reading, patching or deactivating another app's user: 404 each, one decision each."""
+    uid = (await tenant.user("someone")).id
+    headers = await other_tenant.backend_headers()
+    calls = [
+        ("user:read", lambda: other_tenant.http.get(f"/v1/users/{uid}", headers=headers)),
+        (
+            "user:write",
+            lambda: other_tenant.http.patch(
+                f"/v1/users/{uid}",
+                json={"display_name": "taken over"},
+                headers=headers,
+            ),
+        ),
+        (
+            "user:write",
+            lambda: other_tenant.http.post(f"/v1/users/{uid}/deactivation", headers=headers),
+        ),
+    ]
+    for permission, call in calls:
+        before = _counted("not_found", permission)
+        mark = _last_sequence(events)
+        response = await call()
+        assert response.status_code == 404, response.text
+        (decision,) = _decisions(events, other_tenant, mark)
+        assert (decision.reason, decision.resource) == ("not_found", f"user:{uid}")
+        assert decision.details["permission"] == permission
+        assert decision.actor.client_id == other_tenant.client_id
+        assert _counted("not_found", permission) == before + 1
+    assert (
+        await tenant.http.get(f"/v1/users/{uid}", headers=await tenant.backend_headers())
+    ).json()["display_name"] == "someone"

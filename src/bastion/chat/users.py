@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bastion.chat.context import ChatContext, Outbox, check_name, check_version, record_change
+from bastion.chat.denials import Denial, Hidden, reports
 from bastion.chat.views import user_view
 from bastion.core.errors import Conflict, NotFound, Unavailable
 from bastion.core.ids import Kind, is_id, new_id
@@ -41,11 +42,12 @@ class Users:
         except DuplicateKeyError:
             raise Conflict("A user with this external_id already exists.") from None
 
+    @reports("user:read")
     async def get(self, caller: Principal, user_id: str) -> UserRecord:
         """Return one of the app's users; anything else is not found."""
         caller.require(scopes.USERS_READ)
         async with self._ctx.db.read() as conn:
-            return _found(await repo.get_user(conn, caller.app_id, user_id))
+            return _hidden(await repo.get_user(conn, caller.app_id, user_id), user_id)
 
     async def me(self, caller: Principal) -> UserRecord:
         """Return the user the token acts for."""
@@ -72,6 +74,7 @@ class Users:
             )
         return rows[:limit], len(rows) > limit
 
+    @reports("user:write")
     async def update(
         self, caller: Principal, user_id: str, changes: dict[str, Any], if_match: int | None
     ) -> UserRecord:
@@ -81,7 +84,7 @@ class Users:
             check_name(self._ctx, "body.display_name", changes["display_name"])
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
-            user = _found(await repo.get_user(conn, caller.app_id, user_id))
+            user = _hidden(await repo.get_user(conn, caller.app_id, user_id), user_id)
             check_version(user.version, if_match)
             if changes:
                 await repo.update_user(
@@ -92,13 +95,14 @@ class Users:
         await outbox.publish(self._ctx.broker)
         return user
 
+    @reports("user:write")
     async def deactivate(self, caller: Principal, user_id: str, origin: Origin) -> UserRecord:
         """Deactivate a user: their tokens stop working and their sockets close; the change
         is recorded as an ``admin.change`` event."""
         caller.require(scopes.USERS_WRITE)
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
-            user = _found(await repo.get_user(conn, caller.app_id, user_id))
+            user = _hidden(await repo.get_user(conn, caller.app_id, user_id), user_id)
             if user.active:
                 now = self._ctx.clock.now()
                 await repo.update_user(
@@ -118,6 +122,13 @@ class Users:
 def _found(user: UserRecord | None) -> UserRecord:
     if user is None:
         raise NotFound("No such user.")
+    return user
+
+
+def _hidden(user: UserRecord | None, user_id: str) -> UserRecord:
+    """The user, or a 404 recorded as a ``not_found`` decision (missing, or another app's)."""
+    if user is None:
+        raise Hidden("No such user.", Denial(f"user:{user_id}", "not_found"))
     return user
 
 
