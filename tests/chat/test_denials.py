@@ -229,7 +229,7 @@ async def test_a_backend_asking_for_another_apps_user_is_recorded_as_not_found(
     """Reading, patching or deactivating another app's user: 404 each, one decision each."""
     uid = (await tenant.user("someone")).id
     headers = await other_tenant.backend_headers()
-    calls = [
+    calls: list[tuple[str, Callable[[], Awaitable[httpx.Response]]]] = [
         ("user:read", lambda: other_tenant.http.get(f"/v1/users/{uid}", headers=headers)),
         (
             "user:write",
