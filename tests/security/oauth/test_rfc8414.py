@@ -152,7 +152,7 @@ async def test_authorization_request_features_match_the_document(
         "response_mode": ("fragment", "invalid_request"),
         "code_challenge_method": ("plain", "invalid_request"),
         "prompt": ("select_account", "invalid_request"),
-        "request_uri": ("urn:example:request", "request_not_supported"),
+        "request_uri": ("urn:example:request", "request_uri_not_supported"),
         "request": ("e30.e30.", "request_not_supported"),
     }
     assert "token" not in meta["response_types_supported"]

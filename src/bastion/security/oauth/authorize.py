@@ -91,8 +91,10 @@ def check(params: Mapping[str, str], client: Client | None) -> AuthorizationRequ
 
     if state is not None and len(state) > _MAX_STATE:
         raise fail("invalid_request", "state is too long.")
-    if "request" in params or "request_uri" in params:
+    if "request" in params:  # OpenID Connect Core §3.1.2.6 names one error for each
         raise fail("request_not_supported", "Request objects are not supported.")
+    if "request_uri" in params:
+        raise fail("request_uri_not_supported", "Request object URIs are not supported.")
     if params.get("response_type") != "code":
         raise fail("unsupported_response_type", "Only response_type=code is supported.")
     if params.get("response_mode", "query") != "query":
