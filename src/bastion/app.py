@@ -74,7 +74,7 @@ from bastion.observe.siem import (
     json_message,
 )
 from bastion.realtime.memory import MemoryBroker
-from bastion.security import key_ages
+from bastion.security import key_ages, secret_files
 from bastion.security.audit import keys as audit_keys
 from bastion.security.audit.checkpoints import Checkpoints
 from bastion.security.audit.context import AuditContext
@@ -517,6 +517,16 @@ def dpop_replay_store(settings: Settings) -> rfc9449.ReplayStore:
     )
 
 
+def dpop_nonces(settings: Settings, clock: Clock) -> rfc9449.Nonces:
+    """Server nonces every node derives alike from the configured (or shared file) secret."""
+    configured = settings.resource_server.dpop_nonce_secret
+    secret = secret_files.load_or_create(
+        settings.server.data_dir / "keys" / "dpop-nonce.key",
+        configured.get_secret_value() if configured else None,
+    )
+    return rfc9449.Nonces(secret, clock)
+
+
 def dpop_validator(settings: Settings, clock: Clock) -> rfc9449.ProofValidator:
     """The RFC 9449 proof checker, with its replay store and (if required) nonces."""
     rs = settings.resource_server
@@ -525,7 +535,7 @@ def dpop_validator(settings: Settings, clock: Clock) -> rfc9449.ProofValidator:
         algorithms=list(rs.dpop_algorithms),
         max_age=rs.dpop_proof_max_age,
         replay=dpop_replay_store(settings),
-        nonces=rfc9449.Nonces() if rs.dpop_nonce else None,
+        nonces=dpop_nonces(settings, clock) if rs.dpop_nonce else None,
     )
 
 

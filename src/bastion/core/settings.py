@@ -203,6 +203,11 @@ class ResourceServerSettings(_Section):
         60, ge=5, le=600, description="How old (by iat) a DPoP proof may be, s."
     )
     dpop_nonce: bool = Field(False, description="Require server-issued DPoP nonces.")
+    dpop_nonce_secret: SecretStr | None = Field(
+        None,
+        description="Key DPoP nonces are derived from; give every node the same one. "
+        "Default: generated once in <data_dir>/keys/dpop-nonce.key.",
+    )
     dpop_algorithms: list[DPoPAlgorithm] = Field(
         default_factory=_default_dpop_algorithms,
         min_length=1,

@@ -26,11 +26,14 @@ PUBLIC = "http://bastion.test"
 TOKEN_URL = PUBLIC + "/oauth/token"
 
 
-def _cluster_settings(data_dir: Path, url: str, replay_url: str) -> Settings:
+def _cluster_settings(
+    data_dir: Path, url: str, replay_url: str, nonce_secret: str | None = None
+) -> Settings:
+    nonces = {"dpop_nonce": True, "dpop_nonce_secret": nonce_secret} if nonce_secret else {}
     settings = make_settings(
         data_dir,
         url,
-        resource_server={"dpop_replay_url": replay_url},
+        resource_server={"dpop_replay_url": replay_url, **nonces},
         auth={"issuer": PUBLIC},
     )
     server = settings.server.model_copy(update={"public_url": PUBLIC})
@@ -101,6 +104,45 @@ async def test_a_resource_request_replayed_at_the_other_node_is_refused(
         replayed = await other.get("/v1/users", headers=headers)
     assert replayed.status_code == 401
     assert 'error="invalid_dpop_proof"' in replayed.headers["www-authenticate"]
+
+
+@pytest.fixture(scope="module")
+def nonce_nodes(
+    databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerThread, ServerThread]]:
+    """Two nodes requiring DPoP nonces, each with its own data directory, one nonce secret."""
+    if not redis_answers():
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    url, secret = databases.new(), "a shared nonce secret, 32+ chars long"
+    nodes = [
+        start_server(_cluster_settings(tmp_path_factory.mktemp(name), url, SHARED_REDIS, secret))
+        for name in ("nonce-a", "nonce-b")
+    ]
+    yield nodes[0], nodes[1]
+    for node in nodes:
+        node.stop()
+
+
+@needs_redis
+async def test_a_nonce_handed_out_by_one_node_is_accepted_by_the_other(
+    nonce_nodes: tuple[ServerThread, ServerThread],
+) -> None:
+    """§8 behind a load balancer: the nonce node A demands is the one node B accepts."""
+    node_a, node_b = nonce_nodes
+    key = DPoPKey()
+    async with httpx.AsyncClient(base_url=node_a.base_url, timeout=10) as http:
+        tenant = new_tenant(node_a, http)
+        demanded = await _token_call(node_a.base_url, tenant, key.proof("POST", TOKEN_URL))
+    assert demanded.status_code == 400
+    assert demanded.json()["error"] == "use_dpop_nonce"
+    nonce = demanded.headers["dpop-nonce"]
+    proof = key.proof("POST", TOKEN_URL, nonce=nonce)
+    accepted = await _token_call(node_b.base_url, tenant, proof)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["token_type"] == "DPoP"
+    stale = await _token_call(node_b.base_url, tenant, key.proof("POST", TOKEN_URL, nonce="x"))
+    assert stale.json()["error"] == "use_dpop_nonce"
+    assert stale.headers["dpop-nonce"] == nonce
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,18 @@ URL = "https://chat.example.com/v1/channels"
 TOKEN = "eyJhbGciOiJFUzI1NiJ9.e30.sig"
 
 
+SECRET = b"n" * 32
+
+
 def validator(*, nonces: bool = False, clock: FakeClock | None = None) -> rfc9449.ProofValidator:
     """A validator at the real time (proofs carry real ``iat``)."""
+    clock = clock or FakeClock(time.time())
     return rfc9449.ProofValidator(
-        clock=clock or FakeClock(time.time()),
+        clock=clock,
         algorithms=["ES256", "EdDSA"],
         max_age=60,
         replay=rfc9449.ReplayCache(),
-        nonces=rfc9449.Nonces() if nonces else None,
+        nonces=rfc9449.Nonces(SECRET, clock) if nonces else None,
     )
 
 
@@ -84,6 +88,30 @@ async def test_a_nonce_is_demanded_then_accepted() -> None:
     await check.validate([key.proof("GET", URL, nonce=demanded.value.nonce)], method="GET", url=URL)
     with pytest.raises(rfc9449.UseDPoPNonce):
         await check.validate([key.proof("GET", URL, nonce="made-up")], method="GET", url=URL)
+
+
+def test_nonces_are_the_same_on_every_node_with_the_secret() -> None:
+    """Two nodes sharing the secret agree on the nonce; another secret's nonce is refused."""
+    clock = FakeClock(1_800_000_000)
+    node_a, node_b = rfc9449.Nonces(SECRET, clock), rfc9449.Nonces(SECRET, clock)
+    stranger = rfc9449.Nonces(b"x" * 32, clock)
+    assert node_a.current() == node_b.current()
+    assert node_b.valid(node_a.current())
+    assert not node_b.valid(stranger.current())
+    assert not node_b.valid(None)
+    assert len(node_a.current()) == 43  # 32 bytes, base64url without padding
+
+
+def test_a_nonce_lives_for_its_step_and_the_next_only() -> None:
+    """The previous step's nonce is still accepted; two steps later it is refused."""
+    clock = FakeClock(1_800_000_000)
+    nonces = rfc9449.Nonces(SECRET, clock, lifetime=300)
+    handed_out = nonces.current()
+    clock.advance(300)
+    assert nonces.current() != handed_out
+    assert nonces.valid(handed_out)
+    clock.advance(300)
+    assert not nonces.valid(handed_out)
 
 
 def _b64(data: dict[str, object]) -> str:

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
 from joserfc.jwk import OKPKey
 
+from bastion.security import secret_files
 from bastion.security.keys import KeyRing, SigningKeyStore
 
 CHECKPOINT_ALG = "Ed25519"
 _HMAC_FILE = "hmac.key"
-_KEY_BYTES = 32
 
 
 def audit_dir(data_dir: Path) -> Path:
@@ -28,20 +27,7 @@ def audit_dir(data_dir: Path) -> Path:
 
 def load_hmac_key(data_dir: Path, configured: str | None) -> bytes:
     """The configured HMAC key, or the one generated at first start (file mode 0600)."""
-    if configured:
-        return configured.encode()
-    path = audit_dir(data_dir) / _HMAC_FILE
-    if path.exists():
-        return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = secrets.token_bytes(_KEY_BYTES)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-    return key
+    return secret_files.load_or_create(audit_dir(data_dir) / _HMAC_FILE, configured)
 
 
 def checkpoint_keys(data_dir: Path, passphrase: str | None) -> KeyRing:

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import secrets
-import time
+import hmac
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +27,7 @@ from joserfc.jwk import JWKRegistry, thumbprint
 
 from bastion.core.clock import Clock
 from bastion.core.errors import Unauthenticated
+from bastion.security.crypto import aead
 
 PROOF_TYPE = "dpop+jwt"
 SCHEME = "DPoP"
@@ -140,29 +140,45 @@ class ReplayCache:
 
 
 class Nonces:
-    """Server nonces (§8): random values rotated every ``lifetime`` seconds.
+    """Server nonces (§8) derived from a shared secret and the current time step.
 
-    The current and the previous value are accepted, so a nonce stays usable for at
-    least one full period after it was handed out.
+    The nonce of step ``n`` is HKDF-SHA256(secret, salt=n, info) encoded base64url, so
+    every node holding the secret hands out and accepts the same values without sharing
+    any state. The current and the previous step are accepted: a nonce stays usable for
+    at least one full ``lifetime`` after it was handed out.
     """
 
-    def __init__(self, lifetime: float = 300.0) -> None:
+    _INFO = b"bastion dpop nonce"
+
+    def __init__(self, secret: bytes, clock: Clock, lifetime: float = 300.0) -> None:
+        self._secret = secret
+        self._clock = clock
         self._lifetime = lifetime
-        self._current = secrets.token_urlsafe(24)
-        self._previous: str | None = None
-        self._rotated_at = time.monotonic()
+        self._cache: dict[int, str] = {}
+
+    def _value(self, step: int) -> str:
+        value = self._cache.get(step)
+        if value is None:
+            key = aead.derive_key(self._secret, self._INFO, salt=step.to_bytes(8, "big"))
+            value = base64.urlsafe_b64encode(key).decode().rstrip("=")
+            self._cache = {s: v for s, v in self._cache.items() if s >= step - 1}
+            self._cache[step] = value
+        return value
+
+    def _step(self) -> int:
+        return int(self._clock.timestamp() // self._lifetime)
 
     def current(self) -> str:
         """The nonce clients should use now."""
-        if time.monotonic() - self._rotated_at >= self._lifetime:
-            self._previous, self._current = self._current, secrets.token_urlsafe(24)
-            self._rotated_at = time.monotonic()
-        return self._current
+        return self._value(self._step())
 
     def valid(self, nonce: object) -> bool:
-        """Whether ``nonce`` is the current or the previous one."""
-        current = self.current()
-        return isinstance(nonce, str) and nonce in (current, self._previous)
+        """Whether ``nonce`` is the current or the previous step's value."""
+        if not isinstance(nonce, str):
+            return False
+        step = self._step()
+        given = nonce.encode()
+        return any(hmac.compare_digest(given, self._value(s).encode()) for s in (step, step - 1))
 
 
 @dataclass(frozen=True, slots=True)
