@@ -160,8 +160,8 @@ class Reencryption:
             column = sealed_rows.SEALED_COLUMNS[column_index]
             async with self.db.write() as conn:
                 rows = await sealed_rows.scan(conn, column, after, self.batch)
-                for row in rows:
-                    await self._reseal(conn, column, row)
+                changes = [await self._reseal(conn, column, row) for row in rows]
+                await sealed_rows.rewrite(conn, column, [c for c in changes if c is not None])
             if rows:
                 after = rows[-1].row_id
                 done += len(rows)
@@ -175,21 +175,22 @@ class Reencryption:
 
     async def _reseal(
         self, conn: Connection, column: sealed_rows.SealedColumn, row: sealed_rows.SealedRow
-    ) -> None:
+    ) -> sealed_rows.Rewrite | None:
+        """The row's value sealed under its owner's newest key (None: nothing to do)."""
         owner = Owner(column.owner_kind, row.owner_id)
         cell = Cell(row.app_id, column.table.name, column.column, row.row_id)
         old_id = key_id_of(row.value)
         if old_id is not None and old_id == await self._newest(conn, row.app_id, owner):
-            return
+            return None
         try:
             plaintext = await self.cipher.open(conn, cell, row.value) if old_id else row.value
         except KeyDestroyed:
-            return  # shredded: there is nothing to re-encrypt
+            return None  # shredded: there is nothing to re-encrypt
         sealed = await self.cipher.seal(conn, cell, owner, plaintext)
-        await sealed_rows.rewrite(conn, column, row.row_id, row.value, sealed)
         if old_id is None and column.table.name == "messages":
             terms = await self.cipher.terms(conn, row.app_id, row.owner_id, plaintext)
             await repo.replace_terms(conn, row.app_id, row.owner_id, row.row_id, terms)
+        return sealed_rows.Rewrite(row.row_id, row.value, sealed)
 
     async def _newest(self, conn: Connection, app_id: str, owner: Owner) -> str | None:
         """The owner's newest data key id (fixed once the keys phase has run)."""

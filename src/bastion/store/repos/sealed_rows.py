@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.tables import login_credentials, messages, users
@@ -43,6 +43,15 @@ class SealedRow:
     value: str
 
 
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """A value to replace: the row, what it held when scanned, and its new form."""
+
+    row_id: str
+    old: str
+    new: str
+
+
 async def scan(
     conn: AsyncConnection, column: SealedColumn, after_id: str, limit: int
 ) -> list[SealedRow]:
@@ -59,17 +68,26 @@ async def scan(
     return [SealedRow(*row) for row in await conn.execute(query)]
 
 
-async def rewrite(
-    conn: AsyncConnection, column: SealedColumn, row_id: str, old: str, new: str
-) -> bool:
-    """Replace a value only if it is still ``old`` (a concurrent edit wins); tell if done."""
+async def rewrite(conn: AsyncConnection, column: SealedColumn, changes: list[Rewrite]) -> None:
+    """Replace each value only if it is still the old one (a concurrent edit wins).
+
+    One statement for the whole batch (``executemany``): the rows of a re-encryption
+    batch share a transaction, and a row changed since it was scanned is left alone.
+    """
+    if not changes:
+        return
     table = column.table
-    result = await conn.execute(
+    statement = (
         update(table)
-        .where(table.c[column.id_column] == row_id, table.c[column.column] == old)
-        .values({column.column: new})
+        .where(
+            table.c[column.id_column] == bindparam("b_id"),
+            table.c[column.column] == bindparam("b_old"),
+        )
+        .values({column.column: bindparam("b_new")})
     )
-    return bool(result.rowcount)
+    await conn.execute(
+        statement, [{"b_id": c.row_id, "b_old": c.old, "b_new": c.new} for c in changes]
+    )
 
 
 async def count(conn: AsyncConnection, column: SealedColumn) -> int:
