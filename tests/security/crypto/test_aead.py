@@ -58,3 +58,12 @@ def test_derived_keys_are_separate() -> None:
     assert one == aead.derive_master_key("correct horse", b"s" * 16, n=2**10, r=8, p=1)
     assert one != aead.derive_master_key("correct horse", b"t" * 16, n=2**10, r=8, p=1)
     assert len(one) == aead.KEY_BYTES
+
+
+@given(st.lists(st.binary(max_size=80), max_size=20))
+def test_index_mac_is_hmac_sha256_under_the_key(messages: list[bytes]) -> None:
+    """The keyed-once HMAC gives the one-shot digests, call after call, and none other's."""
+    key, other = aead.new_key(), aead.new_key()
+    mac = aead.index_mac(key)
+    assert [mac(m) for m in messages] == [aead.index_hmac(key, m) for m in messages]
+    assert all(mac(m) != aead.index_mac(other)(m) for m in messages)

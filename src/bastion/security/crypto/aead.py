@@ -8,7 +8,7 @@ the one module to review for how keys and ciphertexts are made:
   every failure and never says which check failed.
 - ``derive_key``: HKDF-SHA256, used to give each app its own key from a root key.
 - ``derive_master_key``: scrypt, for the keyring's master key from a passphrase.
-- ``index_hmac``: HMAC-SHA256, for blind-index terms.
+- ``index_hmac``/``index_mac``: HMAC-SHA256, for blind-index terms.
 - ``self_signed_certificate``/``certificate_fingerprint``: the localhost certificate
   the server makes at first start, and the SHA-256 fingerprint it reports.
 - ``certificate_names``/``distinguished_name``: the subject and alternative names of a
@@ -21,6 +21,7 @@ import datetime as dt
 import hmac
 import ipaddress
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -165,3 +166,20 @@ def index_hmac(key: bytes, message: bytes) -> bytes:
     per call than building a ``cryptography`` HMAC object, and a message has many words.
     """
     return hmac.digest(key, message, "sha256")
+
+
+def index_mac(key: bytes) -> Callable[[bytes], bytes]:
+    """HMAC-SHA256 under ``key`` with the key schedule done once, for many short messages.
+
+    The returned function gives the same digests as ``index_hmac(key, message)``; each
+    call copies the keyed state instead of hashing the padded key again, which for the
+    dozen words of a chat message is several times cheaper.
+    """
+    keyed = hmac.new(key, digestmod="sha256")
+
+    def mac(message: bytes) -> bytes:
+        state = keyed.copy()
+        state.update(message)
+        return state.digest()
+
+    return mac

@@ -19,6 +19,7 @@ import re
 import time
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bastion.core.clock import Clock
@@ -57,10 +58,26 @@ class _Cached:
     key_id: str
     key: bytes
     expires: float
+    mac: Callable[[bytes], bytes] | None = None
+
+    def fresh(self) -> bool:
+        return self.expires > time.monotonic()
+
+    def index_mac(self) -> Callable[[bytes], bytes]:
+        """The index key's HMAC, keyed once and kept (and expired) with the key."""
+        if self.mac is None:
+            self.mac = aead.index_mac(self.key)
+        return self.mac
 
 
 class EnvelopeCipher:
-    """The ``ColumnCipher`` the store uses, with a bounded, short-lived DEK cache."""
+    """The ``ColumnCipher`` the store uses, with a bounded, short-lived DEK cache.
+
+    Unwrapped keys (and an index key's keyed HMAC state) stay in memory for at most
+    ``cache_seconds`` and at most ``cache_size`` of them (least recently used go first),
+    so a send costs no key lookup or unwrap. Python cannot zero memory: an expired or
+    evicted key lingers until its bytes are collected; the TTL bounds how long it is used.
+    """
 
     def __init__(
         self, keys: KeySource, clock: Clock, *, cache_seconds: float, cache_size: int = 10_000
@@ -75,17 +92,17 @@ class EnvelopeCipher:
     # -- the ColumnCipher protocol ---------------------------------------------------
     async def seal(self, conn: Connection, cell: Cell, owner: Owner, plaintext: str) -> str:
         """Seal under the owner's current data key (made on first use)."""
-        key_id, key = await self._current(conn, cell.app_id, owner, DATA)
-        sealed = aead.seal(key, plaintext.encode(), cell.aad(key_id))
-        return f"{SEALED_PREFIX}{key_id}.{base64.b64encode(sealed).decode('ascii')}"
+        entry = await self._current(conn, cell.app_id, owner, DATA)
+        sealed = aead.seal(entry.key, plaintext.encode(), cell.aad(entry.key_id))
+        return f"{SEALED_PREFIX}{entry.key_id}.{base64.b64encode(sealed).decode('ascii')}"
 
     async def open(self, conn: Connection, cell: Cell, stored: str) -> str:
         """Open a sealed value; ``IntegrityFailure`` if it was moved, altered or re-keyed."""
         try:
             key_id, blob = stored[len(SEALED_PREFIX) :].split(".", 1)
             raw = base64.b64decode(blob, validate=True)
-            key = await self._key(conn, cell.app_id, key_id)
-            return aead.unseal(key, raw, cell.aad(key_id)).decode()
+            entry = await self._key(conn, cell.app_id, key_id)
+            return aead.unseal(entry.key, raw, cell.aad(key_id)).decode()
         except (ValueError, aead.InvalidCiphertext, KeyUnavailable) as exc:
             # One opaque failure: the client is not told which check failed.
             _log.warning(
@@ -95,8 +112,8 @@ class EnvelopeCipher:
 
     async def terms(self, conn: Connection, app_id: str, channel_id: str, text: str) -> list[str]:
         """The blind-index terms of ``text`` under the channel's index key."""
-        _, key = await self._current(conn, app_id, Owner("channel", channel_id), INDEX)
-        return sorted(term(key, w) for w in words(text))
+        entry = await self._current(conn, app_id, Owner("channel", channel_id), INDEX)
+        return _terms(entry.index_mac(), text)
 
     async def query_terms(
         self, conn: Connection, app_id: str, channel_id: str, text: str
@@ -105,14 +122,13 @@ class EnvelopeCipher:
         record = await repo.newest_key(conn, app_id, Owner("channel", channel_id), INDEX)
         if record is None:
             return None
-        key = await self._key(conn, app_id, record.id)
-        return sorted(term(key, w) for w in words(text))
+        entry = await self._key(conn, app_id, record.id)
+        return _terms(entry.index_mac(), text)
 
     # -- keys ------------------------------------------------------------------------
     async def rotate_owner(self, conn: Connection, app_id: str, owner: Owner) -> str:
         """Make a fresh data key the owner's current one (re-encryption)."""
-        key_id, _ = await self._create(conn, app_id, owner, DATA)
-        return key_id
+        return (await self._create(conn, app_id, owner, DATA)).key_id
 
     def forget_all(self) -> None:
         """Drop every cached key."""
@@ -128,24 +144,17 @@ class EnvelopeCipher:
             if active_key[0] == app_id:
                 del self._active[active_key]
 
-    async def _current(
-        self, conn: Connection, app_id: str, owner: Owner, purpose: str
-    ) -> tuple[str, bytes]:
-        cache_key = (app_id, owner.kind, owner.id, purpose)
-        cached = self._active.get(cache_key)
-        if cached is not None and cached.expires > time.monotonic():
-            return cached.key_id, cached.key
+    async def _current(self, conn: Connection, app_id: str, owner: Owner, purpose: str) -> _Cached:
+        cached = self._active.get((app_id, owner.kind, owner.id, purpose))
+        if cached is not None and cached.fresh():
+            return cached
         record = await repo.newest_key(conn, app_id, owner, purpose)
         if record is None:
-            key_id, key = await self._create(conn, app_id, owner, purpose)
-        else:
-            key_id, key = record.id, await self._unwrap(record)
-        self._remember_active(cache_key, key_id, key)
-        return key_id, key
+            return await self._create(conn, app_id, owner, purpose)
+        key = await self._unwrap(record)
+        return self._remember_active(app_id, owner, purpose, record.id, key)
 
-    async def _create(
-        self, conn: Connection, app_id: str, owner: Owner, purpose: str
-    ) -> tuple[str, bytes]:
+    async def _create(self, conn: Connection, app_id: str, owner: Owner, purpose: str) -> _Cached:
         key_id = new_id(Kind.DATA_KEY)
         key = aead.new_key()
         aad = key_aad(app_id, key_id, owner, purpose)
@@ -162,21 +171,19 @@ class EnvelopeCipher:
             destroyed_at=None,
         )
         await repo.insert_key(conn, record)
-        self._remember_active((app_id, owner.kind, owner.id, purpose), key_id, key)
-        return key_id, key
+        return self._remember_active(app_id, owner, purpose, key_id, key)
 
-    async def _key(self, conn: Connection, app_id: str, key_id: str) -> bytes:
+    async def _key(self, conn: Connection, app_id: str, key_id: str) -> _Cached:
         cached = self._by_id.get((app_id, key_id))
-        if cached is not None and cached.expires > time.monotonic():
-            return cached.key
+        if cached is not None and cached.fresh():
+            self._by_id.move_to_end((app_id, key_id))
+            return cached
         record = await repo.get_key(conn, app_id, key_id)
         if record is None:
             raise aead.InvalidCiphertext
         if record.wrapped is None:
             raise KeyDestroyed(key_id)
-        key = await self._unwrap(record)
-        self._remember(app_id, key_id, key)
-        return key
+        return self._remember(app_id, _Cached(key_id, await self._unwrap(record), self._expiry()))
 
     async def _unwrap(self, record: repo.DataKeyRecord) -> bytes:
         if record.wrapped is None or self.keys.is_destroyed(record.id):
@@ -193,22 +200,32 @@ class EnvelopeCipher:
         except aead.InvalidCiphertext:
             raise KeyUnavailable(f"data key {record.id} does not open under its KEK") from None
 
-    def _remember(self, app_id: str, key_id: str, key: bytes) -> None:
-        self._by_id[(app_id, key_id)] = _Cached(key_id, key, time.monotonic() + self.cache_seconds)
-        self._by_id.move_to_end((app_id, key_id))
+    def _expiry(self) -> float:
+        return time.monotonic() + self.cache_seconds
+
+    def _remember(self, app_id: str, entry: _Cached) -> _Cached:
+        self._by_id[(app_id, entry.key_id)] = entry
+        self._by_id.move_to_end((app_id, entry.key_id))
         while len(self._by_id) > self.cache_size:
             self._by_id.popitem(last=False)
+        return entry
 
     def _remember_active(
-        self, cache_key: tuple[str, str, str, str], key_id: str, key: bytes
-    ) -> None:
-        self._active[cache_key] = _Cached(key_id, key, time.monotonic() + self.cache_seconds)
+        self, app_id: str, owner: Owner, purpose: str, key_id: str, key: bytes
+    ) -> _Cached:
+        entry = _Cached(key_id, key, self._expiry())
+        self._active[(app_id, owner.kind, owner.id, purpose)] = entry
         if len(self._active) > self.cache_size:
             self._active.pop(next(iter(self._active)))
-        self._remember(cache_key[0], key_id, key)
+        return self._remember(app_id, entry)
 
 
-def term(key: bytes, word: str) -> str:
+def _terms(mac: Callable[[bytes], bytes], text: str) -> list[str]:
+    """The sorted blind-index terms of ``text`` under an index key's HMAC."""
+    return sorted(term(mac, w) for w in words(text))
+
+
+def term(mac: Callable[[bytes], bytes], word: str) -> str:
     """One blind-index term: HMAC-SHA256(index key, word), 128 bits, base64url."""
-    digest = aead.index_hmac(key, word.encode())[:_TERM_BYTES]
+    digest = mac(word.encode())[:_TERM_BYTES]
     return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")

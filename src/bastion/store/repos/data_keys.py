@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import String, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.sealing import Owner
@@ -158,6 +160,21 @@ async def live_data_keys(conn: AsyncConnection, kind: str) -> list[DataKeyRecord
 
 
 # -- blind index -------------------------------------------------------------------------
+# A message's terms are written by one statement, compiled once: the send path runs it
+# for every message. SQLite gets the qmark INSERT text for its executemany; PostgreSQL
+# gets one INSERT ... SELECT unnest(terms), a single round trip whatever the word count.
+_SQLITE_TERMS = insert(message_terms).compile(dialect=sqlite_dialect.dialect())
+_SQLITE_TERMS_SQL = str(_SQLITE_TERMS)
+_SQLITE_TERMS_COLUMNS = tuple(_SQLITE_TERMS.positiontup or ())
+_PG_TERMS = insert(message_terms).from_select(
+    ["message_id", "term", "app_id", "channel_id"],
+    select(
+        bindparam("message_id", type_=String),
+        func.unnest(bindparam("terms", type_=postgresql.ARRAY(String))),
+        bindparam("app_id", type_=String),
+        bindparam("channel_id", type_=String),
+    ),
+)
 
 
 async def replace_terms(
@@ -172,14 +189,19 @@ async def replace_terms(
     """Set a message's index terms (none for a deleted message); ``new``: it has none yet."""
     if not new:
         await conn.execute(delete(message_terms).where(message_terms.c.message_id == message_id))
-    if terms:
-        await conn.execute(
-            insert(message_terms),
-            [
-                {"message_id": message_id, "term": t, "app_id": app_id, "channel_id": channel_id}
-                for t in sorted(set(terms))
-            ],
-        )
+    if not terms:
+        return
+    distinct = sorted(set(terms))
+    if conn.dialect.name == "sqlite":
+        fixed = {"message_id": message_id, "app_id": app_id, "channel_id": channel_id}
+        rows = [
+            tuple(term if name == "term" else fixed[name] for name in _SQLITE_TERMS_COLUMNS)
+            for term in distinct
+        ]
+        await conn.exec_driver_sql(_SQLITE_TERMS_SQL, rows if len(rows) > 1 else rows[0])
+        return
+    params = {"message_id": message_id, "terms": distinct, "app_id": app_id}
+    await conn.execute(_PG_TERMS, {**params, "channel_id": channel_id})
 
 
 async def drop_channel_terms(conn: AsyncConnection, app_id: str, channel_id: str) -> None:
