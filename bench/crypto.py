@@ -28,15 +28,14 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bastion.app import column_cipher, database, keyring, secret_hasher
-from bastion.chat.apps import create_app
+from bastion.app import column_cipher, database, keyring
 from bastion.core.clock import SystemClock
 from bastion.core.ids import Kind, new_id
 from bastion.core.settings import Settings
 from bastion.security.crypto import backups, rotation
-from bastion.store import migrate, snapshot
-from bastion.store.repos import messages as message_repo
+from bastion.store import snapshot
 from bastion.store.sealing import Cell, Owner
+from bench import sealed_corpus
 from bench.common import free_port, init_app, machine, pinned, setup_chat, wait_ready, wrk
 
 LUA = """
@@ -46,12 +45,13 @@ wrk.headers["Authorization"] = "Bearer {token}"
 wrk.body = '{{"text": "hello from the benchmark, a message of a typical length for chat"}}'
 wrk.path = "/v1/channels/{channel}/messages"
 """
-TYPICAL = "hello from the benchmark, a message of a typical length for chat"
+TYPICAL = sealed_corpus.TYPICAL
 
 
 # -- 1. send latency with and without sealing ---------------------------------------------
-def send_latency(work: Path, plaintext: bool, seconds: int) -> dict[str, Any]:
-    """p50/p90 of sends on one connection, sealing on or off."""
+def send_latency(work: Path, plaintext: bool, seconds: int, src: Path | None) -> dict[str, Any]:
+    """p50/p90 of sends on one connection, sealing on or off, from ``src`` if given."""
+    root = str(Path(__file__).resolve().parents[1])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -61,7 +61,7 @@ def send_latency(work: Path, plaintext: bool, seconds: int) -> dict[str, Any]:
         "BASTION_TRANSPORT__TLS": "false",
         "BASTION_RATELIMIT__ENABLED": "false",
         "BASTION_LOG__ACCESS_LOG": "false",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "PYTHONPATH": root if src is None else f"{src.resolve()}:{root}",
     }
     argv = [sys.executable, "-m", "bench.crypto_server"]
     argv += ["--plaintext"] if plaintext else []
@@ -89,45 +89,6 @@ def settings_for(work: Path, url: str | None) -> Settings:
         encryption={"dek_cache_seconds": 0.2},
         auth={"argon2_time_cost": 1, "argon2_memory_kib": 1024},
     )
-
-
-async def fill(settings: Settings, messages: int, channels: int) -> str:
-    """Create one app, ``channels`` channels and ``messages`` sealed messages; return app id."""
-    db = database(settings)
-    try:
-        await migrate.upgrade(db.engine)
-        app = (await create_app(db, secret_hasher(settings), SystemClock(), name="bench")).app
-        now = SystemClock().now()
-        channel_ids = [new_id(Kind.CHANNEL) for _ in range(channels)]
-        async with db.write() as conn:
-            for channel_id in channel_ids:
-                await conn.execute(
-                    text(
-                        "INSERT INTO channels (id, app_id, type, name, created_by, member_count, "
-                        "activity_at, archived, created_at, updated_at, version) VALUES "
-                        "(:id, :app, 'group', 'bench', 'usr_bench', 0, :now, false, :now, :now, 1)"
-                    ),
-                    {"id": channel_id, "app": app.id, "now": now},
-                )
-        batch = 1000
-        for start in range(0, messages, batch):
-            async with db.write() as conn:
-                for index in range(start, min(start + batch, messages)):
-                    await message_repo.insert_message(
-                        conn,
-                        app.id,
-                        message_id=new_id(Kind.MESSAGE),
-                        channel_id=channel_ids[index % channels],
-                        author_id="usr_bench",
-                        parent_id=None,
-                        body=f"{TYPICAL} number {index}",
-                        mentions=(),
-                        client_msg_id=None,
-                        now=now,
-                    )
-        return app.id
-    finally:
-        await db.close()
 
 
 # -- 2. per-message cost -------------------------------------------------------------------
@@ -161,73 +122,166 @@ async def per_message(settings: Settings, app_id: str, rounds: int) -> dict[str,
 
 
 # -- 3. rewrap and reencrypt ---------------------------------------------------------------
-async def rotate(settings: Settings, messages: int) -> dict[str, float]:
-    """Rows (and data keys) per second of rewrap and reencrypt."""
+async def rotate(settings: Settings, batch: int) -> dict[str, float]:
+    """Data keys per second of rewrap and rows per second of reencrypt, as the CLI runs them."""
     db = database(settings)
     ring = keyring(settings)
     clock = SystemClock()
     try:
         async with db.read() as conn:
-            keys = int((await conn.execute(text("SELECT count(*) FROM data_keys"))).scalar_one())
+            keys = await _count(conn, "data_keys")
+            rows = await _count(conn, "messages") + await _count(conn, "users")
         ring.rotate(clock.now())
         started = time.perf_counter()
-        result = await rotation.rewrap(db, ring, batch=1000)
+        result = await rotation.rewrap(db, ring, batch=batch)
         rewrap_s = time.perf_counter() - started
         cipher = column_cipher(settings, clock)
         started = time.perf_counter()
-        job = await rotation.Reencryption(db, cipher, clock, batch=1000).run()
+        job = await rotation.Reencryption(db, cipher, clock, batch=batch).run()
+        # The settle phase waits one data-key cache lifetime on purpose; it is not work.
         reencrypt_s = time.perf_counter() - started - cipher.cache_seconds
     finally:
         await db.close()
     return {
+        "batch": batch,
         "data keys": keys,
         "rewrapped": result.rewrapped,
+        "rewrap s": round(rewrap_s, 2),
         "rewrap keys/s": round(result.rewrapped / rewrap_s, 1),
+        "sealed rows": rows,
         "reencrypt rows": job.done,
-        "reencrypt rows/s": round(messages / reencrypt_s, 1),
         "reencrypt s": round(reencrypt_s, 1),
+        "reencrypt rows/s": round(job.done / reencrypt_s, 1),
     }
+
+
+async def _count(conn: Any, table: str) -> int:
+    return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())  # noqa: S608
 
 
 # -- 4. backups ------------------------------------------------------------------------------
-def backup_speed(settings: Settings, work: Path) -> dict[str, float]:
-    """Encrypted backup and restore MB/s against the plain tool, same database, same run."""
+def backup_speed(settings: Settings, work: Path, rounds: int) -> dict[str, Any]:
+    """Encrypted backup and restore against the plain tools, interleaved, same database.
+
+    MB/s is the database's own size (the SQLite file, or ``pg_database_size``) over the
+    wall time, for every arm, so the arms are comparable whatever their output size.
+    """
     url = settings.database_url
-    plain = work / "plain.snapshot"
-    started = time.perf_counter()
-    snapshot.snapshot(url, plain)
-    plain_s = time.perf_counter() - started
-    size_mb = plain.stat().st_size / 1e6
+    size_mb = _database_bytes(url) / 1e6
     ring = keyring(settings)
-    started = time.perf_counter()
-    info = backups.create(
-        url, ring, work / "backups", now=dt.datetime.now(dt.UTC), chunk_bytes=1_048_576, keep=2
-    )
-    create_s = time.perf_counter() - started
-    target = _fresh_target(url, work)
-    started = time.perf_counter()
-    backups.restore(info.path, ring, target)
-    restore_s = time.perf_counter() - started
-    plain_target = _fresh_target(url, work, "plain")
-    started = time.perf_counter()
-    snapshot.restore(plain, plain_target)
-    plain_restore_s = time.perf_counter() - started
+    times: dict[str, list[float]] = {arm: [] for arm in _ARMS}
+    sizes: dict[str, float] = {}
+    for index in range(rounds):
+        for arm, seconds in _backup_round(url, ring, work / f"round{index}", sizes).items():
+            times[arm].append(seconds)
+        print({arm: round(seconds[-1], 2) for arm, seconds in times.items()}, flush=True)
+    seconds = {arm: statistics.median(values) for arm, values in times.items()}
     return {
         "database MB": round(size_mb, 1),
-        "backup file MB": round(info.size / 1e6, 1),
-        "plain snapshot MB/s": round(size_mb / plain_s, 1),
-        "encrypted backup MB/s": round(size_mb / create_s, 1),
-        "plain restore MB/s": round(size_mb / plain_restore_s, 1),
-        "encrypted restore MB/s": round(size_mb / restore_s, 1),
+        **{name: round(mb, 1) for name, mb in sizes.items()},
+        "rounds": rounds,
+        "median s": {arm: round(value, 2) for arm, value in seconds.items()},
+        "MB/s": {arm: round(size_mb / value, 1) for arm, value in seconds.items()},
     }
 
 
-def _fresh_target(url: str, work: Path, tag: str = "restored") -> str:
+_ARMS = ("plain snapshot", "bastion backup create", "plain restore", "bastion backup restore")
+
+
+def _backup_round(url: str, ring: Any, work: Path, sizes: dict[str, float]) -> dict[str, float]:
+    """One round of the four arms; seconds per arm (output sizes go into ``sizes``)."""
+    work.mkdir()
+    plain = work / "plain.snapshot"
+    clock = time.perf_counter
+    marks = [clock()]
+    _plain_snapshot(url, plain)
+    marks.append(clock())
+    made = _encrypted_backup(url, ring, work / "backups")
+    marks.append(clock())
+    target = _fresh_target(url, work, "plain")
+    marks.append(clock())
+    _plain_restore(plain, target)
+    marks.append(clock())
+    target = _fresh_target(url, work, "restored")
+    marks.append(clock())
+    backups.restore(made.path, ring, target)
+    marks.append(clock())
+    sizes["plain snapshot file MB"] = plain.stat().st_size / 1e6
+    sizes["bastion backup file MB"] = made.size / 1e6
+    # marks[2:4] and [4:6] bracket making the empty target, which is not timed.
+    spans = (marks[1] - marks[0], marks[2] - marks[1], marks[4] - marks[3], marks[6] - marks[5])
+    return dict(zip(_ARMS, spans, strict=True))
+
+
+def _encrypted_backup(url: str, ring: Any, directory: Path) -> backups.BackupInfo:
+    now = dt.datetime.now(dt.UTC)
+    return backups.create(url, ring, directory, now=now, chunk_bytes=1_048_576, keep=1)
+
+
+def _plain_snapshot(url: str, destination: Path) -> None:
+    """What an operator would run by hand: ``sqlite3 .backup`` or ``pg_dump -Fc``."""
+    if snapshot.backend_of(url) == "sqlite":
+        command = ["sqlite3", str(snapshot.sqlite_path(url)), f".backup '{destination}'"]
+    else:
+        command = ["pg_dump", "--format=custom", "--file", str(destination)]
+        command.append(snapshot.libpq_url(url))
+    subprocess.run(command, check=True)
+
+
+def _plain_restore(source: Path, url: str) -> None:
+    """``sqlite3 .restore`` into a new file, or ``pg_restore`` into an empty database."""
+    if snapshot.backend_of(url) == "sqlite":
+        command = ["sqlite3", str(snapshot.sqlite_path(url)), f".restore '{source}'"]
+    else:
+        command = ["pg_restore", "--single-transaction", "--dbname", snapshot.libpq_url(url)]
+        command.append(str(source))
+    subprocess.run(command, check=True)
+
+
+def _database_bytes(url: str) -> int:
+    if snapshot.backend_of(url) == "sqlite":
+        return snapshot.sqlite_path(url).stat().st_size
+    query = "SELECT pg_database_size(current_database())"
+    out = subprocess.run(
+        ["psql", "-tA", "-c", query, snapshot.libpq_url(url)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(out.stdout.strip())
+
+
+def _fresh_target(url: str, work: Path, tag: str) -> str:
     if snapshot.backend_of(url) == "sqlite":
         return f"sqlite+aiosqlite:///{work / (tag + '.db')}"
     name = f"bench_{tag}_{new_id(Kind.REQUEST)[-8:].lower()}"
     subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
     return url.rsplit("/", 1)[0] + "/" + name
+
+
+def send_latency_ab(work: Path, rounds: int, seconds: int, compare: Path | None) -> dict[str, Any]:
+    """Part 1: the sealed and pass-through servers (and ``compare``'s), alternated per round."""
+    arms: dict[str, tuple[bool, Path | None]] = {"sealed": (False, None)}
+    if compare is not None:
+        arms["sealed, --compare-src"] = (False, compare)
+    arms["plaintext"] = (True, None)
+    runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
+    for index in range(rounds):
+        for number, (arm, (plaintext, src)) in enumerate(arms.items()):
+            run = work / f"arm{number}-{index}"
+            run.mkdir()
+            runs[arm].append(send_latency(run, plaintext, seconds, src))
+            print(arm, runs[arm][-1], flush=True)
+    p50 = {arm: statistics.median(r["p50"] for r in results) for arm, results in runs.items()}
+    base = p50["plaintext"]
+    return {
+        "rounds": runs,
+        "p50 ms": p50,
+        "adds to p50": {a: round((v - base) / base, 4) for a, v in p50.items() if a != "plaintext"},
+    }
+
+
+PARTS = ("latency", "cost", "rotation", "backup")
 
 
 def main() -> None:
@@ -236,43 +290,51 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=2, help="A/B latency rounds")
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--database-url", help="PostgreSQL database for parts 3 and 4")
-    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--batch", type=int, default=500, help="rewrap/reencrypt batch (CLI)")
+    parser.add_argument("--backup-rounds", type=int, default=3)
+    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset")
+    parser.add_argument("--database-url", help="PostgreSQL database for the in-process parts")
+    parser.add_argument(
+        "--compare-src", type=Path, help="another src/ tree (e.g. main's) as a third latency arm"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    report: dict[str, Any] = {"machine": machine()}
+    parts = set(args.parts.split(","))
+    report: dict[str, Any] = {"machine": machine(), "load before": os.getloadavg()}
     report["args"] = {k: str(v) for k, v in vars(args).items()}
     with tempfile.TemporaryDirectory(prefix="bastion-crypto-bench-") as tmp:
         work = Path(tmp)
-        if not args.skip_latency:
-            arms: dict[str, list[dict[str, Any]]] = {"sealed": [], "plaintext": []}
-            for index in range(args.rounds):
-                for arm, runs in arms.items():
-                    run = work / f"{arm}{index}"
-                    run.mkdir()
-                    runs.append(send_latency(run, arm == "plaintext", args.seconds))
-                    print(arm, runs[-1], flush=True)
-            p50 = {arm: statistics.median(r["p50"] for r in runs) for arm, runs in arms.items()}
-            report["send latency"] = {
-                "rounds": arms,
-                "p50 ms": p50,
-                "sealing share of p50": round(
-                    (p50["sealed"] - p50["plaintext"]) / p50["sealed"], 4
-                ),
-            }
+        if "latency" in parts:
+            report["send latency"] = send_latency_ab(
+                work, args.rounds, args.seconds, args.compare_src
+            )
         settings = settings_for(work / "data", args.database_url)
-        app_id = asyncio.run(fill(settings, args.messages, args.channels))
-        report["per message"] = asyncio.run(per_message(settings, app_id, 20_000))
-        print(report["per message"], flush=True)
-        report["rotation"] = asyncio.run(rotate(settings, args.messages))
-        print(report["rotation"], flush=True)
-        report["backup"] = backup_speed(settings, work)
-        print(report["backup"], flush=True)
+        if parts & {"cost", "rotation", "backup"}:
+            started = time.perf_counter()
+            report["fill"] = asyncio.run(_fill(settings, args))
+            report["fill"]["s"] = round(time.perf_counter() - started, 1)
+        if "cost" in parts:
+            app_id = report["fill"]["app"]
+            report["per message"] = asyncio.run(per_message(settings, app_id, 20_000))
+            print(report["per message"], flush=True)
+        if "backup" in parts:
+            report["backup"] = backup_speed(settings, work, args.backup_rounds)
+            print(report["backup"], flush=True)
+        if "rotation" in parts:
+            report["rotation"] = asyncio.run(rotate(settings, args.batch))
+            print(report["rotation"], flush=True)
+    report["load after"] = os.getloadavg()
     text_out = json.dumps(report, indent=2, default=str)
     print(text_out)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text_out)
+
+
+async def _fill(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    report = sealed_corpus.progress_printer(args.messages)
+    app_id = await sealed_corpus.fill(settings, args.messages, args.channels, report=report)
+    return {"app": app_id, "messages": args.messages, "channels": args.channels}
 
 
 if __name__ == "__main__":
