@@ -49,8 +49,13 @@ TYPICAL = sealed_corpus.TYPICAL
 
 
 # -- 1. send latency with and without sealing ---------------------------------------------
-def send_latency(work: Path, plaintext: bool, seconds: int, src: Path | None) -> dict[str, Any]:
-    """p50/p90 of sends on one connection, sealing on or off, from ``src`` if given."""
+def send_latency(
+    work: Path, plaintext: bool, seconds: int, src: Path | None, database_url: str | None
+) -> dict[str, Any]:
+    """p50/p90 of sends on one connection, sealing on or off, from ``src`` if given.
+
+    The server uses SQLite in ``work``, or a fresh database next to ``database_url``.
+    """
     root = str(Path(__file__).resolve().parents[1])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -63,6 +68,8 @@ def send_latency(work: Path, plaintext: bool, seconds: int, src: Path | None) ->
         "BASTION_LOG__ACCESS_LOG": "false",
         "PYTHONPATH": root if src is None else f"{src.resolve()}:{root}",
     }
+    if database_url is not None:
+        env["BASTION_DATABASE__URL"] = _fresh_target(database_url, work, "latency")
     argv = [sys.executable, "-m", "bench.crypto_server"]
     argv += ["--plaintext"] if plaintext else []
     argv += ["serve", "--port", str(port)]
@@ -82,11 +89,15 @@ def send_latency(work: Path, plaintext: bool, seconds: int, src: Path | None) ->
 
 # -- shared: a database full of sealed messages -------------------------------------------
 def settings_for(work: Path, url: str | None) -> Settings:
-    """Settings for an in-process database (SQLite in ``work`` unless ``url``)."""
+    """Settings for an in-process database (SQLite in ``work`` unless ``url``).
+
+    The data-key cache keeps its 60 s default, as the CLI has it: re-encryption's row
+    phase refreshes each key once a lifetime, and a short lifetime would time key
+    unwraps instead of rows. Its settle phase (one lifetime of waiting) is not counted.
+    """
     return Settings(
         server={"data_dir": work},
         database={"url": url},
-        encryption={"dek_cache_seconds": 0.2},
         auth={"argon2_time_cost": 1, "argon2_memory_kib": 1024},
     )
 
@@ -259,7 +270,9 @@ def _fresh_target(url: str, work: Path, tag: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + name
 
 
-def send_latency_ab(work: Path, rounds: int, seconds: int, compare: Path | None) -> dict[str, Any]:
+def send_latency_ab(
+    work: Path, rounds: int, seconds: int, compare: Path | None, database_url: str | None
+) -> dict[str, Any]:
     """Part 1: the sealed and pass-through servers (and ``compare``'s), alternated per round."""
     arms: dict[str, tuple[bool, Path | None]] = {"sealed": (False, None)}
     if compare is not None:
@@ -270,7 +283,7 @@ def send_latency_ab(work: Path, rounds: int, seconds: int, compare: Path | None)
         for number, (arm, (plaintext, src)) in enumerate(arms.items()):
             run = work / f"arm{number}-{index}"
             run.mkdir()
-            runs[arm].append(send_latency(run, plaintext, seconds, src))
+            runs[arm].append(send_latency(run, plaintext, seconds, src, database_url))
             print(arm, runs[arm][-1], flush=True)
     p50 = {arm: statistics.median(r["p50"] for r in results) for arm, results in runs.items()}
     base = p50["plaintext"]
@@ -293,7 +306,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500, help="rewrap/reencrypt batch (CLI)")
     parser.add_argument("--backup-rounds", type=int, default=3)
     parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset")
-    parser.add_argument("--database-url", help="PostgreSQL database for the in-process parts")
+    parser.add_argument(
+        "--database-url", help="PostgreSQL: fresh databases are made next to this one"
+    )
     parser.add_argument(
         "--compare-src", type=Path, help="another src/ tree (e.g. main's) as a third latency arm"
     )
@@ -306,7 +321,7 @@ def main() -> None:
         work = Path(tmp)
         if "latency" in parts:
             report["send latency"] = send_latency_ab(
-                work, args.rounds, args.seconds, args.compare_src
+                work, args.rounds, args.seconds, args.compare_src, args.database_url
             )
         settings = settings_for(work / "data", args.database_url)
         if parts & {"cost", "rotation", "backup"}:
