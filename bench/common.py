@@ -16,6 +16,9 @@ from typing import Any
 
 import httpx
 
+from bastion.core.ids import Kind, new_id
+from bastion.store import snapshot
+
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -190,3 +193,13 @@ def machine() -> dict[str, str]:
             model = line.split(":", 1)[1].strip()
             break
     return {"cpu": model, "cores": str(os.cpu_count()), "python": sys.version.split()[0]}
+
+
+def fresh_target(url: str, work: Path, tag: str) -> str:
+    """A new, empty database of ``url``'s kind: a SQLite file in ``work``, or a new
+    PostgreSQL database on ``url``'s server (made with ``createdb``)."""
+    if snapshot.backend_of(url) == "sqlite":
+        return f"sqlite+aiosqlite:///{work / (tag + '.db')}"
+    name = f"bench_{tag}_{new_id(Kind.REQUEST)[-8:].lower()}"
+    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
+    return url.rsplit("/", 1)[0] + "/" + name

@@ -30,13 +30,21 @@ from sqlalchemy import text
 
 from bastion.app import column_cipher, database, keyring
 from bastion.core.clock import SystemClock
-from bastion.core.ids import Kind, new_id
 from bastion.core.settings import Settings
 from bastion.security.crypto import backups, rotation
 from bastion.store import snapshot
 from bastion.store.sealing import Cell, Owner
 from bench import sealed_corpus
-from bench.common import free_port, init_app, machine, pinned, setup_chat, wait_ready, wrk
+from bench.common import (
+    free_port,
+    fresh_target,
+    init_app,
+    machine,
+    pinned,
+    setup_chat,
+    wait_ready,
+    wrk,
+)
 
 LUA = """
 wrk.method = "POST"
@@ -69,7 +77,7 @@ def send_latency(
         "PYTHONPATH": root if src is None else f"{src.resolve()}:{root}",
     }
     if database_url is not None:
-        env["BASTION_DATABASE__URL"] = _fresh_target(database_url, work, "latency")
+        env["BASTION_DATABASE__URL"] = fresh_target(database_url, work, "latency")
     argv = [sys.executable, "-m", "bench.crypto_server"]
     argv += ["--plaintext"] if plaintext else []
     argv += ["serve", "--port", str(port)]
@@ -209,11 +217,11 @@ def _backup_round(url: str, ring: Any, work: Path, sizes: dict[str, float]) -> d
     marks.append(clock())
     made = _encrypted_backup(url, ring, work / "backups")
     marks.append(clock())
-    target = _fresh_target(url, work, "plain")
+    target = fresh_target(url, work, "plain")
     marks.append(clock())
     _plain_restore(plain, target)
     marks.append(clock())
-    target = _fresh_target(url, work, "restored")
+    target = fresh_target(url, work, "restored")
     marks.append(clock())
     backups.restore(made.path, ring, target)
     marks.append(clock())
@@ -260,14 +268,6 @@ def _database_bytes(url: str) -> int:
         text=True,
     )
     return int(out.stdout.strip())
-
-
-def _fresh_target(url: str, work: Path, tag: str) -> str:
-    if snapshot.backend_of(url) == "sqlite":
-        return f"sqlite+aiosqlite:///{work / (tag + '.db')}"
-    name = f"bench_{tag}_{new_id(Kind.REQUEST)[-8:].lower()}"
-    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
-    return url.rsplit("/", 1)[0] + "/" + name
 
 
 def send_latency_ab(

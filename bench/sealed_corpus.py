@@ -51,7 +51,7 @@ async def fill(
         async with db.write() as conn:
             if db.is_sqlite:
                 await conn.exec_driver_sql(f"PRAGMA cache_size=-{_FILL_CACHE_KIB}")
-            await conn.execute(insert(channels), [_channel(app.id, c) for c in channel_ids])
+            await conn.execute(insert(channels), [channel_row(app.id, c) for c in channel_ids])
         for start in range(0, count, BATCH):
             async with db.write() as conn:
                 await _batch(conn, app.id, channel_ids, range(start, min(start + BATCH, count)))
@@ -64,7 +64,8 @@ async def fill(
         await db.close()
 
 
-def _channel(app_id: str, channel_id: str) -> dict[str, Any]:
+def channel_row(app_id: str, channel_id: str) -> dict[str, Any]:
+    """A group channel's row (the fields ``create`` would fill)."""
     now = SystemClock().now()
     return {
         "id": channel_id,
