@@ -160,6 +160,8 @@ class LocalKeyring:
         self._master = master
         self._contents: _Contents | None = None
         self._stamp: int | None = None
+        # Per-app KEKs derived from the loaded roots; dropped whenever the file is reread.
+        self._derived: dict[tuple[int, str], bytes] = {}
 
     # -- file ---------------------------------------------------------------------
     def exists(self) -> bool:
@@ -194,6 +196,7 @@ class LocalKeyring:
                 "the keyring cannot be opened with the configured master key"
             ) from None
         self._contents, self._stamp = _Contents.from_json(raw), stamp
+        self._derived = {}
         return self._contents
 
     def _save(self, contents: _Contents, kdf: dict[str, Any]) -> None:
@@ -202,6 +205,7 @@ class LocalKeyring:
         document = {"format": FORMAT, "kdf": kdf, "sealed": _b64(sealed)}
         write_private(self.path, json.dumps(document, indent=2).encode())
         self._contents, self._stamp = None, None
+        self._derived = {}
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -306,7 +310,11 @@ class LocalKeyring:
             if not found:
                 raise KeyUnavailable(f"no KEK version {version}")
             root = found[0]
-        return root.version, aead.derive_key(root.key, b"bastion/kek|" + app_id.encode())
+        derived = self._derived.get((root.version, app_id))
+        if derived is None:
+            derived = aead.derive_key(root.key, b"bastion/kek|" + app_id.encode())
+            self._derived[(root.version, app_id)] = derived
+        return root.version, derived
 
     def backup_key(self, version: int | None = None) -> tuple[int, bytes]:
         """A backup key (default: the newest); never used for anything else."""

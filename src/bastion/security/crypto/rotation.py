@@ -59,22 +59,25 @@ async def rewrap(
     while True:
         async with db.write() as conn:
             records = await repo.keys_to_rewrap(conn, version, after, batch)
-            for record in records:
-                if record.wrapped is None:
-                    continue
-                owner = Owner(record.owner_kind, record.owner_id)
-                aad = key_aad(record.app_id, record.id, owner, record.purpose)
-                dek = await call(
-                    keys, keys.unwrap, record.app_id, record.kek_version, record.wrapped, aad
-                )
-                new_version, wrapped = await call(keys, keys.wrap, record.app_id, dek, aad)
-                await repo.set_wrapped(conn, record.id, new_version, wrapped)
+            changes = [await _rewrapped(keys, r, r.wrapped) for r in records if r.wrapped]
+            await repo.set_wrapped(conn, changes)
         if not records:
             return RewrapResult(done, version)
         after = records[-1].id
         done += len(records)
         if progress is not None:
             progress("rewrap", len(records), total)
+
+
+async def _rewrapped(
+    keys: ManagedKeySource, record: repo.DataKeyRecord, wrapped: str
+) -> repo.Rewrapped:
+    """The data key of ``record`` (currently ``wrapped``) wrapped under the newest KEK."""
+    owner = Owner(record.owner_kind, record.owner_id)
+    aad = key_aad(record.app_id, record.id, owner, record.purpose)
+    dek = await call(keys, keys.unwrap, record.app_id, record.kek_version, wrapped, aad)
+    new_version, rewrapped = await call(keys, keys.wrap, record.app_id, dek, aad)
+    return repo.Rewrapped(record.id, new_version, rewrapped)
 
 
 class Reencryption:

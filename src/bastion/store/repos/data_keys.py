@@ -109,12 +109,27 @@ async def count_below_version(conn: AsyncConnection, version: int) -> int:
     return int((await conn.execute(query)).scalar_one())
 
 
-async def set_wrapped(conn: AsyncConnection, key_id: str, version: int, wrapped: str) -> None:
-    """Replace a key's wrapping (rewrap: the key itself is unchanged)."""
-    await conn.execute(
+@dataclass(frozen=True, slots=True)
+class Rewrapped:
+    """A data key's new wrapping (the key itself is unchanged)."""
+
+    key_id: str
+    kek_version: int
+    wrapped: str
+
+
+async def set_wrapped(conn: AsyncConnection, changes: list[Rewrapped]) -> None:
+    """Replace keys' wrappings in one statement; a key destroyed meanwhile stays destroyed."""
+    if not changes:
+        return
+    statement = (
         update(data_keys)
-        .where(data_keys.c.id == key_id, data_keys.c.wrapped.is_not(None))
-        .values(kek_version=version, wrapped=wrapped)
+        .where(data_keys.c.id == bindparam("b_id"), data_keys.c.wrapped.is_not(None))
+        .values(kek_version=bindparam("b_version"), wrapped=bindparam("b_wrapped"))
+    )
+    await conn.execute(
+        statement,
+        [{"b_id": c.key_id, "b_version": c.kek_version, "b_wrapped": c.wrapped} for c in changes],
     )
 
 
