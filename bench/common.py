@@ -203,3 +203,11 @@ def fresh_target(url: str, work: Path, tag: str) -> str:
     name = f"bench_{tag}_{new_id(Kind.REQUEST)[-8:].lower()}"
     subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
     return url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_target(url: str | None) -> None:
+    """Remove a database made by ``fresh_target`` (a SQLite file goes with its folder)."""
+    if url is None or snapshot.backend_of(url) == "sqlite":
+        return
+    name = url.rsplit("/", 1)[1]
+    subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", name], check=True)

@@ -36,6 +36,7 @@ from bastion.store import snapshot
 from bastion.store.sealing import Cell, Owner
 from bench import sealed_corpus
 from bench.common import (
+    drop_target,
     free_port,
     fresh_target,
     init_app,
@@ -93,6 +94,7 @@ def send_latency(
     finally:
         process.terminate()
         process.wait(timeout=20)
+        drop_target(env.get("BASTION_DATABASE__URL"))
 
 
 # -- shared: a database full of sealed messages -------------------------------------------
@@ -217,9 +219,9 @@ def _backup_round(url: str, ring: Any, work: Path, sizes: dict[str, float]) -> d
     marks.append(clock())
     made = _encrypted_backup(url, ring, work / "backups")
     marks.append(clock())
-    target = fresh_target(url, work, "plain")
+    plain_target = fresh_target(url, work, "plain")
     marks.append(clock())
-    _plain_restore(plain, target)
+    _plain_restore(plain, plain_target)
     marks.append(clock())
     target = fresh_target(url, work, "restored")
     marks.append(clock())
@@ -227,6 +229,8 @@ def _backup_round(url: str, ring: Any, work: Path, sizes: dict[str, float]) -> d
     marks.append(clock())
     sizes["plain snapshot file MB"] = plain.stat().st_size / 1e6
     sizes["bastion backup file MB"] = made.size / 1e6
+    drop_target(plain_target)
+    drop_target(target)
     # marks[2:4] and [4:6] bracket making the empty target, which is not timed.
     spans = (marks[1] - marks[0], marks[2] - marks[1], marks[4] - marks[3], marks[6] - marks[5])
     return dict(zip(_ARMS, spans, strict=True))

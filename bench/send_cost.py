@@ -34,7 +34,7 @@ from bastion.store import migrate
 from bastion.store.db import Database, create_engine
 from bastion.store.repos import messages as repo
 from bastion.store.tables import channels
-from bench.common import fresh_target
+from bench.common import drop_target, fresh_target
 from bench.crypto_server import PlaintextCipher
 from bench.sealed_corpus import TYPICAL, channel_row
 
@@ -77,15 +77,17 @@ async def _round(db: Database, app_id: str, channel_id: str, sends: int) -> floa
 async def measure(work: Path, url: str | None, rounds: int, sends: int) -> dict[str, Any]:
     """Both arms, alternated ``rounds`` times."""
     arms: dict[str, tuple[Database, str, str]] = {}
-    for arm in ("sealed", "plaintext"):
-        settings = Settings(
-            server={"data_dir": work / arm},
-            database={"url": fresh_database(url, arm)},
-            auth={"argon2_time_cost": 1, "argon2_memory_kib": 1024},
-        )
-        arms[arm] = await _setup(settings, arm == "plaintext")
-    results: dict[str, list[float]] = {arm: [] for arm in arms}
+    made: list[str | None] = []
+    results: dict[str, list[float]] = {"sealed": [], "plaintext": []}
     try:
+        for arm in results:
+            made.append(fresh_database(url, arm))
+            settings = Settings(
+                server={"data_dir": work / arm},
+                database={"url": made[-1]},
+                auth={"argon2_time_cost": 1, "argon2_memory_kib": 1024},
+            )
+            arms[arm] = await _setup(settings, arm == "plaintext")
         for _ in range(rounds):
             for arm, (db, app_id, channel_id) in arms.items():
                 results[arm].append(round(await _round(db, app_id, channel_id, sends), 1))
@@ -93,6 +95,8 @@ async def measure(work: Path, url: str | None, rounds: int, sends: int) -> dict[
     finally:
         for db, _, _ in arms.values():
             await db.close()
+        for database_url in made:
+            drop_target(database_url)
     median = {arm: statistics.median(values) for arm, values in results.items()}
     added = median["sealed"] - median["plaintext"]
     return {"rounds": results, "median us": median, "encryption adds us": round(added, 1)}
