@@ -1,14 +1,21 @@
 """Encryption at rest: seal/unseal cost, its share of send latency, rotation and backup speed.
 
-    .venv/bin/python -m bench.crypto --messages 100000 --json bench/results/crypto.json
-    .venv/bin/python -m bench.crypto --database-url postgresql+asyncpg://postgres@127.0.0.1/x
+    .venv/bin/python -m bench.crypto --messages 1000000 --parts rotation --json r.json
+    .venv/bin/python -m bench.crypto --database-url postgresql+asyncpg://postgres@127.0.0.1/postgres
 
-1. Send latency A/B: `bastion serve` as shipped against the same server with the column
-   cipher replaced by a pass-through (bench/crypto_server.py), one connection, wrk p50.
-2. Per-message cost of seal, open and blind-index terms (warm data-key cache).
-3. `keys rewrap` (data keys/s) and `keys reencrypt` (rows/s) over N messages.
-4. `backup create` / `backup restore` MB/s against the plain SQLite online backup API
-   (what `sqlite3 .backup` uses) or plain `pg_dump`/`pg_restore`, in the same run.
+Parts (``--parts``, all by default):
+
+- latency: `bastion serve` as shipped against the same server with the column cipher
+  replaced by a pass-through (bench/crypto_server.py), and optionally a server from
+  another source tree (``--compare-src``), one connection, wrk p50, alternated rounds;
+- cost: per-message seal, open and blind-index terms (warm data-key cache);
+- rotation: `keys rewrap` (data keys/s) and `keys reencrypt` (rows/s), as the CLI runs them;
+- backup: `backup create` / `backup restore` MB/s against `sqlite3 .backup`/`.restore`
+  or `pg_dump`/`pg_restore`, alternated over rounds.
+
+The last three share one database filled with ``--messages`` sealed messages
+(bench/sealed_corpus.py). With ``--database-url`` every database is a fresh PostgreSQL
+one made beside it, dropped at the end.
 """
 
 from __future__ import annotations
@@ -327,11 +334,25 @@ def main() -> None:
             report["send latency"] = send_latency_ab(
                 work, args.rounds, args.seconds, args.compare_src, args.database_url
             )
-        settings = settings_for(work / "data", args.database_url)
         if parts & {"cost", "rotation", "backup"}:
-            started = time.perf_counter()
-            report["fill"] = asyncio.run(_fill(settings, args))
-            report["fill"]["s"] = round(time.perf_counter() - started, 1)
+            report.update(_corpus_parts(args, parts, work))
+    report["load after"] = os.getloadavg()
+    text_out = json.dumps(report, indent=2, default=str)
+    print(text_out)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text_out)
+
+
+def _corpus_parts(args: argparse.Namespace, parts: set[str], work: Path) -> dict[str, Any]:
+    """Parts 2-4 on one filled database (a fresh PostgreSQL one, dropped afterwards)."""
+    corpus = None if args.database_url is None else fresh_target(args.database_url, work, "c")
+    settings = settings_for(work / "data", corpus)
+    report: dict[str, Any] = {}
+    try:
+        started = time.perf_counter()
+        report["fill"] = asyncio.run(_fill(settings, args))
+        report["fill"]["s"] = round(time.perf_counter() - started, 1)
         if "cost" in parts:
             app_id = report["fill"]["app"]
             report["per message"] = asyncio.run(per_message(settings, app_id, 20_000))
@@ -342,12 +363,9 @@ def main() -> None:
         if "rotation" in parts:
             report["rotation"] = asyncio.run(rotate(settings, args.batch))
             print(report["rotation"], flush=True)
-    report["load after"] = os.getloadavg()
-    text_out = json.dumps(report, indent=2, default=str)
-    print(text_out)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text_out)
+    finally:
+        drop_target(corpus)
+    return report
 
 
 async def _fill(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:

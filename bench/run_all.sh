@@ -15,6 +15,7 @@ $py -m bench.send_throughput --rounds 3 --seconds 10 --connections 32 --json "$o
 $py -m bench.send_throughput --rounds 2 --seconds 10 --connections 16 --json "$out/send_c16.json"
 $py -m bench.send_throughput --rounds 2 --seconds 10 --connections 1 --json "$out/send_c1.json"
 $py -m bench.fanout --subscribers 1,100,1000 --messages 100 --json "$out/fanout.json"
+$py -m bench.send_cost --rounds 5 --sends 400 --json "$out/send_cost.json"
 $py -m bench.crypto --messages 100000 --channels 1000 --rounds 2 --seconds 8 --json "$out/crypto.json"
 $py -m bench.audit --events 5000 --sends 2000 > "$out/audit.json"
 
