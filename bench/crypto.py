@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bastion.app import column_cipher, database, keyring
+from bastion.app import column_cipher, database, key_source
 from bastion.core.clock import SystemClock
 from bastion.core.settings import Settings
 from bastion.security.crypto import backups, rotation
@@ -153,15 +153,15 @@ async def per_message(settings: Settings, app_id: str, rounds: int) -> dict[str,
 async def rotate(settings: Settings, batch: int) -> dict[str, float]:
     """Data keys per second of rewrap and rows per second of reencrypt, as the CLI runs them."""
     db = database(settings)
-    ring = keyring(settings)
+    keys = key_source(settings)
     clock = SystemClock()
     try:
         async with db.read() as conn:
             keys = await _count(conn, "data_keys")
             rows = await _count(conn, "messages") + await _count(conn, "users")
-        ring.rotate(clock.now())
+        keys.rotate(clock.now())
         started = time.perf_counter()
-        result = await rotation.rewrap(db, ring, batch=batch)
+        result = await rotation.rewrap(db, keys, batch=batch)
         rewrap_s = time.perf_counter() - started
         cipher = column_cipher(settings, clock)
         started = time.perf_counter()
@@ -196,11 +196,11 @@ def backup_speed(settings: Settings, work: Path, rounds: int) -> dict[str, Any]:
     """
     url = settings.database_url
     size_mb = _database_bytes(url) / 1e6
-    ring = keyring(settings)
+    keys = key_source(settings)
     times: dict[str, list[float]] = {arm: [] for arm in _ARMS}
     sizes: dict[str, float] = {}
     for index in range(rounds):
-        for arm, seconds in _backup_round(url, ring, work / f"round{index}", sizes).items():
+        for arm, seconds in _backup_round(url, keys, work / f"round{index}", sizes).items():
             times[arm].append(seconds)
         print({arm: round(seconds[-1], 2) for arm, seconds in times.items()}, flush=True)
     seconds = {arm: statistics.median(values) for arm, values in times.items()}
@@ -216,7 +216,7 @@ def backup_speed(settings: Settings, work: Path, rounds: int) -> dict[str, Any]:
 _ARMS = ("plain snapshot", "bastion backup create", "plain restore", "bastion backup restore")
 
 
-def _backup_round(url: str, ring: Any, work: Path, sizes: dict[str, float]) -> dict[str, float]:
+def _backup_round(url: str, keys: Any, work: Path, sizes: dict[str, float]) -> dict[str, float]:
     """One round of the four arms; seconds per arm (output sizes go into ``sizes``)."""
     work.mkdir()
     plain = work / "plain.snapshot"
@@ -224,7 +224,7 @@ def _backup_round(url: str, ring: Any, work: Path, sizes: dict[str, float]) -> d
     marks = [clock()]
     _plain_snapshot(url, plain)
     marks.append(clock())
-    made = _encrypted_backup(url, ring, work / "backups")
+    made = _encrypted_backup(url, keys, work / "backups")
     marks.append(clock())
     plain_target = fresh_target(url, work, "plain")
     marks.append(clock())
@@ -232,7 +232,7 @@ def _backup_round(url: str, ring: Any, work: Path, sizes: dict[str, float]) -> d
     marks.append(clock())
     target = fresh_target(url, work, "restored")
     marks.append(clock())
-    backups.restore(made.path, ring, target)
+    backups.restore(made.path, keys, target)
     marks.append(clock())
     sizes["plain snapshot file MB"] = plain.stat().st_size / 1e6
     sizes["bastion backup file MB"] = made.size / 1e6
@@ -243,9 +243,9 @@ def _backup_round(url: str, ring: Any, work: Path, sizes: dict[str, float]) -> d
     return dict(zip(_ARMS, spans, strict=True))
 
 
-def _encrypted_backup(url: str, ring: Any, directory: Path) -> backups.BackupInfo:
+def _encrypted_backup(url: str, keys: Any, directory: Path) -> backups.BackupInfo:
     now = dt.datetime.now(dt.UTC)
-    return backups.create(url, ring, directory, now=now, chunk_bytes=1_048_576, keep=1)
+    return backups.create(url, keys, directory, now=now, chunk_bytes=1_048_576, keep=1)
 
 
 def _plain_snapshot(url: str, destination: Path) -> None:
