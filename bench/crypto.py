@@ -40,6 +40,7 @@ from bastion.core.clock import SystemClock
 from bastion.core.settings import Settings
 from bastion.security.crypto import backups, rotation
 from bastion.store import snapshot
+from bastion.store.repos import sealed_rows
 from bastion.store.sealing import Cell, Owner
 from bench import sealed_corpus
 from bench.common import (
@@ -157,8 +158,8 @@ async def rotate(settings: Settings, batch: int) -> dict[str, float]:
     clock = SystemClock()
     try:
         async with db.read() as conn:
-            keys = await _count(conn, "data_keys")
-            rows = await _count(conn, "messages") + await _count(conn, "users")
+            key_count = await _count(conn, "data_keys")
+            rows = sum([await sealed_rows.count(conn, c) for c in sealed_rows.SEALED_COLUMNS])
         keys.rotate(clock.now())
         started = time.perf_counter()
         result = await rotation.rewrap(db, keys, batch=batch)
@@ -172,7 +173,7 @@ async def rotate(settings: Settings, batch: int) -> dict[str, float]:
         await db.close()
     return {
         "batch": batch,
-        "data keys": keys,
+        "data keys": key_count,
         "rewrapped": result.rewrapped,
         "rewrap s": round(rewrap_s, 2),
         "rewrap keys/s": round(result.rewrapped / rewrap_s, 1),
