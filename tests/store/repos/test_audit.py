@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,7 @@ from bastion.security.audit import records
 from bastion.store import migrate
 from bastion.store.db import create_engine
 from bastion.store.repos import audit as repo
+from bastion.store.tables import audit_log
 from tests.conftest import Databases
 
 
@@ -71,3 +73,24 @@ async def test_an_append_onto_a_stale_head_writes_nothing(engine: AsyncEngine) -
         assert head[0] == 2
         assert await repo.extend_chain(conn, _rows(1, head), head)
         assert await repo.count(conn) == 3
+
+
+def test_the_postgresql_statement_names_the_columns_in_insert_order() -> None:
+    """The one-round-trip statement is a constant: its three column lists and its array
+    casts must follow the table's insert order, which the arrays are built in."""
+    columns = ", ".join(repo._COLUMNS)
+    statement = repo._PG_EXTEND
+    for around in (
+        r"INSERT INTO audit_log \((.*?)\)",
+        r"SELECT (.*?) FROM unnest",
+        r"batch\((.*?)\)",
+    ):
+        found = re.search(around, statement)
+        assert found is not None
+        assert found.group(1) == columns
+    casts = re.findall(r"\$(\d+)::(\w+)\[\]", statement)
+    assert [int(n) for n, _ in casts] == list(range(5, 5 + len(repo._COLUMNS)))
+    integers = {c for c in repo._COLUMNS if audit_log.c[c].type.python_type is int}
+    assert {c for c, (_, kind) in zip(repo._COLUMNS, casts, strict=True) if kind == "bigint"} == (
+        integers
+    )

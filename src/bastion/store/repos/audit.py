@@ -22,18 +22,26 @@ _INSERT = audit_log.insert()
 _SQLITE_COMPILED = _INSERT.compile(dialect=sqlite_dialect.dialect())
 _SQLITE_INSERT = str(_SQLITE_COMPILED)
 _COLUMNS = tuple(_SQLITE_COMPILED.positiontup or ())
-_PG_TYPES = {"seq": "bigint", "event_seq": "bigint"}
 # PostgreSQL: one statement, one round trip. The head row moves only if it still ends
 # where the records were chained onto; its row lock (held to commit) makes a concurrent
-# appender wait, then find the head moved and insert nothing. Columns travel as arrays,
-# so the text (and its prepared statement) is the same for one record or a hundred.
-_NAMES = ", ".join(_COLUMNS)
-_ARRAYS = ", ".join(f"${i + 5}::{_PG_TYPES.get(c, 'text')}[]" for i, c in enumerate(_COLUMNS))
-_PG_EXTEND = (  # the table's own column names, no input
-    "WITH head AS (UPDATE audit_chain_head SET seq = $1, hash = $2"  # noqa: S608
+# appender wait, then find the head moved and insert nothing. Columns travel as arrays
+# ($5... in ``_COLUMNS`` order, a test holds the two together), so the text (and its
+# prepared statement) is the same for one record or a hundred.
+_PG_EXTEND = (
+    "WITH head AS (UPDATE audit_chain_head SET seq = $1, hash = $2"
     " WHERE id = 1 AND seq = $3 AND hash = $4 RETURNING 1)"
-    f" INSERT INTO audit_log ({_NAMES}) SELECT {_NAMES} FROM unnest({_ARRAYS})"
-    f" AS batch({_NAMES}) WHERE EXISTS (SELECT 1 FROM head) RETURNING seq"
+    " INSERT INTO audit_log (seq, at, action, outcome, node, event_seq, app_id, subject,"
+    " client_id, roles, ip, user_agent, request_id, resource, reason, details, prev_hash,"
+    " hash)"
+    " SELECT seq, at, action, outcome, node, event_seq, app_id, subject, client_id, roles,"
+    " ip, user_agent, request_id, resource, reason, details, prev_hash, hash"
+    " FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[],"
+    " $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],"
+    " $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[],"
+    " $22::text[])"
+    " AS batch(seq, at, action, outcome, node, event_seq, app_id, subject, client_id,"
+    " roles, ip, user_agent, request_id, resource, reason, details, prev_hash, hash)"
+    " WHERE EXISTS (SELECT 1 FROM head) RETURNING seq"
 )
 _PG_LOCK_HEAD = "SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE"
 
