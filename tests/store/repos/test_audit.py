@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -73,6 +74,38 @@ async def test_an_append_onto_a_stale_head_writes_nothing(engine: AsyncEngine) -
         assert head[0] == 2
         assert await repo.extend_chain(conn, _rows(1, head), head)
         assert await repo.count(conn) == 3
+
+
+async def test_a_locked_head_holds_off_another_processes_append(databases: Databases) -> None:
+    """Two engines on one database, the second in a thread of its own as another process
+    would be: while one holds the head, the other's append waits, then chains onto the
+    new end instead of colliding with it."""
+    url = databases.new()
+    first = create_engine(url)
+    await migrate.upgrade(first)
+
+    async def other_process() -> bool:
+        second = create_engine(url)
+        try:
+            async with second.begin() as conn:
+                head = await repo.lock_head(conn)
+                return await repo.extend_chain(conn, _rows(1, head), head)
+        finally:
+            await second.dispose()
+
+    try:
+        async with first.begin() as conn:
+            head = await repo.lock_head(conn)
+            racing = asyncio.ensure_future(asyncio.to_thread(asyncio.run, other_process()))
+            await asyncio.sleep(0.3)
+            assert not racing.done()
+            assert await repo.extend_chain(conn, _rows(2, head), head)
+        assert await asyncio.wait_for(racing, timeout=10)
+        async with first.begin() as conn:
+            assert await repo.count(conn) == 3
+            assert (await repo.lock_head(conn))[0] == 3
+    finally:
+        await first.dispose()
 
 
 def test_the_postgresql_statement_names_the_columns_in_insert_order() -> None:

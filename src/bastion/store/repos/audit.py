@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -64,11 +64,23 @@ class ChainHeadMissing(RuntimeError):
 
 
 async def lock_head(conn: AsyncConnection) -> tuple[int, str]:
-    """Where the chain ends, locked until this transaction ends (SQLite has one writer)."""
+    """Where the chain ends, locked until this transaction ends.
+
+    On SQLite a plain SELECT takes no write lock (the driver begins its transaction at
+    the first write), so another process could append between the read and the insert.
+    A no-op UPDATE ... RETURNING takes the database's single write lock and reads the
+    head in one statement.
+    """
     if conn.dialect.name == "postgresql":
         result = await conn.exec_driver_sql(_PG_LOCK_HEAD)
     else:
-        result = await conn.execute(select(audit_chain_head.c.seq, audit_chain_head.c.hash))
+        head = audit_chain_head.c
+        result = await conn.execute(
+            update(audit_chain_head)
+            .where(head.id == 1)
+            .values(seq=head.seq)
+            .returning(head.seq, head.hash)
+        )
     row = result.first()
     if row is None:
         raise ChainHeadMissing(audit_chain_head.name)
