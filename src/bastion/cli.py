@@ -25,6 +25,8 @@ from bastion.cli_tokens import tokens_cli
 from bastion.core.clock import SystemClock
 from bastion.core.settings import Settings, load_settings
 from bastion.http import serving
+from bastion.observe.logging import configure as configure_logging
+from bastion.security.audit.log import AuditUnavailable
 from bastion.security.crypto.errors import KeySourceDown
 from bastion.store import migrate as migrations
 
@@ -182,9 +184,17 @@ def config_show(data_dir: DataDir = None) -> None:
 
 def main() -> None:
     """Entry point of the ``bastion`` console script."""
+    # Until a command loads its settings: logs go to stderr (stdout carries command
+    # output such as exports), escaped like the server's.
+    configure_logging("info", json_output=False)
     try:
         cli()
     except KeySourceDown as exc:
         # Any command that touched sealed data while Vault was unreachable or refused.
         report_key_failure(exc)
+        raise SystemExit(1) from None
+    except AuditUnavailable:
+        # Fail closed: an operator action whose audit record cannot be written is
+        # reported, not hidden behind a traceback (the log line above says why).
+        console.print("[red]The audit log could not record this command; see the log.[/red]")
         raise SystemExit(1) from None

@@ -19,6 +19,7 @@ from bastion.app import audit_log, checkpoints, database, secret_hasher
 from bastion.core.clock import SystemClock
 from bastion.core.settings import Settings, load_settings
 from bastion.observe.events import Actor, SecurityEvents
+from bastion.observe.logging import configure as configure_logging
 from bastion.security import scopes
 from bastion.security.audit import keys as audit_keys
 from bastion.security.audit.operators import create_operator_client
@@ -39,7 +40,10 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a ta
 
 
 def _settings(data_dir: Path | None) -> Settings:
-    return load_settings(server={"data_dir": data_dir}) if data_dir else load_settings()
+    settings = load_settings(server={"data_dir": data_dir}) if data_dir else load_settings()
+    # Logs go to stderr: stdout carries exports and reports.
+    configure_logging(settings.log.level, json_output=settings.log.json_output)
+    return settings
 
 
 def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:

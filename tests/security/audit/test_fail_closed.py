@@ -15,6 +15,7 @@ from bastion.observe.events import Actor
 from bastion.security import scopes
 from bastion.security.audit.operators import create_operator_client
 from tests.conftest import Databases, make_settings, start_server
+from tests.support.audit import block_audit_inserts, unblock_audit_inserts
 from tests.support.operators import execute_sql, operator_headers
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant
@@ -82,30 +83,6 @@ async def test_every_change_has_its_record(tenant: Tenant, http: httpx.AsyncClie
     assert "hello there" not in response.text
 
 
-def _block_audit_inserts(url: str) -> list[str]:
-    """Statements making audit inserts fail while every read still works."""
-    if url.startswith("postgresql"):
-        return [
-            "CREATE FUNCTION audit_log_blocked() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'audit storage unavailable'; END $$",
-            "CREATE TRIGGER audit_log_blocked BEFORE INSERT ON audit_log "
-            "FOR EACH ROW EXECUTE FUNCTION audit_log_blocked()",
-        ]
-    return [
-        "CREATE TRIGGER audit_log_blocked BEFORE INSERT ON audit_log "
-        "BEGIN SELECT RAISE(ABORT, 'audit storage unavailable'); END"
-    ]
-
-
-def _unblock_audit_inserts(url: str) -> list[str]:
-    if url.startswith("postgresql"):
-        return [
-            "DROP TRIGGER audit_log_blocked ON audit_log",
-            "DROP FUNCTION audit_log_blocked()",
-        ]
-    return ["DROP TRIGGER audit_log_blocked"]
-
-
 @pytest.mark.parametrize("reads_fail_closed", [False, True])
 def test_audited_reads_follow_the_setting(
     databases: Databases, tmp_path: Path, reads_fail_closed: bool
@@ -138,7 +115,7 @@ def test_audited_reads_follow_the_setting(
                 "/oauth/token", data=grant, auth=(created.client.id, created.client_secret)
             ).json()["access_token"]
             backend = {"Authorization": f"Bearer {backend_token}"}
-            execute_sql(settings.database_url, *_block_audit_inserts(settings.database_url))
+            execute_sql(settings.database_url, *block_audit_inserts(settings.database_url))
             try:
                 read = http.get("/v1/audit/events", headers=headers)
                 write = http.post(
@@ -147,7 +124,7 @@ def test_audited_reads_follow_the_setting(
                     headers=backend,
                 )
             finally:
-                execute_sql(settings.database_url, *_unblock_audit_inserts(settings.database_url))
+                execute_sql(settings.database_url, *unblock_audit_inserts(settings.database_url))
         assert read.status_code == (503 if reads_fail_closed else 200)
         assert write.status_code == 503  # a change without its record: never
     finally:
