@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI
 from bastion import __version__
 from bastion.chat.context import ChatContext
 from bastion.chat.identities import ExternalUsers
+from bastion.chat.indexer import SearchIndexer
 from bastion.chat.revocations import CutoffSync
 from bastion.chat.service import Chat
 from bastion.chat.users import UserResolver, keep_loading_revocations
@@ -376,6 +377,11 @@ class _Lifespan:
             ),
             asyncio.create_task(system_metrics.sample_loop_lag()),
             await _key_ages(self.settings),
+            asyncio.create_task(
+                SearchIndexer(services.db, self.settings.encryption.index_batch).run(
+                    self.settings.encryption.index_interval_seconds
+                )
+            ),
             asyncio.create_task(
                 services.ratelimit.admin.keep_reloading(
                     self.settings.ratelimit.override_refresh_seconds

@@ -794,6 +794,15 @@ class EncryptionSettings(_Section):
     key_age_refresh_seconds: float = Field(
         300.0, ge=1, le=86_400, description="How often the key-age metrics re-read the key source."
     )
+    index_interval_seconds: float = Field(
+        0.2,
+        ge=0.01,
+        le=60,
+        description="How often the search indexer files sent messages' pending terms.",
+    )
+    index_batch: int = Field(
+        500, ge=1, le=10_000, description="Messages whose terms the indexer files per transaction."
+    )
 
     @model_validator(mode="after")
     def _vault_is_configured(self) -> Self:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -156,9 +157,17 @@ messages = Table(
     Column("edited_at", TS, nullable=True),
     Column("deleted_at", TS, nullable=True),
     Column("version", Integer, nullable=False, default=1),
+    # Blind-index terms not yet in message_terms (chat.indexer moves them there).
+    Column("pending_terms", Text, nullable=True),
     UniqueConstraint("app_id", "author_id", "client_msg_id"),
     Index("ix_messages_channel_id_seq", "channel_id", "seq"),
     Index("ix_messages_parent_id_seq", "parent_id", "seq"),
+    Index(
+        "ix_messages_pending_terms",
+        "channel_id",
+        sqlite_where=text("pending_terms IS NOT NULL"),
+        postgresql_where=text("pending_terms IS NOT NULL"),
+    ),
 )
 
 reactions = Table(

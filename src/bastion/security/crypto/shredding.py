@@ -18,6 +18,7 @@ from bastion.observe.events import Actor, SecurityEvents
 from bastion.security.crypto.envelope import EnvelopeCipher
 from bastion.store.db import Database
 from bastion.store.repos import data_keys as repo
+from bastion.store.repos import pending_terms
 from bastion.store.sealing import Owner
 
 
@@ -34,6 +35,7 @@ async def shred(
         destroyed = await repo.destroy_owner_keys(conn, app_id, owner, now)
         if owner.kind == "channel":
             await repo.drop_channel_terms(conn, app_id, owner.id)
+            await pending_terms.drop_channel(conn, app_id, owner.id)
         # Recorded before the commit: a crash leaves the keys refused, never readable.
         cipher.keys.record_destroyed(destroyed)
     cipher.forget(app_id, destroyed)

@@ -6,12 +6,12 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.records import DuplicateKeyError, MessageRecord
-from bastion.store.repos import data_keys as keys_repo
+from bastion.store.repos import pending_terms as pending
 from bastion.store.repos._sql import insert_ignoring_duplicates
 from bastion.store.sealing import Cell, Owner, cipher_of, open_value, seal
 from bastion.store.tables import channel_members, message_terms, messages, reactions
@@ -34,6 +34,7 @@ def _cell(app_id: str, message_id: str) -> Cell:
 async def _message(conn: AsyncConnection, row: Mapping[Any, Any]) -> MessageRecord:
     """A record from a row, its body opened (bodies are sealed under the channel's key)."""
     values = dict(row)
+    del values["pending_terms"]
     values["mentions"] = tuple(values["mentions"].split()) if values["mentions"] else ()
     if values["body"] is not None:
         values["body"] = await open_value(
@@ -51,17 +52,13 @@ async def _seal_body(
     return sealed
 
 
-async def _index(
-    conn: AsyncConnection,
-    app_id: str,
-    channel_id: str,
-    message_id: str,
-    body: str | None,
-    *,
-    new: bool = False,
-) -> None:
-    terms = [] if body is None else await cipher_of(conn).terms(conn, app_id, channel_id, body)
-    await keys_repo.replace_terms(conn, app_id, channel_id, message_id, terms, new=new)
+async def _pending_terms(
+    conn: AsyncConnection, app_id: str, channel_id: str, body: str | None
+) -> str | None:
+    """The body's blind-index terms, as stored on the row until the indexer files them."""
+    if body is None:
+        return None
+    return pending.encode(await cipher_of(conn).terms(conn, app_id, channel_id, body))
 
 
 async def insert_message(
@@ -92,6 +89,7 @@ async def insert_message(
         "edited_at": None,
         "deleted_at": None,
         "version": 1,
+        "pending_terms": await _pending_terms(conn, app_id, channel_id, body),
     }
     try:
         result = await conn.execute(_INSERT, values)
@@ -99,7 +97,7 @@ async def insert_message(
         raise DuplicateKeyError("messages") from exc
     # The autoincrement key: SQLite reports it without a RETURNING round of its own.
     (values["seq"],) = result.inserted_primary_key or (None,)
-    await _index(conn, app_id, channel_id, message_id, body, new=True)
+    del values["pending_terms"]
     return MessageRecord(**{**values, "body": body, "mentions": tuple(mentions)})
 
 
@@ -165,19 +163,24 @@ async def list_messages(
 async def update_message(
     conn: AsyncConnection, app_id: str, message_id: str, changes: dict[str, Any]
 ) -> None:
-    """Apply changes to a message and bump its version; a new body is sealed and indexed."""
+    """Apply changes to a message and bump its version; a new body is sealed and indexed.
+
+    The new body's terms replace the old ones: the filed ones are removed now and the
+    new ones wait on the row for the indexer, like a new message's.
+    """
     if "body" in changes:
         query = select(messages.c.channel_id).where(
             messages.c.app_id == app_id, messages.c.id == message_id
         )
         channel_id = (await conn.execute(query)).scalar_one()
         body = changes["body"]
+        changes = {
+            **changes,
+            "pending_terms": await _pending_terms(conn, app_id, channel_id, body),
+        }
         if body is not None:
-            changes = {
-                **changes,
-                "body": await _seal_body(conn, app_id, channel_id, message_id, body),
-            }
-        await _index(conn, app_id, channel_id, message_id, body)
+            changes["body"] = await _seal_body(conn, app_id, channel_id, message_id, body)
+        await conn.execute(delete(message_terms).where(message_terms.c.message_id == message_id))
     await conn.execute(
         update(messages)
         .where(messages.c.app_id == app_id, messages.c.id == message_id)
@@ -305,7 +308,7 @@ async def search(
         terms = await cipher.query_terms(conn, app_id, channel_id, text)
         if not terms:
             continue
-        matching = (
+        filed = (
             select(message_terms.c.message_id)
             .where(
                 message_terms.c.app_id == app_id,
@@ -315,6 +318,15 @@ async def search(
             .group_by(message_terms.c.message_id)
             .having(func.count() == len(terms))
         )
+        # Terms not yet filed by the indexer: the same test on the row's own terms. One
+        # statement reads both, so a message being filed meanwhile is seen exactly once.
+        waiting = select(messages.c.id).where(
+            messages.c.app_id == app_id,
+            messages.c.channel_id == channel_id,
+            messages.c.pending_terms.is_not(None),
+            *(pending.holds(conn, term) for term in terms),
+        )
+        matching = union(filed, waiting)
         query = (
             select(messages)
             .where(messages.c.id.in_(matching), messages.c.deleted_at.is_(None))
