@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 
+from bastion.chat.indexer import SearchIndexer
 from bastion.security.crypto.envelope import EnvelopeCipher
 from bastion.store import snapshot
 from tests.support.server import ServerThread
@@ -31,6 +33,20 @@ def sql(server: ServerThread, statement: str, **params: Any) -> list[Any]:
     rows = server.run(run())
     cipher(server).forget_all()  # the next read unwraps keys from the database again
     return rows
+
+
+def settle_search_index(server: ServerThread) -> None:
+    """File every pending search term, so the background indexer has nothing left to change."""
+
+    async def run() -> int:
+        await SearchIndexer(server.services.db, batch=500).drain()
+        async with server.services.db.read() as conn:
+            query = text("SELECT count(*) FROM messages WHERE pending_terms IS NOT NULL")
+            return int((await conn.execute(query)).scalar_one())
+
+    # On PostgreSQL the background indexer may hold some rows while this drain skips them.
+    while server.run(run()):
+        time.sleep(0.01)
 
 
 def raw_bytes(url: str, workdir: Path) -> bytes:

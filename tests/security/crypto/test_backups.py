@@ -21,7 +21,7 @@ from bastion.store.tables import metadata
 from tests.conftest import Databases
 from tests.support.cli import bastion
 from tests.support.operators import execute_sql
-from tests.support.raw import raw_bytes
+from tests.support.raw import raw_bytes, settle_search_index
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant
 
@@ -72,6 +72,7 @@ async def test_restore_drill(
     """create → restore into a fresh database → every row of every table identical; the
     backup and the restored files hold no plaintext."""
     await _fill(tenant)
+    settle_search_index(server)  # the database at rest: no terms filed after `before`
     before = await table_rows(server.settings.database_url)
     info = _create(server, tmp_path / "backups")
     for secret in SECRETS:
