@@ -795,7 +795,7 @@ class EncryptionSettings(_Section):
         300.0, ge=1, le=86_400, description="How often the key-age metrics re-read the key source."
     )
     index_interval_seconds: float = Field(
-        0.2,
+        0.05,
         ge=0.01,
         le=60,
         description="How often the search indexer files sent messages' pending terms.",
