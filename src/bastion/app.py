@@ -378,8 +378,9 @@ class _Lifespan:
             asyncio.create_task(system_metrics.sample_loop_lag()),
             await _key_ages(self.settings),
             asyncio.create_task(
-                SearchIndexer(services.db, self.settings.encryption.index_batch).run(
-                    self.settings.encryption.index_interval_seconds
+                services.chat.ctx.indexer.run(
+                    self.settings.encryption.index_interval_seconds,
+                    self.settings.encryption.index_idle_seconds,
                 )
             ),
             asyncio.create_task(
@@ -459,6 +460,7 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         revocations=revocations,
         authz=authz,
         events=events,
+        indexer=SearchIndexer(db, settings.encryption.index_batch),
     )
     external = external_identities(settings, clock, ctx, events)
     authserver = build_authserver(

@@ -1,7 +1,7 @@
 """Search over terms still waiting for the indexer: found at once, exactly once, never lost.
 
-The server here files pending terms only at start-up (its interval is the longest
-allowed), so each test decides when the indexer runs.
+The quiet server here files pending terms only at start-up (a minute after a send, an
+hour between idle sweeps), so each test decides when the indexer runs.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.support.raw import sql
 from tests.support.server import ServerThread
 from tests.support.tenants import User, new_tenant
 
-_IDLE = {"encryption": {"index_interval_seconds": 60}}
+_IDLE = {"encryption": {"index_interval_seconds": 60, "index_idle_seconds": 3600}}
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +143,18 @@ def test_pending_terms_are_filed_after_a_restart(databases: Databases, tmp_path:
         assert _filed(second, message) == 2
     finally:
         second.stop()
+
+
+def test_a_send_wakes_the_indexer(databases: Databases, tmp_path: Path) -> None:
+    """With idle sweeps an hour apart, a send's terms are still filed within moments."""
+    encryption = {"index_interval_seconds": 0.05, "index_idle_seconds": 3600}
+    server = start_server(make_settings(tmp_path, databases.new(), encryption=encryption))
+    try:
+        message = asyncio.run(_send_one(server, "heron basalt"))
+        deadline = time.monotonic() + 10
+        while _pending(server, message) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _pending(server, message)
+        assert _filed(server, message) == 2
+    finally:
+        server.stop()

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bastion.chat.indexer import SearchIndexer
 from bastion.core.clock import Clock
 from bastion.core.errors import LimitExceeded, PreconditionFailed
 from bastion.core.ids import Kind, new_id
@@ -20,8 +21,8 @@ from bastion.store.db import Database
 
 @dataclass(frozen=True, slots=True)
 class ChatContext:
-    """Database, broker, clock, limits, token revocations, the authorizer and the
-    security events, shared by the services."""
+    """Database, broker, clock, limits, token revocations, the authorizer, the
+    security events and the search indexer, shared by the services."""
 
     db: Database
     broker: Broker
@@ -30,6 +31,7 @@ class ChatContext:
     revocations: Revocations
     authz: Authorizer
     events: SecurityEvents
+    indexer: SearchIndexer
 
 
 @dataclass(slots=True)

@@ -92,6 +92,7 @@ class Messages:
             # A concurrent retry won the race for this client message id.
             return await self._retry_lookup(caller, channel_id, user_id, draft), False
         metrics.MESSAGES_SENT.inc()
+        self._ctx.indexer.poke()
         outbox.add(caller.app_id, "message.new", message_view(message), channel_id=channel_id)
         await outbox.publish(self._ctx.broker)
         return MessageEntry(message, {}, set()), True
@@ -250,6 +251,7 @@ class Messages:
             entry = (
                 await self._entries(conn, caller, [await self._reload(conn, caller, message_id)])
             )[0]
+        self._ctx.indexer.poke()
         outbox.add(
             caller.app_id,
             "message.updated",

@@ -798,7 +798,14 @@ class EncryptionSettings(_Section):
         0.05,
         ge=0.01,
         le=60,
-        description="How often the search indexer files sent messages' pending terms.",
+        description="How long after a send the search indexer files its pending terms.",
+    )
+    index_idle_seconds: float = Field(
+        5.0,
+        ge=0.1,
+        le=3600,
+        description="How often the search indexer looks for pending terms no send here "
+        "announced (another node's, or a crashed process's).",
     )
     index_batch: int = Field(
         500, ge=1, le=10_000, description="Messages whose terms the indexer files per transaction."
