@@ -13,10 +13,11 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Header, Request
 
 from bastion.core.errors import OAuthError
-from bastion.http.deps import ServicesDep, origin_of
+from bastion.http.deps import Services, ServicesDep, origin_of
 from bastion.http.responses import JSONResponse
 from bastion.http.schemas.common import Problem
 from bastion.security.oauth import rfc7009, rfc7523, rfc7662, rfc8693, rfc8705, rfc9449
+from bastion.security.oauth.clients import Client
 from bastion.security.oauth.server import GRANT_TYPES, single_valued
 
 router = APIRouter(tags=["oauth"])
@@ -118,6 +119,16 @@ def _token_form(extra: dict[str, object]) -> dict[str, object]:
     }
 
 
+async def _client_request(
+    request: Request, svc: Services, authorization: str | None
+) -> tuple[dict[str, str], Client]:
+    """The form's single-valued parameters and the client it authenticates (RFC 6749
+    §2.3: secret, signed assertion or, with mutual TLS, the presented certificate)."""
+    params = single_valued(await _form(request))
+    certificate = rfc8705.certificate_of(request.scope)
+    return params, await svc.authserver.clients.authenticate(params, authorization, certificate)
+
+
 @router.post(
     "/oauth/revoke",
     summary="Revoke a token (RFC 7009)",
@@ -133,10 +144,7 @@ async def revoke(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> JSONResponse:
     """RFC 7009 §2: 200 for every well-formed request by an authenticated client."""
-    params = single_valued(await _form(request))
-    client = await svc.authserver.clients.authenticate(
-        params, authorization, rfc8705.certificate_of(request.scope)
-    )
+    params, client = await _client_request(request, svc, authorization)
     await rfc7009.revoke(
         params,
         client,
@@ -160,10 +168,7 @@ async def introspect(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> JSONResponse:
     """RFC 7662 §2: confidential clients only; dead tokens are ``{"active": false}``."""
-    params = single_valued(await _form(request))
-    client = await svc.authserver.clients.authenticate(
-        params, authorization, rfc8705.certificate_of(request.scope)
-    )
+    params, client = await _client_request(request, svc, authorization)
     body = await rfc7662.introspect(
         params,
         client,
