@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import bastion.app
+import bastion.app.storage
 from bastion.cli import main
 
 
@@ -38,5 +38,5 @@ class PlaintextCipher:
 if __name__ == "__main__":
     if "--plaintext" in sys.argv:
         sys.argv.remove("--plaintext")
-        bastion.app.column_cipher = lambda _settings, _clock: PlaintextCipher()  # type: ignore[assignment,return-value]
+        bastion.app.storage.column_cipher = lambda _settings, _clock: PlaintextCipher()  # type: ignore[assignment,return-value]
     main()
