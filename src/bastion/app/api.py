@@ -67,6 +67,9 @@ def create_api(settings: Settings, clock: Clock | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=Lifespan(settings, clock or SystemClock()),
         dependencies=[Depends(known_query)],
+        # No redirect from /v1/users/ to /v1/users: Starlette builds its Location from
+        # the request's Host header, before authentication. A path is exact or a 404.
+        redirect_slashes=False,
     )
     problems.install(api)
     # Routers are tried in order: the busiest first.
