@@ -145,13 +145,17 @@ def _allowed_methods(request: Request) -> list[str]:
     The router's own 405 names only the methods of the first route whose path matched.
     """
     routes = request.app.router.routes
-    return [
+    allowed = [
         method
         for method in _METHODS
         if any(
             route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
         )
     ]
+    if "GET" in allowed and "HEAD" not in allowed:
+        # bastion.http.head answers HEAD wherever GET is answered.
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
+    return allowed
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:

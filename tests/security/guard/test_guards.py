@@ -199,10 +199,10 @@ async def test_an_unknown_path_is_a_404_problem(http: httpx.AsyncClient, path: s
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("DELETE", "/v1/users", {"GET", "POST"}),
-        ("PUT", "/v1/channels", {"GET", "POST"}),
-        ("TRACE", "/v1/channels", {"GET", "POST"}),
-        ("POST", "/healthz", {"GET"}),
+        ("DELETE", "/v1/users", {"GET", "HEAD", "POST"}),
+        ("PUT", "/v1/channels", {"GET", "HEAD", "POST"}),
+        ("TRACE", "/v1/channels", {"GET", "HEAD", "POST"}),
+        ("POST", "/healthz", {"GET", "HEAD"}),
         ("DELETE", "/oauth/token", {"POST"}),
     ],
 )
