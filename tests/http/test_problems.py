@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 
 from bastion.app import Bastion, create_app
 from bastion.core.ids import Kind, new_id
@@ -17,6 +17,7 @@ from bastion.store import migrate
 from bastion.store.db import create_engine
 from tests.conftest import make_settings
 from tests.support import tokens
+from tests.support.problem_checks import problem
 
 SECRET_DETAIL = "SELECT secret_hash FROM oauth_clients -- internal detail"
 
@@ -44,6 +45,10 @@ async def broken(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     async def boom() -> None:
         raise RuntimeError(SECRET_DETAIL)
 
+    @router.get("/framework/{status}")
+    async def framework(status: int) -> None:
+        raise HTTPException(status, detail=SECRET_DETAIL, headers={"Retry-After": "7"})
+
     app.api.include_router(router)
     async for client in _client(app):
         yield client
@@ -56,11 +61,46 @@ async def test_unexpected_errors_are_a_bare_500(broken: httpx.AsyncClient) -> No
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
     assert body["status"] == 500
+    assert body["type"] == "/problems/internal-error"
+    assert body["title"] == "Internal server error"
     assert body["detail"] == "An internal error occurred."
     assert body["instance"] == response.headers["x-request-id"]
     assert "secret" not in response.text
     assert "Traceback" not in response.text
     assert "RuntimeError" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("raised", "status", "type_"),
+    [
+        (400, 400, "bad-request"),
+        (401, 401, "invalid-token"),
+        (403, 403, "forbidden"),
+        (408, 408, "request-timeout"),
+        (409, 409, "conflict"),
+        (412, 412, "precondition-failed"),
+        (413, 413, "payload-too-large"),
+        (415, 415, "unsupported-media-type"),
+        (422, 422, "validation-failed"),
+        (429, 429, "quota-exceeded"),
+        (431, 431, "headers-too-large"),
+        (503, 503, "unavailable"),
+        (418, 400, "bad-request"),
+        (501, 500, "internal-error"),
+    ],
+)
+async def test_framework_errors_keep_their_status(
+    broken: httpx.AsyncClient, raised: int, status: int, type_: str
+) -> None:
+    """An HTTP error raised by the framework answers the problem type of its status (the
+    nearest one when no type names it), never a blanket 400, and never its own text."""
+    response = await broken.get(f"/framework/{raised}")
+    problem(response, status, type_)
+    assert SECRET_DETAIL not in response.text
+    if status in (429, 503):
+        assert response.headers["retry-after"] == "7"
+    if status == 401:
+        assert response.headers["www-authenticate"].startswith("Bearer")
 
 
 @pytest.fixture

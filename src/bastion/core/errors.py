@@ -21,6 +21,8 @@ as plain data, so raising one needs no HTTP import::
     ├── RateLimited               429  quota-exceeded
     │   └── Blocked               429  blocked           (repeated malformed requests)
     ├── HeadersTooLarge           431  headers-too-large
+    ├── InternalError             500  internal-error    (a bug; the detail says nothing)
+    ├── IntegrityFailure          500  integrity-failure
     └── Unavailable               503  unavailable
         └── ReducedCapacity       503  temporary-reduced-capacity
     OAuthError                         RFC 6749 §5.2 body, not problem+json
@@ -205,6 +207,17 @@ class HeadersTooLarge(BastionError):
     status = 431
 
 
+class InternalError(BastionError):
+    """The server failed in a way it did not expect; the details went to its log only."""
+
+    type = "internal-error"
+    title = "Internal server error"
+    status = 500
+
+    def __init__(self) -> None:
+        super().__init__("An internal error occurred.")
+
+
 class Unavailable(BastionError):
     """A backing service (database, broker) cannot be reached right now."""
 
@@ -266,6 +279,7 @@ PROBLEM_TYPES: tuple[type[BastionError], ...] = (
     HeadersTooLarge,
     Unavailable,
     ReducedCapacity,
+    InternalError,
     IntegrityFailure,
 )
 """Every problem type the server can answer with; each is documented at /problems/{type}."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,15 +19,24 @@ from starlette.routing import Match
 
 from bastion.core.errors import (
     BastionError,
+    Conflict,
     FieldError,
+    Forbidden,
+    HeadersTooLarge,
     InsufficientScope,
+    InternalError,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
     OAuthError,
+    PayloadTooLarge,
+    PreconditionFailed,
     RateLimited,
+    RequestTimeout,
     Unauthenticated,
     Unavailable,
+    UnsupportedMediaType,
+    UriTooLong,
     ValidationFailed,
     problem,
 )
@@ -124,19 +133,51 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this type only
-    error: BastionError
-    if exc.status_code == 404:
-        error = NotFound("No such resource.")
-    elif exc.status_code == 405:
-        error = MethodNotAllowed("This method is not allowed on this resource.")
-    else:
-        error = InvalidRequest("The request could not be processed.")
-    response = problem_response(request, error)
+    response = problem_response(request, framework_error(exc.status_code, exc.headers))
     allow = ", ".join(_allowed_methods(request)) if exc.status_code == 405 else ""
     for name, value in (exc.headers or {}).items():
         if name.lower() == "allow":
             response.headers["Allow"] = allow or value
     return response
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> int:
+    value = next((v for k, v in (headers or {}).items() if k.lower() == "retry-after"), "")
+    return int(value) if value.isdigit() else 1
+
+
+_FRAMEWORK_ERRORS: dict[int, Callable[[Mapping[str, str] | None], BastionError]] = {
+    400: lambda _: InvalidRequest("The request could not be processed."),
+    401: lambda _: Unauthenticated(token_present=False),
+    403: lambda _: Forbidden("This action is not allowed."),
+    404: lambda _: NotFound("No such resource."),
+    405: lambda _: MethodNotAllowed("This method is not allowed on this resource."),
+    408: lambda _: RequestTimeout(),
+    409: lambda _: Conflict(),
+    412: lambda _: PreconditionFailed(),
+    413: lambda _: PayloadTooLarge(),
+    414: lambda _: UriTooLong(),
+    415: lambda _: UnsupportedMediaType(),
+    422: lambda _: ValidationFailed([]),
+    429: lambda headers: RateLimited(_retry_after(headers)),
+    431: lambda _: HeadersTooLarge(),
+    503: lambda headers: Unavailable(retry_after=_retry_after(headers)),
+}
+
+
+def framework_error(status: int, headers: Mapping[str, str] | None = None) -> BastionError:
+    """The problem for an HTTP error the framework raised, by its status.
+
+    The framework's own detail text is not repeated. A status no problem type names
+    becomes the nearest one: ``bad-request`` for a client error, ``internal-error``
+    for a server error.
+    """
+    make = _FRAMEWORK_ERRORS.get(status)
+    if make is not None:
+        return make(headers)
+    if 400 <= status < 500:
+        return InvalidRequest("The request could not be processed.")
+    return InternalError()
 
 
 def _allowed_methods(request: Request) -> list[str]:
@@ -160,9 +201,7 @@ def _allowed_methods(request: Request) -> list[str]:
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     _log.error("unhandled error", request_id=_request_id(request), exc_info=exc)
-    error = BastionError("An internal error occurred.")
-    error.detail = "An internal error occurred."
-    return problem_response(request, error)
+    return problem_response(request, InternalError())
 
 
 def install(app: FastAPI) -> None:
