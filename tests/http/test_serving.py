@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bastion.core.asgi import Receive, Scope, Send
 from bastion.core.settings import Settings
-from bastion.http import serving, tls_extension
+from bastion.http import parse_errors, serving, tls_extension
 
 
 async def _app(_scope: Scope, _receive: Receive, _send: Send) -> None:
@@ -17,12 +19,22 @@ def test_mutual_tls_swaps_in_the_protocols_that_report_certificates(tmp_path: Pa
     """With mtls = tls the chosen HTTP implementation and the WebSocket one report TLS."""
     settings = Settings(transport={"mtls": "tls", "client_ca_file": tmp_path / "ca.pem"})
     config = serving.uvicorn_config(_app, settings, None, http="httptools")
-    assert config.http is tls_extension.TlsHttpToolsProtocol
+    assert isinstance(config.http, type)
+    assert issubclass(config.http, tls_extension.TlsHttpToolsProtocol)
     assert config.ws is tls_extension.TlsWebSocketsProtocol
 
 
-def test_without_mutual_tls_uvicorn_keeps_its_own_protocols() -> None:
-    """Off by default: nothing about uvicorn's protocols changes."""
-    config = serving.uvicorn_config(_app, Settings(), None, http="httptools")
-    assert config.http == "httptools"
+def test_without_mutual_tls_only_parse_errors_change() -> None:
+    """Off by default: uvicorn's own protocols, answering unparsable requests with a
+    problem of the configured base; the WebSocket protocol is uvicorn's choice."""
+    settings = Settings(server={"problem_base": "https://docs.example/problems/"})
+    config = serving.uvicorn_config(_app, settings, None, http="httptools")
+    assert isinstance(config.http, type)
+    assert issubclass(config.http, parse_errors.ProblemHttpToolsProtocol)
+    assert config.http.problem_base == "https://docs.example/problems/"
     assert config.ws == "auto"
+    h11 = serving.uvicorn_config(_app, settings, None, http="h11")
+    assert isinstance(h11.http, type)
+    assert issubclass(h11.http, parse_errors.ProblemH11Protocol)
+    with pytest.raises(ValueError, match="zttp"):
+        serving.connection_protocols(settings, "zttp")

@@ -12,7 +12,7 @@ import uvicorn
 
 from bastion.core.asgi import ASGIApp
 from bastion.core.settings import Settings
-from bastion.http import tls_extension
+from bastion.http import parse_errors, tls_extension
 from bastion.security.crypto.certificates import ServerCertificate, describe, ensure_self_signed
 from bastion.security.guard.tls import CertificateReloader, server_context
 
@@ -80,8 +80,14 @@ def uvicorn_config(
 
 
 def connection_protocols(settings: Settings, http: str = "auto") -> dict[str, Any]:
-    """uvicorn's protocol options: with mutual TLS, the ones that report the client
-    certificate to the app (``bastion.http.tls_extension``)."""
-    if settings.transport.mtls != "tls":
-        return {}
-    return dict(tls_extension.protocols(http))
+    """uvicorn's protocol options: HTTP/1.1 parse errors answered as problems
+    (``bastion.http.parse_errors``) and, with mutual TLS, the protocols that also report
+    the client certificate to the app (``bastion.http.tls_extension``)."""
+    if settings.transport.mtls == "tls":
+        options: dict[str, Any] = dict(tls_extension.protocols(http))
+    elif http in parse_errors.HTTP_PROTOCOLS:
+        options = {"http": parse_errors.HTTP_PROTOCOLS[http]}
+    else:
+        raise ValueError(f"no problem-answering protocol for http={http!r}")
+    options["http"] = parse_errors.bound(options["http"], settings.server.problem_base)
+    return options

@@ -18,11 +18,14 @@ import asyncio
 import ssl
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from bastion.core.asgi import ASGIApp, Receive, Scope, Send
+from bastion.http.parse_errors import (
+    AnswersParseErrors,
+    ProblemH11Protocol,
+    ProblemHttpToolsProtocol,
+)
 from bastion.security.crypto import aead
 
 _VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
@@ -87,19 +90,19 @@ class _ReportsTls(asyncio.Protocol):
             self.app = WithTls(self.app, tls)
 
 
-class TlsHttpToolsProtocol(_ReportsTls, HttpToolsProtocol):
-    """uvicorn's httptools HTTP/1.1 protocol, reporting TLS."""
+class TlsHttpToolsProtocol(_ReportsTls, ProblemHttpToolsProtocol):
+    """uvicorn's httptools HTTP/1.1 protocol, reporting TLS (and parse errors as problems)."""
 
 
-class TlsH11Protocol(_ReportsTls, H11Protocol):
-    """uvicorn's h11 HTTP/1.1 protocol, reporting TLS."""
+class TlsH11Protocol(_ReportsTls, ProblemH11Protocol):
+    """uvicorn's h11 HTTP/1.1 protocol, reporting TLS (and parse errors as problems)."""
 
 
 class TlsWebSocketsProtocol(_ReportsTls, WebSocketsSansIOProtocol):
     """uvicorn's websockets (sans-I/O) protocol, reporting TLS."""
 
 
-HTTP_PROTOCOLS: dict[str, type[asyncio.Protocol]] = {
+HTTP_PROTOCOLS: dict[str, type[AnswersParseErrors]] = {
     "auto": TlsHttpToolsProtocol,
     "httptools": TlsHttpToolsProtocol,
     "h11": TlsH11Protocol,
