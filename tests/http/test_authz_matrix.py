@@ -28,6 +28,7 @@ from bastion.observe.events import Origin
 from bastion.security.policy import Policy, decide
 from bastion.security.principal import Principal
 from tests.conftest import Databases, make_settings, start_server
+from tests.support.problem_checks import same_not_found
 from tests.support.roles import ALL_USER_SCOPES, grant
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant, User, new_tenant
@@ -366,7 +367,7 @@ RULES: dict[tuple[str, str], Spec] = {
         CHANNEL_CASES, manages(201), _new_user_case
     ),
     ("GET", "/v1/channels/{channel_id}/members/{user_id}"): Spec(
-        (OWN, SAME, OTHER), reads(), _chat_case(C + "/members/{target}")
+        CHANNEL_CASES, reads(), _chat_case(C + "/members/{target}")
     ),
     ("PATCH", "/v1/channels/{channel_id}/members/{user_id}"): Spec(
         CHANNEL_CASES, manages(200), _chat_case(C + "/members/{target}", {"role": "read-only"})
@@ -484,7 +485,7 @@ RULES: dict[tuple[str, str], Spec] = {
 """Every protected route: the ownership cases it takes and its object-level rule."""
 
 
-def _route_level(caller: Caller, permission: str) -> int | None:
+def route_level(caller: Caller, permission: str) -> int | None:
     """The route-level answer the policy table predicts, or None when it lets them in."""
     if caller.name == "anonymous":
         return 401
@@ -497,6 +498,18 @@ def _placeholder(path: str) -> Case:
     """Ids that name nothing: a route-level refusal comes before any lookup."""
     fill = {"reaction": "%F0%9F%91%8D", "role": "member", "policy": "message-send"}
     return Case(re.sub(r"\{(\w+)\}", lambda m: fill.get(m.group(1), new_id(Kind.USER)), path))
+
+
+_ID = re.compile("|".join(rf"\b{kind.value}_[0-9A-Z]{{26}}\b" for kind in Kind))
+
+
+def never_existing(url: str) -> str:
+    """``url`` with its first id (the object the caller may not see) replaced by a
+    fresh id of the same kind: one that never existed."""
+    found = _ID.search(url)
+    assert found is not None, url
+    kind = Kind(found.group().split("_", 1)[0])
+    return url[: found.start()] + new_id(kind) + url[found.end() :]
 
 
 @pytest.fixture(scope="module")
@@ -514,7 +527,8 @@ def matrix_server(
     running.stop()
 
 
-async def _caller(tenant: Tenant, name: str) -> Caller:
+async def new_caller(tenant: Tenant, name: str) -> Caller:
+    """A caller of the matrix: a token of the kind its name says, for ``tenant``."""
     if name == "anonymous":
         return Caller(name, {}, frozenset(), frozenset())
     if name.startswith("service"):
@@ -536,24 +550,29 @@ async def _caller(tenant: Tenant, name: str) -> Caller:
     )
 
 
+async def build_world(server: ServerThread, http: httpx.AsyncClient) -> World:
+    """Two tenants, the peers every case shares and one caller of each kind."""
+    tenant = new_tenant(server, http)
+    other = new_tenant(server, http, name="other app")
+    built = World(
+        server,
+        http,
+        tenant,
+        other,
+        await tenant.user("peer"),
+        await tenant.user("third"),
+        await other.user("foreign"),
+    )
+    for name in CALLERS:
+        built.callers[name] = await new_caller(tenant, name)
+    return built
+
+
 @pytest.fixture(scope="module")
 async def world(matrix_server: ServerThread) -> AsyncIterator[World]:
     """The tenants, peers and callers every case shares."""
     async with httpx.AsyncClient(base_url=matrix_server.base_url, timeout=20) as http:
-        tenant = new_tenant(matrix_server, http)
-        other = new_tenant(matrix_server, http, name="other app")
-        built = World(
-            matrix_server,
-            http,
-            tenant,
-            other,
-            await tenant.user("peer"),
-            await tenant.user("third"),
-            await other.user("foreign"),
-        )
-        for name in CALLERS:
-            built.callers[name] = await _caller(tenant, name)
-        yield built
+        yield await build_world(matrix_server, http)
 
 
 def test_every_route_has_a_rule(matrix_server: ServerThread) -> None:
@@ -575,7 +594,7 @@ async def test_matrix(world: World, route: tuple[str, str]) -> None:
     for name in CALLERS:
         caller = world.callers[name]
         for case in spec.cases:
-            refused = _route_level(caller, permission)
+            refused = route_level(caller, permission)
             expected = refused or spec.rule(name, case)
             call = _placeholder(route[1]) if refused else await spec.build(world, caller, case)
             response = await world.http.request(
@@ -583,6 +602,14 @@ async def test_matrix(world: World, route: tuple[str, str]) -> None:
             )
             if response.status_code != expected:
                 failures.append((name, case, expected, response.status_code, response.text[:120]))
+            elif expected == 404:
+                missing = await world.http.request(
+                    route[0], never_existing(call.url), json=call.body, headers=caller.headers
+                )
+                try:
+                    same_not_found(response, missing)
+                except AssertionError as exc:
+                    failures.append((name, case, "404 unlike a missing id", 404, str(exc)[:300]))
             elif call.absent and expected == 200:
                 shown = {item.get("id") or item.get("user_id") for item in response.json()["data"]}
                 leaked = shown & call.absent
@@ -626,7 +653,7 @@ async def test_mass_assignment_is_refused_on_every_write_schema(world: World) ->
         caller = next(
             c
             for c in world.callers.values()
-            if c.name != "anonymous" and not _route_level(c, permission)
+            if c.name != "anonymous" and not route_level(c, permission)
         )
         spec = RULES[(method, path)]
         call = await spec.build(world, caller, spec.cases[0])
