@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from bastion.core.ids import Kind, new_id
+from bastion.http.permissions import declared
 from tests.conftest import Databases, make_settings, start_server
+from tests.support.callers import credentials, for_permission
 from tests.support.messaging import assert_problem, reaction_url
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant, new_tenant
@@ -26,6 +30,51 @@ async def test_an_unknown_query_parameter_is_422(
     fields = [e["field"] for e in body["errors"]]
     assert all(f.startswith("query") for f in fields)
     assert "<x>" not in response.text
+
+
+_SAMPLE = {
+    "channel_id": new_id(Kind.CHANNEL),
+    "message_id": new_id(Kind.MESSAGE),
+    "user_id": new_id(Kind.USER),
+    "client_id": new_id(Kind.CLIENT),
+    "reaction": "%F0%9F%91%8D",
+    "role": "member",
+    "policy": "reads",
+}
+
+
+async def test_every_operation_refuses_an_unknown_query_parameter(
+    http: httpx.AsyncClient, server: ServerThread, tenant: Tenant
+) -> None:
+    """Every operation of the OpenAPI document, called by a token its permission allows
+    (none for public ones), answers ``?bogus=1`` with 422 naming ``query.bogus``; without
+    the parameter the same token reads past authentication and authorization."""
+    found = await credentials(tenant, await tenant.user("bogus"))
+    permissions = {(d.method, d.path): d.permission for d in declared(server.app.api)}
+    operations = [
+        (method.upper(), path)
+        for path, item in server.app.api.openapi()["paths"].items()
+        for method in item
+    ]
+    assert len(operations) > 60
+    failures = []
+    for method, path in operations:
+        credential = for_permission(permissions[(method, path)], found)
+        url = re.sub(r"\{(\w+)\}", lambda m: _SAMPLE[m.group(1)], path) + "?bogus=1"
+        headers = credential.headers if credential else {}
+        response = await http.request(method, url, headers=headers)
+        named = response.status_code == 422 and response.headers["content-type"].startswith(
+            "application/problem+json"
+        )
+        fields = [e["field"] for e in response.json().get("errors", [])] if named else []
+        if fields != ["query.bogus"]:
+            failures.append((method, path, response.status_code, response.text[:200]))
+        if credential is not None and method == "GET":
+            # Reads only: a write without its body could still act (revoke the tokens).
+            plain = await http.request(method, url.removesuffix("?bogus=1"), headers=headers)
+            if plain.status_code in (401, 403):
+                failures.append((method, path, plain.status_code, credential.name))
+    assert failures == []
 
 
 async def test_declared_query_parameters_still_work(
