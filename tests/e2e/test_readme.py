@@ -93,6 +93,13 @@ def test_readme_quickstart_runs(served: tuple[str, dict[str, str]], tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert "bob received: Hello, Bob!" in result.stdout.splitlines()
     assert '"text":"Hello, Bob!"' in result.stdout
+    # The client secret lands in the git-ignored var/, readable by its owner only.
+    assert list(tmp_path.glob("*.json")) == []
+    secrets = tmp_path / "var" / "app.json"
+    assert secrets.stat().st_mode & 0o777 == 0o600
+    assert "client_secret" in secrets.read_text(encoding="utf-8")
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "var/" in ignored
 
 
 def test_serve_reports_its_certificate(served: tuple[str, dict[str, str]], tmp_path: Path) -> None:
