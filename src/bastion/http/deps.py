@@ -105,7 +105,7 @@ async def authenticate(request: Request, svc: Services) -> Principal:
     certificate (RFC 8705 §3) must also come over a connection presenting it.
     """
     rfc6750.refuse_query_token(set(request.query_params.keys()))
-    authorization = request.headers.get("authorization")
+    authorization = rfc6750.authorization_header(request.headers.getlist("authorization"))
     dpop_token = rfc9449.parse_authorization(authorization)
     if dpop_token is None:
         principal = await svc.authenticator.authenticate(rfc6750.bearer_token(authorization))

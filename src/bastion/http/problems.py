@@ -72,6 +72,8 @@ def _headers(error: BastionError) -> dict[str, str]:
     if isinstance(error, Unauthenticated):
         code = "invalid_token" if error.token_present else None
         return {"WWW-Authenticate": rfc6750.challenge(_REALM, code)}
+    if isinstance(error, rfc6750.InvalidBearerRequest):
+        return {"WWW-Authenticate": rfc6750.challenge(_REALM, error.error)}
     if isinstance(error, InsufficientScope):
         value = rfc6750.challenge(_REALM, "insufficient_scope", scope=error.scope)
         return {"WWW-Authenticate": value}

@@ -202,10 +202,10 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 
 
 async def _authenticate(svc: Services, websocket: WebSocket) -> Principal:
-    header = websocket.headers.get("authorization")
     if "access_token" in websocket.query_params:
         raise _ClosedError(CLOSE_AUTH, "send the token in a header or an auth frame")
     try:
+        header = rfc6750.authorization_header(websocket.headers.getlist("authorization"))
         if header is not None:
             dpop_token = rfc9449.parse_authorization(header)
             token = dpop_token or rfc6750.bearer_token(header)

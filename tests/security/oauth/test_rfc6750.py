@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from bastion.core.errors import InvalidRequest, Unauthenticated
 from bastion.core.ids import Kind, new_id
 from bastion.security.oauth import rfc6750
+from tests.support.server import ServerThread
 from tests.support.tenants import Tenant
 
 CHALLENGE = 'Bearer realm="bastion"'
 INVALID_TOKEN = 'Bearer realm="bastion", error="invalid_token"'
+INVALID_REQUEST = 'Bearer realm="bastion", error="invalid_request"'
 PLACEHOLDERS: dict[str, Callable[[], str]] = {
     "user_id": lambda: new_id(Kind.USER),
     "channel_id": lambda: new_id(Kind.CHANNEL),
@@ -77,6 +82,14 @@ def test_query_token_is_refused() -> None:
     with pytest.raises(InvalidRequest):
         rfc6750.refuse_query_token({"limit", "access_token"})
     rfc6750.refuse_query_token({"limit", "after"})
+
+
+def test_one_authorization_header_is_read_and_two_are_refused() -> None:
+    """§2: one Authorization header is the credential; two are two methods at once."""
+    assert rfc6750.authorization_header([]) is None
+    assert rfc6750.authorization_header(["Bearer a"]) == "Bearer a"
+    with pytest.raises(rfc6750.InvalidBearerRequest):
+        rfc6750.authorization_header(["Bearer a", "Bearer b"])
 
 
 def test_challenge_format() -> None:
@@ -158,3 +171,59 @@ async def test_valid_token_in_query_is_400_even_with_a_header(
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["status"] == 400
         assert alice.token not in response.text
+
+
+def bearer(token: str) -> tuple[str, str]:
+    """One ``Authorization: Bearer`` header field, to send beside another."""
+    return ("Authorization", f"Bearer {token}")
+
+
+async def test_two_authorization_headers_are_400_invalid_request(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """§2, §3.1: alice's and bob's tokens together are refused, in either order, with
+    ``invalid_request``; neither user is served."""
+    alice, bob = await tenant.user("alice"), await tenant.user("bob")
+    pairs = [
+        [bearer(alice.token), bearer(bob.token)],
+        [bearer(bob.token), bearer(alice.token)],
+        [bearer(alice.token), bearer(alice.token)],
+        [bearer(alice.token), ("Authorization", f"DPoP {bob.token}")],
+        [bearer(alice.token), ("Authorization", "Basic dXNlcjpwYXNz")],
+    ]
+    for headers in pairs:
+        response = await http.get("/v1/users/me", headers=headers)
+        assert response.status_code == 400, (headers[1][1][:6], response.text)
+        assert response.headers["www-authenticate"] == INVALID_REQUEST
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["status"] == 400
+        assert alice.token not in response.text
+        assert bob.token not in response.text
+    assert (await http.get("/v1/users/me", headers=[bearer(alice.token)])).status_code == 200
+
+
+async def test_a_query_token_names_invalid_request_in_the_challenge(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """§3.1: the query-string refusal carries the ``invalid_request`` error code."""
+    alice = await tenant.user("alice")
+    response = await http.get("/v1/channels", params={"access_token": alice.token})
+    assert response.status_code == 400
+    assert response.headers["www-authenticate"] == INVALID_REQUEST
+
+
+async def test_two_authorization_headers_close_the_websocket_4001(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    """The WebSocket handshake refuses two Authorization headers as well: no ``ready``."""
+    alice, bob = await tenant.user("alice"), await tenant.user("bob")
+    headers = [bearer(alice.token), bearer(bob.token)]
+    async with connect(server.ws_url, additional_headers=headers, open_timeout=5) as connection:
+        frames: list[str] = []
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(5):
+                while True:
+                    frames.append(str(await connection.recv()))
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4001
+    assert all('"ready"' not in frame for frame in frames)
