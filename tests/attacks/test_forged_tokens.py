@@ -112,6 +112,10 @@ FORGERIES: dict[str, Callable[[Target], str]] = {
     "null jti": lambda t: sign(t.keys, {**t.claims(), "jti": None}),
     "string exp": lambda t: sign(t.keys, {**t.claims(), "exp": str(_now() + 300)}),
     "non-string app_id": lambda t: sign(t.keys, t.claims(app_id=["app_x"])),
+    # Our profile requires scope: without it the token is invalid (401), not merely
+    # unprivileged (403 insufficient_scope).
+    "no scope": lambda t: sign(t.keys, {k: v for k, v in t.claims().items() if k != "scope"}),
+    "scope as an array": lambda t: sign(t.keys, {**t.claims(), "scope": t.scope.split()}),
     "jku injection": lambda t: with_stranger_key(t.claims(), jku="https://evil.example/jwks"),
     "jku header on our signature": lambda t: sign(t.keys, t.claims(), jku="https://evil.example/j"),
     "x5u header on our signature": lambda t: sign(t.keys, t.claims(), x5u="https://evil.example/c"),

@@ -124,6 +124,19 @@ async def test_a_well_behaved_provider_is_trusted(hostile: Hostile) -> None:
     assert claims["sub"] == "u1"
 
 
+async def test_a_provider_token_needs_no_scope_string(hostile: Hostile) -> None:
+    """Bastion's own profile requires a ``scope`` string; a provider's token may omit it
+    (the control above) or send another shape, which the role mapping ignores."""
+    clock, key = FakeClock(time.time()), new_key()
+    hostile.provider(key)
+    now = int(clock.timestamp())
+    claims = {"iss": hostile.url, "aud": AUDIENCE, "sub": "u1", "iat": now, "exp": now + 300}
+    head = {"alg": "ES256", "typ": "at+jwt", "kid": key.kid}
+    listed = jwt.encode(head, {**claims, "scope": ["chat"]}, key, algorithms=["ES256"])
+    verified = await issuer_for(hostile, clock).verify_access_token(listed)
+    assert verified["scope"] == ["chat"]
+
+
 async def test_discovery_with_another_issuer_is_not_used(hostile: Hostile) -> None:
     """OIDC Discovery §4.3: a metadata issuer that differs in any way aborts."""
     clock, key = FakeClock(time.time()), new_key()

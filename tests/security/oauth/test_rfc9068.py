@@ -22,7 +22,7 @@ ISSUER = "https://chat.example.com"
 AUDIENCE = "https://chat.example.com"
 NOW = 1_800_000_000
 LEEWAY = 30
-REQUIRED = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
+REQUIRED = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti", "scope")
 
 
 @pytest.fixture(params=["ES256", "Ed25519"])
@@ -272,8 +272,19 @@ def test_rejects_nbf_or_iat_in_the_future(ring: KeyRing, claim: str) -> None:
 
 @pytest.mark.parametrize("claim", REQUIRED)
 def test_rejects_a_missing_required_claim(ring: KeyRing, claim: str) -> None:
-    """RFC 9068 §2.2: each of iss, exp, aud, sub, client_id, iat and jti is required."""
+    """RFC 9068 §2.2 and our profile: iss, exp, aud, sub, client_id, iat, jti and scope."""
     assert_rejected(ring, signed(ring, claims(**{claim: None})))
+
+
+@pytest.mark.parametrize("scope", [["chat:read"], ["chat:read", "chat:write"], 1, {}, True])
+def test_rejects_a_non_string_scope(ring: KeyRing, scope: object) -> None:
+    """``scope`` is a space-delimited string (RFC 9068 §2.2.3), not an array or number."""
+    assert_rejected(ring, signed(ring, claims(scope=scope)))
+
+
+def test_accepts_an_empty_scope(ring: KeyRing) -> None:
+    """A token granted nothing carries ``scope: ""``: present, well typed, accepted."""
+    assert decode(ring, signed(ring, claims(scope="")))["scope"] == ""
 
 
 @pytest.mark.parametrize("exp", [str(NOW + 300), float(NOW + 300), True, [NOW + 300]])

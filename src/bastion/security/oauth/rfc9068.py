@@ -4,7 +4,8 @@ https://www.rfc-editor.org/rfc/rfc9068
 
 Validation follows §4 and RFC 8725: the algorithm comes from our allow-list, never
 from the token; the key comes from our key set by ``kid``; ``typ`` must be
-``at+jwt``; ``iss`` and ``aud`` must match exactly; ``exp`` must be in the future.
+``at+jwt``; ``iss`` and ``aud`` must match exactly; ``exp`` must be in the future;
+the profile's claims, ``scope`` included, must all be present.
 The same checks serve tokens of trusted external issuers, with their own key sets,
 algorithm lists and accepted ``typ`` values.
 Every failure raises the same ``InvalidAccessToken``, which never says which check
@@ -23,7 +24,9 @@ from bastion.security.keys import SigningKey
 
 TOKEN_TYPE = "at+jwt"
 ACCEPTED_TYP = frozenset({"at+jwt", "application/at+jwt"})
-REQUIRED_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
+REQUIRED_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti", "scope")
+"""Bastion's own profile: §2.2's claims plus ``scope`` (§2.2.3), which every token we
+issue carries (empty when nothing was granted) and every route's check reads."""
 MAX_TOKEN_LENGTH = 8192
 # RFC 8725 §3.10 and ASVS 9.1.3: keys come only from our configured key sets, so a
 # token naming its own key source (URL, embedded key or certificate) is refused; `crit`
@@ -119,4 +122,8 @@ def check_claims(
         raise InvalidAccessTokenError
     names = ("sub", "client_id", "jti")
     if not all(isinstance(claims[name], str) for name in names if name in claims):
+        raise InvalidAccessTokenError
+    # §2.2.3 (RFC 8693 §4.2): a space-delimited string. Only where the profile requires
+    # it: an external issuer may send another shape, which its own mapping ignores.
+    if "scope" in required and not isinstance(claims["scope"], str):
         raise InvalidAccessTokenError
