@@ -53,7 +53,9 @@ def bearer_token(authorization: str | None) -> str:
 def refuse_query_token(query_keys: set[str]) -> None:
     """§2.3 is not supported: a token in the URL is a request error (§3.1 invalid_request)."""
     if "access_token" in query_keys:
-        raise InvalidBearerRequest("Send the access token in the Authorization header, not the URL.")
+        raise InvalidBearerRequest(
+            "Send the access token in the Authorization header, not the URL."
+        )
 
 
 def challenge(
