@@ -41,7 +41,7 @@ from bastion.core.errors import (
     problem,
 )
 from bastion.observe.logging import get_logger
-from bastion.security.oauth import rfc6750, rfc9449
+from bastion.security.oauth import rfc6749, rfc6750, rfc9449
 
 PROBLEM_JSON = "application/problem+json"
 _REALM = "bastion"
@@ -55,7 +55,13 @@ def _request_id(request: Request) -> str | None:
 
 
 def problem_response(request: Request, error: BastionError) -> Response:
-    """Render a Bastion error as a problem document with the headers its status needs."""
+    """Render a Bastion error as a problem document with the headers its status needs.
+
+    On the OAuth endpoints a refused request is an RFC 6749 §5.2 body instead.
+    """
+    refusal = rfc6749.request_refusal(request.scope["path"], error.status, _description(error))
+    if refusal is not None:
+        return oauth_response(refusal)
     base = request.app.state.services.settings.server.problem_base
     body = problem(error, instance=_request_id(request), base=base)
     return Response(
@@ -64,6 +70,14 @@ def problem_response(request: Request, error: BastionError) -> Response:
         media_type=PROBLEM_JSON,
         headers=_headers(error),
     )
+
+
+def _description(error: BastionError) -> str:
+    """One line for ``error_description``: the first failing field, if there is one."""
+    if isinstance(error, ValidationFailed) and error.errors:
+        first = error.errors[0]
+        return f"{first.field}: {first.message}"
+    return error.detail
 
 
 def _headers(error: BastionError) -> dict[str, str]:

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from tests.security.guard.test_guards import assert_problem, raw_request
+from tests.security.oauth.test_token_endpoint import assert_oauth_error
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant
 
@@ -92,9 +93,9 @@ async def test_a_charset_other_than_utf8_is_415(http: httpx.AsyncClient, tenant:
 
 
 async def test_json_on_the_form_route_is_415(http: httpx.AsyncClient) -> None:
-    """The token endpoint accepts only form data."""
+    """The token endpoint accepts only form data; it refuses in RFC 6749 §5.2 shape."""
     response = await http.post("/oauth/token", json={"grant_type": "client_credentials"})
-    assert_problem(response, 415)
+    assert_oauth_error(response, 415, "invalid_request")
 
 
 @pytest.mark.parametrize(

@@ -179,27 +179,56 @@ async def test_lowercase_basic_scheme_is_accepted(http: httpx.AsyncClient, tenan
     "extra",
     [{"client_id": "x"}, {"client_secret": "x"}, {"client_id": "x", "client_secret": "y"}],
 )
-async def test_client_credentials_in_the_body_are_invalid_request(
+async def test_body_credentials_beside_basic_are_invalid_request(
     tenant: Tenant, extra: dict[str, str]
 ) -> None:
-    """Only client_secret_basic is supported: body credentials are 400 invalid_request."""
+    """Basic plus credentials in the body is two authentication methods (§2.3, §5.2):
+    400 invalid_request."""
     response = await tenant.token_request(grant_type="client_credentials", **extra)
     assert_oauth_error(response, 400, "invalid_request")
 
 
-async def test_body_credentials_alone_do_not_authenticate(
+@pytest.mark.parametrize("with_id", [True, False])
+async def test_a_secret_in_the_body_is_invalid_client(
+    http: httpx.AsyncClient, tenant: Tenant, with_id: bool
+) -> None:
+    """The real secret in the body (client_secret_post, no Basic header) never yields a
+    token: §5.2 calls an unsupported authentication method invalid_client, and the Basic
+    challenge names the method that is supported."""
+    form = {"grant_type": "client_credentials", "client_secret": tenant.client_secret}
+    if with_id:
+        form["client_id"] = tenant.client_id
+    response = await http.post(TOKEN, data=form)
+    assert_invalid_client(response)
+    assert "access_token" not in response.text
+
+
+async def test_a_secret_and_an_assertion_in_the_body_are_invalid_request(
     http: httpx.AsyncClient, tenant: Tenant
 ) -> None:
-    """The real id and secret in the body (no Basic header) never yield a token."""
-    response = await http.post(
-        TOKEN,
-        data={
-            "grant_type": "client_credentials",
-            "client_id": tenant.client_id,
-            "client_secret": tenant.client_secret,
-        },
-    )
-    assert_oauth_error(response, 400, "invalid_request")
+    """A body secret beside a client assertion is two methods at once: invalid_request."""
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": tenant.client_id,
+        "client_secret": tenant.client_secret,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": "e30.e30.c2ln",
+    }
+    assert_oauth_error(await http.post(TOKEN, data=form), 400, "invalid_request")
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+async def test_two_authorization_headers_are_invalid_request(
+    http: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, path: str
+) -> None:
+    """§5.2: a request with multiple credentials is invalid_request, whichever comes first."""
+    ours = basic(tenant.client_id, tenant.client_secret)["Authorization"]
+    theirs = basic(other_tenant.client_id, other_tenant.client_secret)["Authorization"]
+    form = {"grant_type": "client_credentials", "token": "x"}
+    for first, second in ((ours, theirs), (theirs, ours), (ours, ours)):
+        headers = [("Authorization", first), ("Authorization", second)]
+        response = await http.post(path, data=form, headers=headers)
+        assert_oauth_error(response, 400, "invalid_request")
 
 
 @pytest.mark.parametrize(
@@ -316,26 +345,58 @@ async def test_scope_order_and_spacing_are_normalised(tenant: Tenant) -> None:
     assert response.json()["scope"] == "users:read users:write"
 
 
-async def test_a_json_body_is_415_problem(http: httpx.AsyncClient, tenant: Tenant) -> None:
-    """The token endpoint takes a form (RFC 6749 §3.2); JSON is 415 problem+json."""
+OAUTH_ENDPOINTS = ["/oauth/token", "/oauth/revoke", "/oauth/introspect"]
+
+
+@pytest.mark.parametrize("path", OAUTH_ENDPOINTS)
+async def test_a_json_body_is_415_invalid_request(
+    http: httpx.AsyncClient, tenant: Tenant, path: str
+) -> None:
+    """The OAuth endpoints take a form (RFC 6749 §3.2); JSON is 415 in the §5.2 shape."""
     response = await http.post(
-        TOKEN,
-        json={"grant_type": "client_credentials"},
+        path,
+        json={"grant_type": "client_credentials", "token": "x"},
         headers=basic(tenant.client_id, tenant.client_secret),
     )
-    assert response.status_code == 415
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["status"] == 415
+    assert_oauth_error(response, 415, "invalid_request")
     assert "access_token" not in response.text
 
 
-async def test_get_is_not_allowed(http: httpx.AsyncClient, tenant: Tenant) -> None:
-    """Credentials never travel in a URL: GET on the token endpoint is 405."""
-    response = await http.get(
-        TOKEN,
+@pytest.mark.parametrize("path", OAUTH_ENDPOINTS)
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+async def test_another_method_is_405_invalid_request(
+    http: httpx.AsyncClient, tenant: Tenant, path: str, method: str
+) -> None:
+    """Credentials never travel in a URL: only POST is allowed, and the 405 keeps its
+    ``Allow`` header and the §5.2 shape."""
+    response = await http.request(
+        method,
+        path,
         params={"grant_type": "client_credentials"},
         headers=basic(tenant.client_id, tenant.client_secret),
     )
-    assert response.status_code == 405
+    assert_oauth_error(response, 405, "invalid_request")
     assert response.headers["allow"] == "POST"
-    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_oversized_body_is_413_invalid_request(
+    http: httpx.AsyncClient, server: ServerThread, tenant: Tenant
+) -> None:
+    """A body over server.max_body_bytes is refused by the size guard, in the §5.2 shape."""
+    padding = "x" * server.settings.server.max_body_bytes
+    response = await tenant.token_request(grant_type="client_credentials", scope=padding)
+    assert_oauth_error(response, 413, "invalid_request")
+
+
+async def test_an_unknown_query_parameter_is_400_invalid_request(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """A query parameter the endpoint does not know is a plain 400 invalid_request, not
+    a 422 problem document."""
+    response = await http.post(
+        f"{TOKEN}?grant_typo=client_credentials",
+        data={"grant_type": "client_credentials"},
+        headers=basic(tenant.client_id, tenant.client_secret),
+    )
+    assert_oauth_error(response, 400, "invalid_request")
+    assert "grant_typo" in response.json()["error_description"]

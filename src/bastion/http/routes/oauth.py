@@ -7,25 +7,26 @@ They are public routes: the client authenticates itself on each request (HTTP Ba
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 
 from bastion.core.errors import OAuthError
 from bastion.http.deps import Services, ServicesDep, origin_of
 from bastion.http.responses import JSONResponse
 from bastion.http.schemas.common import Problem
-from bastion.security.oauth import rfc7009, rfc7523, rfc7662, rfc8693, rfc8705, rfc9449
+from bastion.security.oauth import rfc6749, rfc7009, rfc7523, rfc7662, rfc8693, rfc8705, rfc9449
 from bastion.security.oauth.clients import Client
 from bastion.security.oauth.server import GRANT_TYPES, single_valued
 
 router = APIRouter(tags=["oauth"])
 
 _OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    # RFC 6749 §5.2 errors are plain JSON; the guards in front answer problems.
+    # RFC 6749 §5.2 errors are plain JSON, also for a refused method, media type or size;
+    # a rate-limited request (429) is a problem document with Retry-After.
     "4XX": {
-        "description": "An RFC 6749 §5.2 error, or a problem document from the request guards.",
+        "description": "An RFC 6749 §5.2 error, or a problem document when rate limited.",
         "content": {
             "application/json": {},
             "application/problem+json": {"schema": Problem.model_json_schema()},
@@ -73,14 +74,11 @@ _TOKEN_FORM = {
     "/oauth/token",
     summary="Issue tokens (authorization_code, refresh_token, client_credentials, exchange)",
     openapi_extra={"requestBody": _TOKEN_FORM},
-    responses={400: {"description": "RFC 6749 §5.2 error"}, 401: {"description": "invalid_client"}},
+    responses=_OAUTH_ERRORS,
 )
-async def token(
-    request: Request,
-    svc: ServicesDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> JSONResponse:
+async def token(request: Request, svc: ServicesDep) -> JSONResponse:
     """RFC 6749 §3.2 token endpoint; answers RFC 6749 §5.1 / §5.2 bodies, never cached."""
+    authorization = _authorization(request)
     form = await _form(request)
     body = await svc.token_endpoint.handle(
         form,
@@ -93,6 +91,10 @@ async def token(
 
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _authorization(request: Request) -> str | None:
+    return rfc6749.authorization_header(request.headers.getlist("authorization"))
 
 
 async def _form(request: Request) -> list[tuple[str, str]]:
@@ -119,11 +121,10 @@ def _token_form(extra: dict[str, object]) -> dict[str, object]:
     }
 
 
-async def _client_request(
-    request: Request, svc: Services, authorization: str | None
-) -> tuple[dict[str, str], Client]:
+async def _client_request(request: Request, svc: Services) -> tuple[dict[str, str], Client]:
     """The form's single-valued parameters and the client it authenticates (RFC 6749
     §2.3: secret, signed assertion or, with mutual TLS, the presented certificate)."""
+    authorization = _authorization(request)
     params = single_valued(await _form(request))
     certificate = rfc8705.certificate_of(request.scope)
     return params, await svc.authserver.clients.authenticate(params, authorization, certificate)
@@ -138,13 +139,9 @@ async def _client_request(
         **_OAUTH_ERRORS,
     },
 )
-async def revoke(
-    request: Request,
-    svc: ServicesDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> JSONResponse:
+async def revoke(request: Request, svc: ServicesDep) -> JSONResponse:
     """RFC 7009 §2: 200 for every well-formed request by an authenticated client."""
-    params, client = await _client_request(request, svc, authorization)
+    params, client = await _client_request(request, svc)
     await rfc7009.revoke(
         params,
         client,
@@ -162,13 +159,9 @@ async def revoke(
     openapi_extra={"requestBody": _token_form({})},
     responses=_OAUTH_ERRORS,
 )
-async def introspect(
-    request: Request,
-    svc: ServicesDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> JSONResponse:
+async def introspect(request: Request, svc: ServicesDep) -> JSONResponse:
     """RFC 7662 §2: confidential clients only; dead tokens are ``{"active": false}``."""
-    params, client = await _client_request(request, svc, authorization)
+    params, client = await _client_request(request, svc)
     body = await rfc7662.introspect(
         params,
         client,

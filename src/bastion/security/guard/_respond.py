@@ -7,7 +7,8 @@ import contextlib
 import json
 
 from bastion.core.asgi import Receive, Scope, Send
-from bastion.core.errors import BastionError, RateLimited, problem
+from bastion.core.errors import BastionError, OAuthError, RateLimited, problem
+from bastion.security.oauth import rfc6749
 
 
 async def send_problem(
@@ -15,14 +16,15 @@ async def send_problem(
 ) -> None:
     """Send an RFC 9457 response for ``error`` and close the connection after it.
 
-    A malformed request to the OAuth endpoints gets the RFC 6749 §5.2 body instead
+    A refused request to the OAuth endpoints gets the RFC 6749 §5.2 body instead
     (``invalid_request``), which OAuth clients expect. With ``finish=False`` the whole
     body is sent but the ASGI response stays open, so the caller can linger first.
     """
     request_id = scope.get("state", {}).get("request_id")
     headers = [(b"connection", b"close")]
-    if error.status == 400 and scope.get("path", "").startswith("/oauth/"):
-        body = json.dumps({"error": "invalid_request", "error_description": error.detail})
+    oauth = _oauth_refusal(scope.get("path", ""), error)
+    if oauth is not None:
+        body = json.dumps({"error": oauth.error, "error_description": oauth.description})
         headers += [
             (b"content-type", b"application/json; charset=utf-8"),
             (b"cache-control", b"no-store"),
@@ -34,8 +36,17 @@ async def send_problem(
     headers.append((b"content-length", str(len(body)).encode()))
     if isinstance(error, RateLimited):
         headers.append((b"retry-after", str(error.retry_after).encode()))
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    status = error.status if oauth is None else oauth.status
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body.encode(), "more_body": not finish})
+
+
+def _oauth_refusal(path: str, error: BastionError) -> OAuthError | None:
+    """The §5.2 body for an OAuth endpoint, and for any malformed (400) /oauth/ request."""
+    refusal = rfc6749.request_refusal(path, error.status, error.detail)
+    if refusal is None and error.status == 400 and path.startswith("/oauth/"):
+        refusal = OAuthError("invalid_request", error.detail)
+    return refusal
 
 
 async def linger_then_close(receive: Receive, send: Send, seconds: float) -> None:

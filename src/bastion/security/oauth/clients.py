@@ -358,16 +358,21 @@ class ClientRegistry:
         ``certificate`` is the DER client certificate of the connection, if it presented
         one; it authenticates ``tls_client_auth`` clients (RFC 8705 §2).
         """
-        if "client_secret" in params:
-            raise OAuthError(
-                "invalid_request", "Send client secrets with HTTP Basic (client_secret_basic)."
-            )
-        assertion = params.get("client_assertion")
+        secret = "client_secret" in params
+        asserted = "client_assertion" in params or "client_assertion_type" in params
         if authorization is not None:
-            if "client_id" in params or assertion:
-                raise OAuthError("invalid_request", "Use exactly one client authentication method.")
+            if "client_id" in params or secret or asserted:
+                raise _several_methods()
             return await self._basic(authorization)
-        if assertion or "client_assertion_type" in params:
+        if secret:
+            if asserted:
+                raise _several_methods()
+            # §5.2: client_secret_post is an authentication method this server does not
+            # support, so invalid_client; the Basic challenge names the one it does.
+            raise rfc6749.invalid_client(
+                "Send client secrets with HTTP Basic (client_secret_basic)."
+            )
+        if asserted:
             return await self._private_key_jwt(params)
         return await self._by_client_id(params.get("client_id"), certificate)
 
@@ -444,6 +449,11 @@ class ClientRegistry:
                 await repo.use_assertion(conn, client.id, verified.jti, expires)
         except DuplicateKeyError as exc:
             raise rfc6749.invalid_client("The client assertion was already used.") from exc
+
+
+def _several_methods() -> OAuthError:
+    """§2.3 / §5.2: a client MUST NOT use more than one authentication method."""
+    return OAuthError("invalid_request", "Use exactly one client authentication method.")
 
 
 _PROFILE_FIELDS = frozenset({"redirect_uris", "first_party", "require_mfa", "jwks"})
