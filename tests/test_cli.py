@@ -154,6 +154,21 @@ def test_init_prints_one_json_object_and_stores_only_a_hash(
     assert PasswordHasher().verify(stored, secret)
 
 
+def test_init_names_the_token_endpoint_on_the_configured_port(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """With no public URL, ``init`` prints the token endpoint on ``server.port`` (and
+    plain http with TLS off): the URL the server started on that port advertises."""
+    env = {**FAST_ARGON2, "BASTION_SERVER__PORT": "18444"}
+    result = runner.invoke(cli, ["init", "--json", "--data-dir", str(tmp_path)], env=env)
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.stdout)
+    assert created["token_endpoint"] == "https://127.0.0.1:18444/oauth/token"
+    env["BASTION_TRANSPORT__TLS"] = "false"
+    result = runner.invoke(cli, ["init", "--json", "--data-dir", str(tmp_path)], env=env)
+    assert json.loads(result.stdout)["token_endpoint"] == "http://127.0.0.1:18444/oauth/token"
+
+
 def test_init_twice_makes_two_apps(runner: CliRunner, tmp_path: Path) -> None:
     """Each ``init`` creates a new app with new credentials."""
     args = ["init", "--json", "--data-dir", str(tmp_path)]

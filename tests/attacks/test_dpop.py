@@ -31,7 +31,7 @@ class Bound:
     def __init__(self, server: ServerThread, tenant: Tenant, user_id: str) -> None:
         self.server = server
         self.key = DPoPKey()
-        self.url = server.settings.server.public_url.rstrip("/") + PATH
+        self.url = server.settings.public_url + PATH
         settings = server.settings
         claims = claims_for(
             issuer=settings.issuer,
@@ -139,7 +139,7 @@ async def test_an_unbound_token_is_refused_under_the_dpop_scheme(
     """A bearer token presented with a proof is not silently upgraded."""
     bob = await tenant.user("bob")
     key = DPoPKey()
-    url = server.settings.server.public_url.rstrip("/") + PATH
+    url = server.settings.public_url + PATH
     headers = {"Authorization": f"DPoP {bob.token}", "DPoP": key.proof("GET", url, token=bob.token)}
     response = await http.get(PATH, headers=headers)
     assert response.status_code == 401
@@ -147,7 +147,7 @@ async def test_an_unbound_token_is_refused_under_the_dpop_scheme(
 
 def ws_proof(bound: Bound) -> str:
     """A proof for the WebSocket upgrade (htm GET, htu the /v1/ws URL)."""
-    url = bound.server.settings.server.public_url.rstrip("/") + "/v1/ws"
+    url = bound.server.settings.public_url + "/v1/ws"
     return bound.key.proof("GET", url, token=bound.token)
 
 
@@ -183,7 +183,7 @@ async def test_the_token_endpoint_binds_tokens_to_the_proof_key(
 ) -> None:
     """RFC 9449 §5: a proof at /oauth/token gives a DPoP token with cnf.jkt of that key."""
     key = DPoPKey()
-    base = server.settings.server.public_url.rstrip("/")
+    base = server.settings.public_url
     response = await http.post(
         "/oauth/token",
         data={"grant_type": "client_credentials"},
@@ -209,7 +209,7 @@ async def test_a_bad_proof_at_the_token_endpoint_is_invalid_dpop_proof(
 ) -> None:
     """§5.2: the token endpoint answers 400 invalid_dpop_proof and issues nothing."""
     key = DPoPKey()
-    url = server.settings.server.public_url.rstrip("/") + "/oauth/token"
+    url = server.settings.public_url + "/oauth/token"
     proof = {
         "wrong htu": key.proof("POST", url.replace("/oauth/token", "/oauth/other")),
         "wrong htm": key.proof("GET", url),

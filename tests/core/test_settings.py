@@ -68,6 +68,46 @@ def test_environment_variables_with_prefix_and_nesting(monkeypatch: pytest.Monke
     assert settings.database_url == "postgresql+asyncpg://bastion@db/bastion"
 
 
+@pytest.mark.parametrize(
+    ("server", "tls", "expected"),
+    [
+        ({"port": 18444}, True, "https://127.0.0.1:18444"),
+        ({"port": 18444}, False, "http://127.0.0.1:18444"),
+        ({"host": "0.0.0.0", "port": 9000}, True, "https://127.0.0.1:9000"),  # noqa: S104
+        ({"host": "::", "port": 9000}, True, "https://[::1]:9000"),
+        ({"host": "::1", "port": 9000}, True, "https://[::1]:9000"),
+        ({"host": "chat.internal", "port": 443}, True, "https://chat.internal"),
+        ({"host": "localhost", "port": 80}, False, "http://localhost"),
+    ],
+)
+def test_an_unset_public_url_follows_where_the_server_listens(
+    server: dict[str, Any], tls: bool, expected: str
+) -> None:
+    """RFC 8414 §3.3: without ``server.public_url`` the issuer is where this server is
+    reached (its port and scheme), not a fixed :8000."""
+    settings = Settings(server=server, transport={"tls": tls})
+    assert settings.public_url == settings.issuer == settings.audience == expected
+    assert settings.redacted()["server"]["public_url"] == expected
+
+
+def test_a_configured_public_url_wins_over_the_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An explicit public URL (a proxy's, say) is used as given, less a trailing slash."""
+    monkeypatch.setenv("BASTION_SERVER__PUBLIC_URL", "https://chat.example.com/")
+    settings = Settings(server={"port": 18444})
+    assert settings.public_url == settings.issuer == "https://chat.example.com"
+
+
+def test_production_refuses_a_derived_plain_http_issuer() -> None:
+    """Behind a TLS proxy with no public URL, the derived issuer is this process's own
+    http:// address, which production refuses: the proxy's URL must be configured."""
+    config = production(transport={"tls": False, "behind_tls_proxy": True})
+    config["server"] = {}
+    with pytest.raises(ValidationError, match="is not an https:// URL"):
+        Settings(**config)
+    config["server"] = {"public_url": "https://chat.example.com"}
+    assert Settings(**config).issuer == "https://chat.example.com"
+
+
 def test_unprefixed_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only ``BASTION_*`` variables count: ``DEBUG`` or ``SERVER__PORT`` change nothing."""
     monkeypatch.setenv("DEBUG", "true")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
 import re
 import ssl
@@ -44,12 +46,13 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     env = {
         **os.environ,
         "BASTION_SERVER__DATA_DIR": str(tmp_path / "var"),
-        "BASTION_SERVER__PUBLIC_URL": url,
         "BASTION_AUTH__ARGON2_TIME_COST": "1",
         "BASTION_AUTH__ARGON2_MEMORY_KIB": "1024",
         "BASTION_DATABASE__URL": "",
     }
-    env.pop("BASTION_TEST_DATABASE_URL", None)
+    # As on a newcomer's machine: no public URL, so the server derives it from --port.
+    for name in ("BASTION_TEST_DATABASE_URL", "BASTION_SERVER__PUBLIC_URL", "BASTION_AUTH__ISSUER"):
+        env.pop(name, None)
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(  # noqa: S603 - our own console script
         [str(BIN / "bastion"), "serve", "--port", str(port)],
@@ -100,6 +103,38 @@ def test_readme_quickstart_runs(served: tuple[str, dict[str, str]], tmp_path: Pa
     assert "client_secret" in secrets.read_text(encoding="utf-8")
     ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
     assert "var/" in ignored
+
+
+def test_serve_advertises_the_port_it_was_started_on(
+    served: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """`serve --port N` with no public URL: discovery and the tokens name port N, so the
+    issuer matches the URL the metadata was fetched from (RFC 8414 §3.3)."""
+    url, env = served
+    tls = ssl_context(tmp_path / "var" / "tls" / "server.crt")
+    metadata = httpx.get(f"{url}/.well-known/oauth-authorization-server", verify=tls).json()
+    assert metadata["issuer"] == url
+    assert metadata["token_endpoint"] == f"{url}/oauth/token"
+    created = subprocess.run(  # noqa: S603 - our own console script
+        [str(BIN / "bastion"), "init", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    app = json.loads(created.stdout)
+    answer = httpx.post(
+        metadata["token_endpoint"],
+        data={"grant_type": "client_credentials"},
+        auth=(app["client_id"], app["client_secret"]),
+        verify=tls,
+    )
+    assert answer.status_code == 200, answer.text
+    payload = answer.json()["access_token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["iss"] == url
 
 
 def test_serve_reports_its_certificate(served: tuple[str, dict[str, str]], tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def transport_guards(app: ASGIApp, settings: Settings) -> ASGIApp:
     app = OriginPolicy(
         app,
         allowed=transport.allowed_origins,
-        own_origin=server.public_url,
+        own_origin=settings.public_url,
         max_age=transport.cors_max_age,
         problem_base=server.problem_base,
     )
@@ -53,7 +53,7 @@ def transport_guards(app: ASGIApp, settings: Settings) -> ASGIApp:
     app = SecurityHeaders(app, hsts=hsts if transport.hsts_max_age else None)
     if transport.behind_tls_proxy:
         app = HttpsOnly(
-            app, public_url=server.public_url, trusted_proxies=server.forwarded_allow_ips
+            app, public_url=settings.public_url, trusted_proxies=server.forwarded_allow_ips
         )
     return app
 

@@ -46,9 +46,11 @@ class ServerSettings(_Section):
 
     host: str = Field("127.0.0.1", description="Interface to bind; loopback by default.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
-    public_url: str = Field(
-        "https://127.0.0.1:8000",
-        description="The URL clients use to reach the server; the default token issuer.",
+    public_url: str | None = Field(
+        None,
+        description="The URL clients use to reach the server; the default token issuer. "
+        "Unset: https://<host>:<port> as served (http:// with transport.tls off; "
+        "127.0.0.1 for a wildcard host).",
     )
     data_dir: Path = Field(Path("var"), description="Holds the SQLite database and keys.")
     forwarded_allow_ips: str = Field(
@@ -1046,9 +1048,19 @@ class Settings(BaseSettings):
         return "memory://"
 
     @property
+    def public_url(self) -> str:
+        """The effective public URL (no trailing slash): ``server.public_url``, else where
+        this process serves, so that what it advertises matches where it is reached
+        (RFC 8414 §3.3) when it is started on another port."""
+        configured = self.server.public_url
+        if configured:
+            return configured.rstrip("/")
+        return served_url(self.server.host, self.server.port, tls=self.transport.tls)
+
+    @property
     def issuer(self) -> str:
         """The effective token issuer identifier."""
-        return (self.auth.issuer or self.server.public_url).rstrip("/")
+        return (self.auth.issuer or self.public_url).rstrip("/")
 
     @property
     def audience(self) -> str:
@@ -1126,9 +1138,25 @@ class Settings(BaseSettings):
         """Return the effective configuration as plain data, secrets replaced by '**********'."""
         data = self.model_dump(mode="json")
         data["database"]["url"] = _redact_url(self.database_url)
+        data["server"]["public_url"] = self.public_url
         data["auth"]["issuer"] = self.issuer
         data["auth"]["audience"] = self.audience
         return data
+
+
+# Wildcard binds are reached on loopback from this machine (these are names, not binds).
+_WILDCARD_HOSTS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def served_url(host: str, port: int, *, tls: bool) -> str:
+    """The URL of a server listening on ``host``:``port``, as a client on this machine
+    reaches it: a wildcard address becomes loopback, and a default port is left out."""
+    scheme = "https" if tls else "http"
+    name = _WILDCARD_HOSTS.get(host, host)
+    if ":" in name and not name.startswith("["):
+        name = f"[{name}]"  # RFC 3986 §3.2.2: an IPv6 literal in brackets
+    return f"{scheme}://{name}" if port == _DEFAULT_PORTS[scheme] else f"{scheme}://{name}:{port}"
 
 
 def _redis_findings(url: str, transport: TransportSettings) -> list[str]:

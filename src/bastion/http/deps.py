@@ -112,7 +112,7 @@ async def authenticate(request: Request, svc: Services) -> Principal:
         require_binding(svc, principal)
     else:
         principal = await svc.authenticator.authenticate(dpop_token)
-        url = svc.settings.server.public_url.rstrip("/") + request.url.path
+        url = svc.settings.public_url + request.url.path
         proofs = request.headers.getlist("dpop")
         try:
             await check_dpop(svc, principal, proofs, request.method, url, dpop_token)

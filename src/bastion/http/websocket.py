@@ -281,7 +281,7 @@ async def _verified(
     principal = await svc.authenticator.authenticate(token)
     rfc8705.check_binding(principal.x5t, rfc8705.certificate_of(scope))
     if principal.jkt is not None or proofs:
-        url = svc.settings.server.public_url.rstrip("/") + WS_PATH
+        url = svc.settings.public_url + WS_PATH
         await check_dpop(svc, principal, proofs, "GET", url, token)
     else:
         require_binding(svc, principal)

@@ -63,7 +63,7 @@ def test_two_nodes_appending_at_once_keep_one_chain(databases: Databases, tmp_pa
     url = databases.new()
     first = start_server(make_settings(tmp_path, url))
     # One deployment behind one public address, so either node accepts the other's tokens.
-    public = {"public_url": first.settings.server.public_url}
+    public = {"public_url": first.settings.public_url}
     second = start_server(make_settings(tmp_path, url, server=public))
     try:
         tenant = first.run(

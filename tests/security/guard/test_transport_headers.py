@@ -143,7 +143,7 @@ async def test_websocket_from_allowed_or_no_origin_opens(
     """The allowed origin, the server's own origin and non-browser clients (no Origin) connect."""
     user = await tls_tenant.user("ws-ok")
     assert await ws_status(tls_server, ALLOWED_ORIGIN, user.token) is None
-    assert await ws_status(tls_server, tls_server.settings.server.public_url, user.token) is None
+    assert await ws_status(tls_server, tls_server.settings.public_url, user.token) is None
     assert await ws_status(tls_server, None, user.token) is None
 
 

@@ -85,7 +85,7 @@ async def test_dpop_algorithms_advertised_are_exactly_those_accepted(
     meta = (await http.get("/.well-known/oauth-authorization-server")).json()
     advertised = meta["dpop_signing_alg_values_supported"]
     assert advertised == list(server.settings.resource_server.dpop_algorithms)
-    url = server.settings.server.public_url.rstrip("/") + "/oauth/token"
+    url = server.settings.public_url + "/oauth/token"
     for alg in advertised:
         proof = DPoPKey(alg).proof("POST", url)
         bound = await http.post(

@@ -225,7 +225,7 @@ async def test_a_certificate_client_may_also_bind_to_dpop(
     """With a DPoP proof the token is bound to both; both proofs are then needed."""
     client_id = await _register(app, tls_client_auth_subject_dn=SUBJECT)
     key, http = DPoPKey(), clients(pki.backend)
-    url = mtls_server.settings.server.public_url
+    url = mtls_server.settings.public_url
     response = await http.post(
         "/oauth/token",
         data={"grant_type": "client_credentials", "client_id": client_id},

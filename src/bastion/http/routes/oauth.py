@@ -178,7 +178,7 @@ async def _dpop_key(request: Request, svc: ServicesDep) -> str | None:
     proofs = request.headers.getlist("dpop")
     if not proofs:
         return None
-    url = svc.settings.server.public_url.rstrip("/") + "/oauth/token"
+    url = svc.settings.public_url + "/oauth/token"
     try:
         return (await svc.dpop.validate(proofs, method="POST", url=url)).jkt
     except rfc9449.UseDPoPNonce as exc:
