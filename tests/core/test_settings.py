@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
-from bastion.core.settings import CONFIG_FILE_ENV, Environment, Settings, load_settings
+from bastion.core.settings import (
+    CONFIG_FILE_ENV,
+    ConfigFileError,
+    Environment,
+    InsecureProduction,
+    Settings,
+    load_settings,
+    redact_url,
+)
+from tests.support.settings import (
+    INSECURE,
+    PASSPHRASE,
+    mutable_containers,
+    nested,
+    production,
+    secret_fields,
+    url_fields,
+)
 
-PASSPHRASE = "correct horse battery staple"
 DB_PASSWORD = "s3cret-db-pw"
-SECURE_PRODUCTION: dict[str, Any] = {
-    "environment": "production",
-    "server": {"public_url": "https://chat.example.com"},
-    "auth": {"keys_passphrase": PASSPHRASE},
-    "encryption": {"master_passphrase": PASSPHRASE},
-}
 
 
 @pytest.fixture(autouse=True)
@@ -28,16 +40,6 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("BASTION_"):
             monkeypatch.delenv(name)
-
-
-def production(**sections: dict[str, Any]) -> dict[str, Any]:
-    """A secure production configuration with ``sections`` merged in."""
-    config: dict[str, Any] = {
-        k: dict(v) if isinstance(v, dict) else v for k, v in SECURE_PRODUCTION.items()
-    }
-    for section, values in sections.items():
-        config.setdefault(section, {}).update(values)
-    return config
 
 
 def test_defaults_are_local_and_safe() -> None:
@@ -174,6 +176,24 @@ def test_a_typo_in_the_toml_file_is_refused(
         Settings()
 
 
+def test_a_missing_config_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A config file that is not there is an error, not a silent fall-back to defaults."""
+    monkeypatch.setenv(CONFIG_FILE_ENV, str(tmp_path / "nonexistent.toml"))
+    with pytest.raises(ConfigFileError, match=r"nonexistent\.toml, which is not a file"):
+        Settings()
+
+
+def test_a_malformed_config_file_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A file that is not TOML is refused with where it breaks, as a ConfigFileError."""
+    config = tmp_path / "bastion.toml"
+    config.write_text("[server\nport = 9001\n", encoding="utf-8")
+    monkeypatch.setenv(CONFIG_FILE_ENV, str(config))
+    with pytest.raises(ConfigFileError, match=r"is not valid TOML: .*line 1"):
+        Settings()
+
+
 def test_a_secure_production_configuration_is_accepted() -> None:
     """Production with a passphrase, an https issuer and default argon2 cost starts."""
     settings = Settings(**production())
@@ -181,38 +201,51 @@ def test_a_secure_production_configuration_is_accepted() -> None:
     assert settings.insecure_findings() == []
 
 
-@pytest.mark.parametrize(
-    ("changes", "named"),
-    [
-        ({"debug": True}, "debug"),
-        ({"encryption": {"master_passphrase": None}}, "encryption.master_passphrase"),
-        ({"transport": {"tls": False}}, "plain HTTP"),
-        ({"transport": {"hsts_max_age": 86_400}}, "hsts_max_age"),
-        ({"auth": {"keys_passphrase": None}}, "keys_passphrase"),
-        ({"auth": {"keys_passphrase": "change-me"}}, "keys_passphrase"),
-        ({"auth": {"keys_passphrase": "too-short"}}, "shorter than 16"),
-        ({"server": {"public_url": "http://chat.example.com"}}, "https://"),
-        ({"auth": {"issuer": "http://chat.example.com"}}, "https://"),
-        ({"database": {"echo": True}}, "database.echo"),
-        ({"auth": {"argon2_memory_kib": 1024}}, "argon2"),
-        ({"ratelimit": {"storage_url": "redis://10.0.0.5:6379/0"}}, "rediss://"),
-        ({"ratelimit": {"storage_url": "redis://cache.internal/0"}}, "'cache.internal'"),
-    ],
-)
+@pytest.mark.parametrize(("changes", "named"), INSECURE)
 def test_production_refuses_each_insecure_setting(changes: dict[str, Any], named: str) -> None:
     """Each insecure setting alone stops production start-up with a message naming it."""
-    config = production()
-    for key, value in changes.items():
-        if isinstance(value, dict):
-            config[key] = {**config.get(key, {}), **value}
-        else:
-            config[key] = value
     with pytest.raises(ValidationError) as caught:
-        Settings(**config)
+        Settings(**production(**changes))
     message = str(caught.value)
     assert "refusing to run in production" in message
     assert named in message
     assert PASSPHRASE not in message
+    (error,) = caught.value.errors()
+    assert isinstance(error["ctx"]["error"], InsecureProduction)
+    assert len(error["ctx"]["error"].findings) == 1
+
+
+def test_every_secret_setting_is_found() -> None:
+    """The walk that the secret tests use finds the secrets production must check."""
+    assert {
+        "auth.keys_passphrase",
+        "encryption.master_passphrase",
+        "encryption.master_key",
+        "encryption.vault.token",
+        "audit.hmac_key",
+        "resource_server.dpop_nonce_secret",
+        "monitor.webhook_secret",
+        "monitor.smtp_password",
+    } <= set(secret_fields())
+
+
+@pytest.mark.parametrize("weak", ["change-me", "changeme", "CHANGEME", "secret", "password", "x"])
+@pytest.mark.parametrize("secret", secret_fields())
+def test_production_refuses_a_weak_value_in_every_secret(secret: str, weak: str) -> None:
+    """Every secret setting, not only the signing-key passphrase, refuses a placeholder or
+    a value shorter than 16 characters in production, naming the setting."""
+    with pytest.raises(ValidationError) as caught:
+        Settings(**production(**nested(secret, weak)))
+    message = str(caught.value)
+    assert "refusing to run in production" in message
+    assert f"{secret} is a placeholder" in message or f"{secret} is shorter than 16" in message
+
+
+@pytest.mark.parametrize("secret", secret_fields())
+def test_production_accepts_a_strong_value_in_every_secret(secret: str) -> None:
+    """A long random value passes, so the check refuses weak secrets only."""
+    settings = Settings(**production(**nested(secret, "Zq8-wK2r-Lm5p-Xv7t-Nb4y")))
+    assert settings.insecure_findings() == []
 
 
 def test_production_names_every_problem_at_once() -> None:
@@ -265,6 +298,55 @@ def test_redacted_hides_the_database_password_and_the_passphrase() -> None:
     assert data["server"]["port"] == 8000
 
 
+def test_redacted_hides_every_secret_and_url_credential() -> None:
+    """Every secret setting and every URL setting's password, query values and fragment
+    are hidden; the rest of each URL (scheme, user, host, path) stays readable."""
+    config: dict[str, Any] = {"transport": {"tls": True}}
+    hidden = []
+    for number, name in enumerate(secret_fields()):
+        value = f"SECRET{number:02d}-0123456789abcdef"
+        hidden.append(value)
+        merge(config, nested(name, value))
+    for number, name in enumerate(url_fields()):
+        scheme = "redis" if name.endswith("dpop_replay_url") else "https"
+        userinfo, query = f"PASS{number:02d}", f"password=QUERY{number:02d}&token=TOKEN{number:02d}"
+        hidden += [userinfo, f"QUERY{number:02d}", f"TOKEN{number:02d}"]
+        merge(config, nested(name, f"{scheme}://user:{userinfo}@h.example:1/p?{query}#FRAG"))
+    dumped = json.dumps(Settings(**config).redacted())
+    assert [value for value in hidden if value in dumped] == []
+    assert "FRAG" not in dumped
+    assert "https://user:**********@h.example:1/p?password=**********" in dumped
+
+
+def merge(config: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Merge nested sections into ``config`` in place."""
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            merge(config.setdefault(key, {}), value)
+        else:
+            config[key] = value
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:REDISPASS1@127.0.0.1:6379/0", "redis://:**********@127.0.0.1:6379/0"),
+        ("redis://user:DPOPPASS@cache:6380/1", "redis://user:**********@cache:6380/1"),
+        (
+            "postgresql+asyncpg://u:PGPASSWORD1@h/db?password=QPASS&sslmode=verify-full",
+            "postgresql+asyncpg://u:**********@h/db?password=**********&sslmode=verify-full",
+        ),
+        ("https://hooks.example/x?token=WEBHOOKTOKEN", "https://hooks.example/x?token=**********"),
+        ("sqlite+aiosqlite:///var/bastion.db", "sqlite+aiosqlite:///var/bastion.db"),
+        ("postgresql+asyncpg://bastion@db/chat", "postgresql+asyncpg://bastion@db/chat"),
+        ("memory://", "memory://"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    """Passwords and query values go; connection options, hosts and paths stay."""
+    assert redact_url(url) == shown
+
+
 def test_redacted_leaves_a_password_free_url_alone() -> None:
     """A URL without a password is shown as is; the default SQLite URL is resolved."""
     assert (
@@ -283,6 +365,55 @@ def test_secret_values_do_not_show_in_repr() -> None:
     assert PASSPHRASE not in str(settings)
     assert settings.auth.keys_passphrase is not None
     assert settings.auth.keys_passphrase.get_secret_value() == PASSPHRASE
+
+
+def test_no_setting_is_a_mutable_container() -> None:
+    """No field anywhere in the settings tree is a list, dict or set: "frozen" is deep."""
+    assert mutable_containers(Settings) == []
+
+
+def _containers(value: Any, path: str) -> list[tuple[str, Any]]:
+    """Every container value in a built settings tree, with its path."""
+    if isinstance(value, BaseModel):
+        found = []
+        for name in type(value).model_fields:
+            found += _containers(getattr(value, name), f"{path}.{name}")
+        return found
+    if isinstance(value, (str, bytes, SecretStr)) or not hasattr(value, "__iter__"):
+        return []
+    found = [(path, value)]
+    for index, item in enumerate(value.values() if isinstance(value, Mapping) else value):
+        found += _containers(item, f"{path}[{index}]")
+    return found
+
+
+def test_every_container_in_built_settings_is_immutable() -> None:
+    """Lists and maps, down to each external issuer's role map, cannot be changed: the
+    asymmetric-only DPoP rule cannot be got round by appending HS256 after start-up."""
+    settings = Settings(
+        resource_server={
+            "dpop_required_clients": ["cli_x"],
+            "external_issuers": [
+                {
+                    "issuer": "https://idp.example.com",
+                    "app_id": "app_x",
+                    "client_ids": ["web"],
+                    "role_map": {"chat-users": "member"},
+                }
+            ],
+        }
+    )
+    containers = _containers(settings, "settings")
+    assert len(containers) > 10
+    mutable = [path for path, value in containers if isinstance(value, (list, dict, set))]
+    assert mutable == []
+    assert all(isinstance(v, (tuple, frozenset, MappingProxyType)) for _, v in containers)
+    with pytest.raises(AttributeError):
+        settings.resource_server.dpop_algorithms.append("HS256")  # type: ignore[attr-defined]
+    issuer = settings.resource_server.external_issuers[0]
+    with pytest.raises(TypeError):
+        issuer.role_map["admins"] = "member"  # type: ignore[index]
+    assert settings.resource_server.dpop_algorithms == ("ES256", "Ed25519", "RS256", "PS256")
 
 
 def test_settings_are_frozen() -> None:
@@ -339,8 +470,8 @@ def test_external_issuers_parse_from_json_in_the_environment(
     )
     issuer = Settings().resource_server.external_issuers[0]
     assert issuer.issuer == "https://accounts.google.com"
-    assert issuer.client_ids == ["c"]
-    assert issuer.algorithms == ["RS256", "ES256"]
+    assert issuer.client_ids == ("c",)
+    assert issuer.algorithms == ("RS256", "ES256")
 
 
 @pytest.mark.parametrize(

@@ -11,12 +11,23 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import tomllib
+from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Self
+from types import MappingProxyType
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,6 +39,47 @@ CONFIG_FILE_ENV = "BASTION_CONFIG_FILE"
 _PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "changethis", "secret", "password"})
 _MIN_PASSPHRASE = 16
 _REACTION_NAME = re.compile(r"[a-z0-9_+-]{1,32}")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+REDACTED = "**********"
+# Query parameters whose values are connection options, never credentials; every other
+# value (password=, token=, key=...) is hidden by ``redact_url``.
+_PLAIN_QUERY_KEYS = frozenset(
+    {
+        "sslmode",
+        "ssl",
+        "application_name",
+        "target_session_attrs",
+        "connect_timeout",
+        "timeout",
+        "db",
+    }
+)
+
+
+class ConfigFileError(ValueError):
+    """The file ``BASTION_CONFIG_FILE`` names is missing, unreadable or not valid TOML."""
+
+
+class InsecureProduction(ValueError):
+    """Production mode refused the configuration; ``findings`` says why, one per problem."""
+
+    def __init__(self, findings: list[str]) -> None:
+        super().__init__(
+            "refusing to run in production with an insecure configuration: " + "; ".join(findings)
+        )
+        self.findings = tuple(findings)
+
+
+def _read_only(value: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(value))
+
+
+ReadOnlyMap = Annotated[
+    Mapping[str, str],
+    AfterValidator(_read_only),
+    PlainSerializer(dict, return_type=dict[str, str]),
+]
+"""A string-to-string mapping that cannot be changed once the settings are built."""
 
 
 class Environment(StrEnum):
@@ -115,24 +167,24 @@ class ExternalIssuerSettings(_Section):
     audience: str | None = Field(
         None, description="Required `aud` of its access tokens; default: this server's audience."
     )
-    client_ids: list[str] = Field(
-        default_factory=list,
+    client_ids: tuple[str, ...] = Field(
+        (),
         description="OAuth client ids of the app at the provider: the `aud` of ID tokens "
         "accepted for token exchange.",
     )
-    algorithms: list[str] = Field(
-        default_factory=lambda: ["RS256", "ES256"],
+    algorithms: tuple[str, ...] = Field(
+        ("RS256", "ES256"),
         description="Signature algorithms accepted from this provider (never none or HS*).",
     )
-    access_token_typ: list[str] = Field(
-        default_factory=lambda: ["at+jwt", "application/at+jwt"],
+    access_token_typ: tuple[str, ...] = Field(
+        ("at+jwt", "application/at+jwt"),
         description='Accepted `typ` headers of access tokens (RFC 9068); "" accepts none.',
     )
     user_claim: str = Field("sub", description="Claim that becomes the user's external id.")
     name_claim: str = Field("name", description="Claim holding the display name.")
     role_claim: str | None = Field(None, description="Claim holding the user's groups/roles.")
-    role_map: dict[str, str] = Field(
-        default_factory=dict,
+    role_map: ReadOnlyMap = Field(
+        default_factory=lambda: MappingProxyType({}),
         description="Provider group/role value -> Bastion role (`member` or `reader`).",
     )
     default_role: Literal["member", "reader"] | None = Field(
@@ -165,10 +217,9 @@ DPoPAlgorithm = Literal[
 """The asymmetric JWS algorithms a DPoP proof may be signed with (RFC 9449 §4.2)."""
 
 
-def _default_dpop_algorithms() -> list[DPoPAlgorithm]:
-    # Ed25519 is the fully-specified name RFC 9864 gives EdDSA over that curve; the
-    # polymorphic "EdDSA" it deprecates can still be configured.
-    return ["ES256", "Ed25519", "RS256", "PS256"]
+# Ed25519 is the fully-specified name RFC 9864 gives EdDSA over that curve; the
+# polymorphic "EdDSA" it deprecates can still be configured.
+_DEFAULT_DPOP_ALGORITHMS: tuple[DPoPAlgorithm, ...] = ("ES256", "Ed25519", "RS256", "PS256")
 
 
 class ResourceServerSettings(_Section):
@@ -180,8 +231,8 @@ class ResourceServerSettings(_Section):
     revocation_refresh_seconds: float = Field(
         2.0, gt=0, le=300, description="How often revoke-before cutoffs are re-read."
     )
-    external_issuers: list[ExternalIssuerSettings] = Field(
-        default_factory=list, description="Trusted external OpenID Providers (JSON list)."
+    external_issuers: tuple[ExternalIssuerSettings, ...] = Field(
+        (), description="Trusted external OpenID Providers (JSON list)."
     )
     fetch_timeout_seconds: float = Field(
         5.0, gt=0, le=30, description="Timeout of discovery and JWKS requests."
@@ -198,8 +249,8 @@ class ResourceServerSettings(_Section):
     allow_http_loopback: bool = Field(
         False, description="Test only: allow http:// providers on 127.0.0.1; refused in production."
     )
-    dpop_required_clients: list[str] = Field(
-        default_factory=list, description="Client ids whose tokens must be DPoP-bound."
+    dpop_required_clients: tuple[str, ...] = Field(
+        (), description="Client ids whose tokens must be DPoP-bound."
     )
     dpop_proof_max_age: int = Field(
         60, ge=5, le=600, description="How old (by iat) a DPoP proof may be, s."
@@ -210,8 +261,8 @@ class ResourceServerSettings(_Section):
         description="Key DPoP nonces are derived from; give every node the same one. "
         "Default: generated once in <data_dir>/keys/dpop-nonce.key.",
     )
-    dpop_algorithms: list[DPoPAlgorithm] = Field(
-        default_factory=_default_dpop_algorithms,
+    dpop_algorithms: tuple[DPoPAlgorithm, ...] = Field(
+        _DEFAULT_DPOP_ALGORITHMS,
         min_length=1,
         description="Algorithms accepted for DPoP proofs (asymmetric only); advertised as "
         "dpop_signing_alg_values_supported.",
@@ -1020,7 +1071,7 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get(CONFIG_FILE_ENV)
         if config_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+            sources.append(_toml_source(settings_cls, Path(config_file)))
         return tuple(sources)
 
     @property
@@ -1074,14 +1125,12 @@ class Settings(BaseSettings):
             findings.append("debug is on (BASTION_DEBUG): it must be off in production")
         if self.database.echo:
             findings.append("database.echo logs SQL with data: turn it off in production")
-        passphrase = self.auth.keys_passphrase
-        if passphrase is None or passphrase.get_secret_value().lower() in _PLACEHOLDER_SECRETS:
+        if self.auth.keys_passphrase is None:
             findings.append(
                 "auth.keys_passphrase is not set (BASTION_AUTH__KEYS_PASSPHRASE): signing keys "
                 "would be stored unencrypted"
             )
-        elif len(passphrase.get_secret_value()) < _MIN_PASSPHRASE:
-            findings.append(f"auth.keys_passphrase is shorter than {_MIN_PASSPHRASE} characters")
+        findings += _weak_secret_findings(self)
         if not self.issuer.startswith("https://"):
             findings.append(f"the token issuer {self.issuer!r} is not an https:// URL")
         if "*" in self.server.forwarded_allow_ips:
@@ -1128,20 +1177,68 @@ class Settings(BaseSettings):
         if self.environment is Environment.PRODUCTION:
             findings = self.insecure_findings()
             if findings:
-                raise ValueError(
-                    "refusing to run in production with an insecure configuration: "
-                    + "; ".join(findings)
-                )
+                raise InsecureProduction(findings)
         return self
 
     def redacted(self) -> dict[str, Any]:
-        """Return the effective configuration as plain data, secrets replaced by '**********'."""
+        """Return the effective configuration as plain data, safe to print: secrets are
+        replaced by '**********', and so are the password and query values of every URL."""
         data = self.model_dump(mode="json")
-        data["database"]["url"] = _redact_url(self.database_url)
+        data["database"]["url"] = self.database_url
         data["server"]["public_url"] = self.public_url
         data["auth"]["issuer"] = self.issuer
         data["auth"]["audience"] = self.audience
-        return data
+        redacted: dict[str, Any] = _redact_urls(data)
+        return redacted
+
+
+def _toml_source(settings_cls: type[BaseSettings], path: Path) -> TomlConfigSettingsSource:
+    """The TOML file as a settings source; a missing or malformed file is refused."""
+    if not path.is_file():
+        raise ConfigFileError(f"{CONFIG_FILE_ENV} names {path}, which is not a file")
+    try:
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(f"{path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigFileError(f"{path} cannot be read: {exc.strerror}") from None
+
+
+def _secrets(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, SecretStr]]:
+    """Every secret set anywhere in ``model``, with its dotted name."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            yield f"{prefix}{name}", value
+        elif isinstance(value, BaseModel):
+            yield from _secrets(value, f"{prefix}{name}.")
+        elif isinstance(value, tuple):
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    yield from _secrets(item, f"{prefix}{name}[{index}].")
+
+
+def _weak_secret_findings(settings: BaseModel) -> list[str]:
+    """Secrets set to a placeholder, or too short to resist guessing."""
+    findings = []
+    for name, secret in _secrets(settings):
+        value = secret.get_secret_value()
+        if value.strip().lower() in _PLACEHOLDER_SECRETS:
+            findings.append(f"{name} is a placeholder value: set a long random secret")
+        elif len(value) < _MIN_PASSPHRASE:
+            findings.append(f"{name} is shorter than {_MIN_PASSPHRASE} characters")
+    return findings
+
+
+def _redact_urls(data: Any) -> Any:
+    """``data`` with every URL-shaped string passed through ``redact_url``."""
+    if isinstance(data, dict):
+        return {key: _redact_urls(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_redact_urls(value) for value in data]
+    if isinstance(data, str) and _URL.match(data):
+        return redact_url(data)
+    return data
 
 
 # Wildcard binds are reached on loopback from this machine (these are names, not binds).
@@ -1181,14 +1278,29 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _redact_url(url: str) -> str:
-    """Hide the password in a database URL."""
+def redact_url(url: str) -> str:
+    """Hide what may be a credential in a URL: the password of its user information, the
+    values of its query parameters (but connection options such as ``sslmode``) and its
+    fragment. The scheme, user, host, port and path stay readable."""
     scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not at or ":" not in creds:
-        return url
-    user = creds.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:**********@{host}"
+    rest, hash_mark, fragment = rest.partition("#")
+    rest, question, query = rest.partition("?")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if ":" in userinfo:
+        userinfo = f"{userinfo.partition(':')[0]}:{REDACTED}"
+    pairs = [_redact_parameter(pair) for pair in query.split("&")] if query else []
+    return (
+        f"{scheme}{sep}{userinfo}{at}{host}{slash}{path}{question}{'&'.join(pairs)}"
+        f"{hash_mark}{REDACTED if fragment else ''}"
+    )
+
+
+def _redact_parameter(pair: str) -> str:
+    key, equals, value = pair.partition("=")
+    if not equals or not value or key.lower() in _PLAIN_QUERY_KEYS:
+        return pair
+    return f"{key}={REDACTED}"
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -159,7 +159,7 @@ class ExternalIssuer:
                 if self._is_fresh():
                     return self._keys
                 raise
-            self._keys = parse_jwks(document, self.config.algorithms)
+            self._keys = parse_jwks(document, list(self.config.algorithms))
             self._fetched_at = now
         return self._keys
 
@@ -182,7 +182,7 @@ class ExternalIssuer:
         except FetchError as exc:
             raise InvalidAccessTokenError from exc
         header, claims = rfc9068.verify_signature(
-            token, keys, algorithms=self.config.algorithms, max_length=self._max_token_bytes
+            token, keys, algorithms=list(self.config.algorithms), max_length=self._max_token_bytes
         )
         return VerifiedToken(header, claims)
 
