@@ -457,6 +457,7 @@ RULES: dict[tuple[str, str], Spec] = {
         _fixed("/v1/clients", {"name": "web", "redirect_uris": ["https://app.example/cb"]}),
     ),
     ("GET", "/v1/clients"): Spec((APP,), always(200), _fixed("/v1/clients")),
+    ("GET", "/v1/app"): Spec((APP,), always(200), _fixed("/v1/app")),
     ("GET", "/v1/admin/alerts"): Spec((APP,), always(200), _fixed("/v1/admin/alerts")),
     ("GET", "/v1/clients/{client_id}"): Spec(
         USER_CASES, in_app(200), _clients("/v1/clients/{client}")

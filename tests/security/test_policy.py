@@ -26,7 +26,7 @@ all_scopes = frozenset(scopes.ALL_SCOPES)
 
 def test_defaults_are_least_privilege() -> None:
     """Auditors only read audit data; moderators never manage roles or policy; members
-    never moderate app-wide; a backend only manages users and OAuth clients and
+    never moderate app-wide; a backend only reads its app and manages users and OAuth clients and
     (monitoring clients, by scope) reads the audit log and metrics."""
     assert DEFAULT_POLICY[AppRole.AUDITOR] == {"audit:read", "metrics:read"}
     for role in (AppRole.MODERATOR, AppRole.MEMBER, AppRole.AUDITOR, AppRole.SERVICE):
@@ -39,6 +39,7 @@ def test_defaults_are_least_privilege() -> None:
         "token:revoke",
         "ratelimit:read",
         "ratelimit:manage",
+        "app:read",
         "client:read",
         "client:write",
         "audit:read",

@@ -358,3 +358,24 @@ def test_unknown_or_malformed_confirmations_are_refused(
     )
     with pytest.raises(Unauthenticated):
         tokens.authenticate(token)
+
+
+def test_every_token_of_a_disabled_app_is_refused_until_it_is_enabled(
+    tokens: AccessTokens, clock: FakeClock
+) -> None:
+    """A disabled app's tokens are refused whenever they were issued, cached or not, and
+    its listeners hear it once; another app is untouched; enabling it lifts the refusal."""
+    heard: list[Revoked] = []
+    tokens.revocations.subscribe(heard.append)
+    cached = user_token(tokens)
+    tokens.authenticate(cached.token)
+    tokens.revocations.set_disabled_apps([APP])
+    tokens.revocations.set_disabled_apps([APP])
+    clock.advance(60)
+    later = user_token(tokens)
+    for token in (cached.token, later.token):
+        with pytest.raises(Unauthenticated):
+            tokens.authenticate(token)
+    assert heard == [Revoked(app_id=APP)]
+    tokens.revocations.set_disabled_apps(["app_01JD0000000000000000000009"])
+    assert tokens.authenticate(later.token).app_id == APP

@@ -15,6 +15,7 @@ from bastion.http.deps import known_query
 from bastion.http.routes import (
     admin,
     alerts,
+    apps,
     audit,
     channels,
     clients,
@@ -92,6 +93,7 @@ def create_api(settings: Settings, clock: Clock | None = None) -> FastAPI:
         login,
         clients,
         user_logins,
+        apps,
     )
     for module in routers:
         api.include_router(module.router)

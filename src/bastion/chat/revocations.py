@@ -17,6 +17,7 @@ from bastion.chat.context import ChatContext
 from bastion.core.errors import FieldError, NotFound, Unavailable, ValidationFailed
 from bastion.security import scopes
 from bastion.security.principal import Principal
+from bastion.store.repos import apps as apps_repo
 from bastion.store.repos import cutoffs as repo
 from bastion.store.repos import users as users_repo
 
@@ -56,16 +57,20 @@ class TokenCutoffs:
 
 
 class CutoffSync:
-    """Reads cutoffs changed in the database into this process's revocations."""
+    """Reads cutoffs changed in the database, and which apps are disabled, into this
+    process's revocations."""
 
     def __init__(self, ctx: ChatContext) -> None:
         self._ctx = ctx
         self._seen: datetime | None = None
 
     async def load(self) -> None:
-        """Apply every cutoff changed since the last load (all of them the first time)."""
+        """Apply every cutoff changed since the last load (all of them the first time)
+        and refuse the tokens of exactly the apps disabled now."""
         async with self._ctx.db.read() as conn:
             rows = await repo.cutoffs_since(conn, self._seen)
+            disabled = await apps_repo.disabled_app_ids(conn)
+        self._ctx.revocations.set_disabled_apps(disabled)
         for app_id, subject, issued_before, updated_at in rows:
             self._ctx.revocations.cut_off(app_id, subject or None, cutoff_seconds(issued_before))
             if self._seen is None or updated_at > self._seen:

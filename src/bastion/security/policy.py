@@ -87,6 +87,7 @@ VOCABULARY: tuple[Permission, ...] = (
     _p("user:read", scopes.USERS_READ, "Read the app's users (backends)."),
     _p("user:write", scopes.USERS_WRITE, "Create, update and deactivate users (backends)."),
     _p("user:read:private", scopes.USERS_READ, "See private user fields.", sensitive=True),
+    _p("app:read", scopes.CLIENTS_READ, "Read the app itself: its id, name and status."),
     _p("client:read", scopes.CLIENTS_READ, "Read the app's OAuth clients (backends)."),
     _p(
         "client:write",
@@ -172,6 +173,7 @@ DEFAULT_POLICY: Mapping[str, frozenset[str]] = {
             "token:revoke",
             "ratelimit:read",
             "ratelimit:manage",
+            "app:read",
             "client:read",
             "client:write",
             "audit:read",

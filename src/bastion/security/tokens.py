@@ -8,7 +8,7 @@ use, cached or not, is checked against the revocation list.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,7 @@ class Revocations:
         self._tokens: dict[str, int] = {}
         self._subjects: set[tuple[str, str]] = set()
         self._cutoffs: dict[tuple[str, str], int] = {}
+        self._disabled_apps: frozenset[str] = frozenset()
         self._listeners: list[RevocationListener] = []
         self.loaded = False
 
@@ -89,6 +90,15 @@ class Revocations:
             self._cutoffs[key] = issued_before
         self._notify(Revoked(app_id=app_id, subject=subject))
 
+    def set_disabled_apps(self, app_ids: Iterable[str]) -> None:
+        """Refuse every token of exactly these apps, whoever issued it, from now on; an
+        app no longer listed (enabled again) is accepted again."""
+        disabled = frozenset(app_ids)
+        newly = disabled - self._disabled_apps
+        self._disabled_apps = disabled
+        for app_id in sorted(newly):
+            self._notify(Revoked(app_id=app_id))
+
     def cutoff(self, app_id: str, subject: str) -> int:
         """The time before which tokens of this subject are refused (0: none)."""
         return max(
@@ -100,6 +110,7 @@ class Revocations:
         """Tell whether this principal's token has been revoked."""
         return (
             principal.token_id in self._tokens
+            or principal.app_id in self._disabled_apps
             or (principal.app_id, principal.subject) in self._subjects
             or principal.issued_at < self.cutoff(principal.app_id, principal.subject)
         )

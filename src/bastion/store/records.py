@@ -17,6 +17,12 @@ class AppRecord:
     id: str
     name: str
     created_at: datetime
+    disabled_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the app is enabled (its clients may get tokens, its tokens work)."""
+        return self.disabled_at is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +36,12 @@ class ClientRecord:
     scopes: frozenset[str]
     created_at: datetime
     disabled: bool
+    app_disabled: bool = False
+
+    @property
+    def usable(self) -> bool:
+        """Whether the client may authenticate: neither it nor its app is disabled."""
+        return not self.disabled and not self.app_disabled
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,8 @@ apps = Table(
     Column("id", ID, primary_key=True),
     Column("name", String(200), nullable=False),
     Column("created_at", TS, nullable=False),
+    # Set while the app is disabled: its clients cannot get tokens, its tokens are refused.
+    Column("disabled_at", TS, nullable=True),
 )
 
 oauth_clients = Table(

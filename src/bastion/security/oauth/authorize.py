@@ -78,7 +78,7 @@ def _opt(value: object) -> str | None:
 
 def check(params: Mapping[str, str], client: Client | None) -> AuthorizationRequest:
     """Validate an authorization request, raising ``PageError`` or ``RedirectError``."""
-    if client is None or client.record.disabled or not client.allows(AUTHORIZATION_CODE):
+    if client is None or not client.record.usable or not client.allows(AUTHORIZATION_CODE):
         raise PageError("The application that sent you here is not known.")
     redirect_uri = params.get("redirect_uri")
     # Exact string comparison: no prefix, case, path or port leeway.

@@ -382,7 +382,7 @@ class ClientRegistry:
         if not client_id:
             raise rfc6749.invalid_client("Client authentication is required.")
         client = await self.get(client_id)
-        if client is None or client.record.disabled:
+        if client is None or not client.record.usable:
             raise rfc6749.invalid_client()
         if client.is_public:
             return client
@@ -398,7 +398,7 @@ class ClientRegistry:
     async def _basic(self, authorization: str) -> Client:
         client_id, secret = rfc6749.parse_basic(authorization)
         client = await self.get(client_id)
-        usable = client is not None and not client.record.disabled
+        usable = client is not None and client.record.usable
         usable = usable and client is not None and client.profile.auth_method == SECRET_BASIC
         current = client.record.secret_hash if usable and client else None
         if await self._hasher.verify(current, secret) and client is not None:
@@ -420,7 +420,7 @@ class ClientRegistry:
             raise rfc6749.invalid_client() from exc
         client = await self.get(client_id)
         jwks = client.profile.jwks if client else None
-        usable = client is not None and not client.record.disabled and jwks is not None
+        usable = client is not None and client.record.usable and jwks is not None
         if not usable or params.get("client_id", client_id) != client_id or client is None:
             raise rfc6749.invalid_client()
         if client.profile.auth_method != PRIVATE_KEY_JWT or jwks is None:

@@ -135,7 +135,7 @@ class Interactions:
         ):
             raise PageError("This login page has expired. Go back to the application and retry.")
         client = await self._clients.get(record.client_id)
-        if client is None or client.record.disabled:
+        if client is None or not client.record.usable:
             raise PageError("The application that sent you here is not known.")
         request = AuthorizationRequest.from_dict(json.loads(record.request))
         return Pending(record, request, client)

@@ -98,7 +98,7 @@ async def authenticate_client(
     """Return the authenticated client, or raise ``invalid_client``."""
     client_id, secret = parse_basic(authorization)
     client = await store.get_client(client_id)
-    stored_hash = client.secret_hash if client and not client.disabled else None
+    stored_hash = client.secret_hash if client and client.usable else None
     if not await hasher.verify(stored_hash, secret) or client is None:
         raise invalid_client()
     return client

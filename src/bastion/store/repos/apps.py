@@ -6,17 +6,66 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Select
 
 from bastion.store.records import AppRecord, ClientRecord
-from bastion.store.tables import apps, oauth_clients
+from bastion.store.tables import apps, oauth_clients, users
+
+APP_DISABLED_AT = apps.c.disabled_at.label("app_disabled_at")
+"""Select it with a client row (joined on its app) so the record knows its app's state."""
 
 
 async def insert_app(conn: AsyncConnection, *, app_id: str, name: str, now: datetime) -> AppRecord:
     """Create an app."""
     await conn.execute(apps.insert().values(id=app_id, name=name, created_at=now))
     return AppRecord(id=app_id, name=name, created_at=now)
+
+
+def _app(row: Mapping[Any, Any]) -> AppRecord:
+    return AppRecord(
+        id=row["id"], name=row["name"], created_at=row["created_at"], disabled_at=row["disabled_at"]
+    )
+
+
+async def get_app(conn: AsyncConnection, app_id: str) -> AppRecord | None:
+    """The app with this id, or None."""
+    row = (await conn.execute(select(apps).where(apps.c.id == app_id))).mappings().first()
+    return _app(row) if row else None
+
+
+async def list_apps(conn: AsyncConnection) -> list[AppRecord]:
+    """Every app, oldest first (ids sort by creation time)."""
+    rows = (await conn.execute(select(apps).order_by(apps.c.id))).mappings().all()
+    return [_app(row) for row in rows]
+
+
+async def update_app(conn: AsyncConnection, app_id: str, **values: Any) -> None:
+    """Change the app's name or ``disabled_at``."""
+    await conn.execute(update(apps).where(apps.c.id == app_id).values(values))
+
+
+async def disabled_app_ids(conn: AsyncConnection) -> list[str]:
+    """The ids of the apps that are disabled now."""
+    found = await conn.execute(select(apps.c.id).where(apps.c.disabled_at.is_not(None)))
+    return [row[0] for row in found]
+
+
+async def count_of_app(conn: AsyncConnection, app_id: str) -> tuple[int, int]:
+    """How many users and OAuth clients the app has."""
+    user_count = select(func.count()).select_from(users).where(users.c.app_id == app_id)
+    client_count = (
+        select(func.count()).select_from(oauth_clients).where(oauth_clients.c.app_id == app_id)
+    )
+    found_users = (await conn.execute(user_count)).scalar_one()
+    found_clients = (await conn.execute(client_count)).scalar_one()
+    return int(found_users), int(found_clients)
+
+
+def with_app_state(query: Select[Any]) -> Select[Any]:
+    """``query`` over ``oauth_clients`` joined to each client's app, with its state."""
+    return query.add_columns(APP_DISABLED_AT).join(apps, apps.c.id == oauth_clients.c.app_id)
 
 
 def _client(row: Mapping[Any, Any]) -> ClientRecord:
@@ -28,6 +77,7 @@ def _client(row: Mapping[Any, Any]) -> ClientRecord:
         scopes=frozenset(row["scopes"].split()),
         created_at=row["created_at"],
         disabled=row["disabled"],
+        app_disabled=row.get("app_disabled_at") is not None,
     )
 
 
@@ -57,6 +107,6 @@ async def insert_client(
 
 async def get_client(conn: AsyncConnection, client_id: str) -> ClientRecord | None:
     """Return a client by its id; the id itself names the tenant it belongs to."""
-    query = select(oauth_clients).where(oauth_clients.c.id == client_id)
+    query = with_app_state(select(oauth_clients)).where(oauth_clients.c.id == client_id)
     row = (await conn.execute(query)).mappings().first()
     return _client(row) if row else None

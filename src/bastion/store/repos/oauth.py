@@ -23,7 +23,7 @@ from bastion.store.records import (
     SessionRecord,
 )
 from bastion.store.repos._sql import insert_ignoring_duplicates, insert_row
-from bastion.store.repos.apps import _client
+from bastion.store.repos.apps import _client, with_app_state
 from bastion.store.tables import (
     auth_interactions,
     authorization_codes,
@@ -81,7 +81,7 @@ async def get_client_with_profile(
 ) -> tuple[ClientRecord, ClientProfile | None] | None:
     """A client and its profile (None for clients registered before profiles existed)."""
     query = (
-        select(oauth_clients, oauth_client_profiles)
+        with_app_state(select(oauth_clients, oauth_client_profiles))
         .outerjoin(oauth_client_profiles, oauth_client_profiles.c.client_id == oauth_clients.c.id)
         .where(oauth_clients.c.id == client_id)
     )
@@ -98,7 +98,7 @@ async def list_clients(
 ) -> list[tuple[ClientRecord, ClientProfile | None]]:
     """Every client of an app, oldest first."""
     query = (
-        select(oauth_clients, oauth_client_profiles)
+        with_app_state(select(oauth_clients, oauth_client_profiles))
         .outerjoin(oauth_client_profiles, oauth_client_profiles.c.client_id == oauth_clients.c.id)
         .where(oauth_clients.c.app_id == app_id)
         .order_by(oauth_clients.c.id)
