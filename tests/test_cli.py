@@ -1,40 +1,47 @@
-"""The ``bastion`` command: help, ``config show``, ``init``, ``migrate`` and production refusals."""
+"""The ``bastion`` command: help, ``config show``, ``init``, ``migrate``, ``serve``,
+production refusals and an unreachable database, over every command of the tree."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sqlite3
+import ssl
 import subprocess
 import sys
+import time
+import typing
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated, Any
 
+import httpx
 import pytest
+import typer
 from argon2 import PasswordHasher
 from typer.testing import CliRunner
 
-from bastion.cli import cli
-from bastion.core.ids import Kind, is_id
+from bastion.cli import cli, server_config
+from bastion.core.ids import Kind, is_id, new_id
+from bastion.core.settings import CONFIG_FILE_ENV, Settings
+from tests.support.server import free_port
+from tests.support.settings import env_name, secret_fields, url_fields
 
-COMMANDS = [
-    [],
-    ["serve"],
-    ["migrate"],
-    ["init"],
-    ["config"],
-    ["config", "show"],
-    ["tokens"],
-    ["tokens", "revoke-before"],
-    ["ratelimit"],
-    ["ratelimit", "set"],
-    ["ratelimit", "clear"],
-    ["keys"],
-    ["keys", "rotate-signing"],
-    ["clients"],
-    ["clients", "create"],
-]
 DB_PASSWORD = "hunter2-db-secret"
 PASSPHRASE = "correct horse battery staple"
+
+
+def _tree(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every command path under ``command`` (groups too), with its click command."""
+    yield path, command
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        yield from _tree(sub, (*path, name))
+
+
+TREE = dict(_tree(typer.main.get_command(cli)))
+COMMANDS = [list(path) for path in TREE]
+LEAVES = [list(path) for path, command in TREE.items() if not hasattr(command, "commands")]
 FAST_ARGON2 = {
     "BASTION_AUTH__ARGON2_TIME_COST": "1",
     "BASTION_AUTH__ARGON2_MEMORY_KIB": "1024",
@@ -73,6 +80,13 @@ def run_bastion(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[
         timeout=60,
         check=False,
     )
+
+
+def test_the_command_tree_is_walked() -> None:
+    """The walk finds the groups and commands (so the tests over it are not vacuous)."""
+    assert len(COMMANDS) >= 42
+    for expected in (["serve"], ["audit", "verify"], ["keys", "shred"]):
+        assert expected in LEAVES
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "bastion")
@@ -228,18 +242,209 @@ def test_production_with_an_insecure_config_exits_cleanly(tmp_path: Path) -> Non
     assert not (tmp_path / "bastion.db").exists()
 
 
-@pytest.mark.parametrize("command", [["serve"], ["init"], ["config", "show"]])
+def test_the_refusal_is_a_clean_list(tmp_path: Path) -> None:
+    """Each finding is one bullet line; none of pydantic's boilerplate is shown."""
+    result = run_bastion(
+        "config",
+        "show",
+        "--data-dir",
+        str(tmp_path),
+        env={"BASTION_ENVIRONMENT": "production", "BASTION_DEBUG": "true"},
+    )
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "Invalid configuration:"
+    assert lines[1] == "refusing to run in production with an insecure configuration:"
+    assert "  - debug is on (BASTION_DEBUG): it must be off in production" in lines
+    bullets = [line for line in lines[2:] if line.startswith("  - ")]
+    assert len(bullets) == len(lines) - 2 >= 3
+    for boilerplate in ("validation error", "Value error", "errors.pydantic.dev", "type="):
+        assert boilerplate not in result.stderr
+
+
+def test_an_invalid_setting_is_one_line_naming_it(runner: CliRunner, tmp_path: Path) -> None:
+    """A malformed value names its setting and what is wrong, without boilerplate."""
+    result = runner.invoke(
+        cli, ["config", "show", "--data-dir", str(tmp_path)], env={"BASTION_SERVER__PORT": "70000"}
+    )
+    assert result.exit_code == 2
+    assert "- server.port: Input should be less than or equal to 65535" in result.stderr
+    assert "errors.pydantic.dev" not in result.stderr
+
+
+def _argument(name: str, annotation: Any, tmp_path: Path) -> str:
+    """A well-formed value for a required parameter, so only the settings can refuse."""
+    ids = {"app": Kind.APP, "user": Kind.USER, "client": Kind.CLIENT, "channel": Kind.CHANNEL}
+    for prefix, kind in ids.items():
+        if name.startswith(prefix):
+            return new_id(kind)
+    base = typing.get_args(annotation)[0] if typing.get_origin(annotation) is Annotated else None
+    if base is int:
+        return "1"
+    if base is Path:
+        existing = tmp_path / "existing-file"
+        existing.write_text("x", encoding="utf-8")
+        return str(existing)
+    return "10/second"
+
+
+def _required(command: Any, tmp_path: Path) -> list[str]:
+    """Values for the command's required options and arguments."""
+    signature = inspect.signature(command.callback, eval_str=True)
+    args: list[str] = []
+    for param in command.params:
+        if not param.required:
+            continue
+        value = _argument(param.name, signature.parameters[param.name].annotation, tmp_path)
+        args += [param.opts[0], value] if param.opts[0].startswith("--") else [value]
+    return args
+
+
+@pytest.mark.parametrize("command", LEAVES, ids=" ".join)
 def test_every_command_refuses_insecure_production(
     runner: CliRunner, tmp_path: Path, command: list[str]
 ) -> None:
-    """No command starts (or prints secrets) with an insecure production configuration."""
-    result = runner.invoke(
-        cli, [*command, "--data-dir", str(tmp_path)], env={"BASTION_ENVIRONMENT": "production"}
-    )
-    assert result.exit_code == 2
+    """No command starts, prints secrets or touches data with an insecure production
+    configuration: exit 2 with the findings, never a traceback."""
+    data = tmp_path / "data"
+    args = [*command, *_required(TREE[tuple(command)], tmp_path), "--data-dir", str(data)]
+    result = runner.invoke(cli, args, env={"BASTION_ENVIRONMENT": "production"})
+    assert result.exit_code == 2, result.output
     assert "refusing to run in production" in " ".join(result.stderr.split())
     assert result.stdout == ""
-    assert not (tmp_path / "bastion.db").exists()
+    assert not data.exists()
+
+
+@pytest.mark.parametrize("command", LEAVES, ids=" ".join)
+def test_every_command_takes_a_data_dir(command: list[str]) -> None:
+    """``--data-dir`` means the same on every command."""
+    options = {opt for param in TREE[tuple(command)].params for opt in param.opts}
+    assert "--data-dir" in options
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "nonexistent.toml, which is not a file"),
+        ("[server\nport = 1\n", "is not valid TOML"),
+        ("[auth]\nleway = 5\n", "auth.leway: Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_config_file_is_refused(
+    runner: CliRunner, tmp_path: Path, content: str | None, message: str
+) -> None:
+    """A missing, malformed or misspelt config file: exit 2 with one clear message."""
+    config = tmp_path / "nonexistent.toml"
+    if content is not None:
+        config.write_text(content, encoding="utf-8")
+    result = runner.invoke(
+        cli, ["config", "show", "--data-dir", str(tmp_path)], env={CONFIG_FILE_ENV: str(config)}
+    )
+    assert result.exit_code == 2
+    assert "Invalid configuration" in result.stderr
+    assert message in " ".join(result.stderr.split())
+    assert result.stdout == ""
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_config_show_hides_every_secret_and_url_credential(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Every secret setting and every URL setting's password and query values are hidden."""
+    env: dict[str, str] = {}
+    hidden: list[str] = []
+    for number, name in enumerate(secret_fields()):
+        env[env_name(name)] = f"SECRET{number:02d}-0123456789abcdef"
+        hidden.append(env[env_name(name)])
+    for number, name in enumerate(url_fields()):
+        scheme = "redis" if name.endswith("dpop_replay_url") else "https"
+        env[env_name(name)] = (
+            f"{scheme}://user:PASS{number:02d}@h.example:1/p?password=QUERY{number:02d}"
+            f"&token=TOKEN{number:02d}"
+        )
+        hidden += [f"PASS{number:02d}", f"QUERY{number:02d}", f"TOKEN{number:02d}"]
+    env.update(
+        {
+            "BASTION_DATABASE__URL": "postgresql+asyncpg://u:PGPASSWORD1@h/db?password=QPASS",
+            "BASTION_RATELIMIT__STORAGE_URL": "redis://:REDISPASS1@127.0.0.1:6379/0",
+            "BASTION_MONITOR__WEBHOOK_URL": "https://hooks.example/x?token=WEBHOOKTOKEN",
+        }
+    )
+    hidden += ["PGPASSWORD1", "QPASS", "REDISPASS1", "WEBHOOKTOKEN"]
+    result = runner.invoke(cli, ["config", "show", "--data-dir", str(tmp_path)], env=env)
+    assert result.exit_code == 0, result.output
+    assert [secret for secret in hidden if secret in result.output] == []
+    shown = json.loads(result.stdout)
+    assert shown["ratelimit"]["storage_url"] == "redis://:**********@127.0.0.1:6379/0"
+    assert shown["database"]["url"] == "postgresql+asyncpg://u:**********@h/db?password=**********"
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["serve"], ["audit", "verify"]], ids=" ".join)
+def test_an_unreachable_database_is_one_line(command: list[str], tmp_path: Path) -> None:
+    """A database nobody answers for: one line naming host and port (not the password),
+    exit 1, no traceback."""
+    port = free_port()
+    url = f"postgresql+asyncpg://postgres:{DB_PASSWORD}@127.0.0.1:{port}/bastion"
+    result = run_bastion(*command, "--data-dir", str(tmp_path), env={"BASTION_DATABASE__URL": url})
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"Cannot reach the database at 127.0.0.1:{port} (")
+    assert DB_PASSWORD not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_builds_uvicorn_on_uvloop_and_httptools(tmp_path: Path) -> None:
+    """The server ``serve`` runs uses uvloop and httptools, on the configured interface."""
+    settings = Settings(server={"data_dir": tmp_path, "host": "127.0.0.2", "port": 8123})
+    config = server_config(settings, None)
+    assert (config.loop, config.http) == ("uvloop", "httptools")
+    assert (config.host, config.port) == ("127.0.0.2", 8123)
+    config.load()
+    assert config.http_protocol_class.__module__ == "uvicorn.protocols.http.httptools_impl"
+
+
+def test_serve_listens_where_asked_and_keeps_data_there(tmp_path: Path) -> None:
+    """A real ``bastion serve --host --port --data-dir``: it answers on that interface
+    only, and its database, keys and certificate are in that folder."""
+    port, data = free_port(), tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+    args = ["serve", "--host", "127.0.0.2", "--port", str(port), "--data-dir", str(data)]
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(  # noqa: S603 - our own console script
+        [bastion_executable(), *args],
+        cwd=tmp_path,
+        env={**env, "BASTION_AUTH__ARGON2_MEMORY_KIB": "1024"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        context = ssl.create_default_context(cafile=None)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        ready = _wait_ready(f"https://127.0.0.2:{port}/readyz", context)
+        assert ready, (tmp_path / "serve.log").read_text(encoding="utf-8")
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"https://127.0.0.1:{port}/readyz", verify=context, timeout=2)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+    assert (data / "bastion.db").is_file()
+    assert (data / "tls" / "server.crt").is_file()
+    assert (data / "keys").is_dir()
+    assert not (tmp_path / "var").exists()
+
+
+def _wait_ready(url: str, context: ssl.SSLContext) -> bool:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, verify=context, timeout=1).status_code == 200:
+                return True
+        except (httpx.TransportError, OSError):
+            time.sleep(0.1)
+    return False
 
 
 def test_secure_production_config_show_works(runner: CliRunner, tmp_path: Path) -> None:

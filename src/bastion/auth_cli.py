@@ -6,17 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
 from bastion.app import database, key_store, rotation_policy, secret_hasher, signing_keys
+from bastion.cli_support import DataDir, load_settings_or_exit
 from bastion.core.clock import SystemClock
 from bastion.core.errors import BastionError, ValidationFailed
-from bastion.core.settings import Settings, load_settings
+from bastion.core.settings import Settings
 from bastion.security import scopes
 from bastion.security.keys import KeyRotationError
 from bastion.security.oauth import clients as kinds
@@ -28,23 +27,10 @@ clients_cli = typer.Typer(
 )
 console = Console(stderr=True)
 
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Folder for the SQLite database and keys (default ./var)."),
-]
-
-
-def _settings(data_dir: Path | None) -> Settings:
-    try:
-        return load_settings(server={"data_dir": data_dir}) if data_dir else load_settings()
-    except ValidationError as exc:
-        console.print(f"[red]Invalid configuration:[/red]\n{exc}")
-        raise typer.Exit(2) from exc
-
 
 def signing_keys_list(data_dir: DataDir = None) -> None:
     """Print the signing keys and their states (no key material) as JSON."""
-    settings = _settings(data_dir)
+    settings = load_settings_or_exit(data_dir)
     signing_keys(settings)
     typer.echo(json.dumps(key_store(settings).describe(), indent=2))
 
@@ -59,7 +45,7 @@ def rotate_signing(
 
     Running servers pick the change up within ``oauth.key_check_seconds``.
     """
-    settings = _settings(data_dir)
+    settings = load_settings_or_exit(data_dir)
     signing_keys(settings)
     policy = rotation_policy(settings)
     try:
@@ -189,7 +175,7 @@ def clients_create(
     With --tls-subject-dn or --tls-san the client authenticates with its TLS client
     certificate (tls_client_auth) instead of a secret; transport.mtls must be on.
     """
-    settings = _settings(data_dir)
+    settings = load_settings_or_exit(data_dir)
     certificate_name = _certificate_name(tls_subject_dn, tls_san)
     method = kinds.SECRET_BASIC if certificate_name is None else kinds.TLS_CLIENT_AUTH
     registration = Registration(
@@ -222,7 +208,7 @@ def clients_list(
     data_dir: DataDir = None,
 ) -> None:
     """Print the app's clients as JSON (never their secrets)."""
-    settings = _settings(data_dir)
+    settings = load_settings_or_exit(data_dir)
 
     async def listed(registry: ClientRegistry) -> list[dict[str, Any]]:
         return [_view(c) for c in await registry.list(app)]
@@ -239,7 +225,7 @@ def clients_rotate_secret(
     data_dir: DataDir = None,
 ) -> None:
     """Issue a new secret (printed once); the old one works for ``--overlap`` seconds."""
-    settings = _settings(data_dir)
+    settings = load_settings_or_exit(data_dir)
 
     async def rotate(registry: ClientRegistry) -> dict[str, Any]:
         client = await registry.get(client_id)
@@ -259,7 +245,7 @@ def clients_disable(
     data_dir: DataDir = None,
 ) -> None:
     """Disable a client: it can no longer authenticate or start logins."""
-    settings = _settings(data_dir)
+    settings = load_settings_or_exit(data_dir)
 
     async def disable(registry: ClientRegistry) -> dict[str, Any]:
         client = await registry.get(client_id)

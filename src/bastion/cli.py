@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 import uvicorn
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
@@ -21,9 +19,10 @@ from bastion.cli_crypto import backup_cli, keys_cli, operator_errors, report_key
 from bastion.cli_logs import logs_cli
 from bastion.cli_ratelimit import ratelimit_cli
 from bastion.cli_roles import roles_cli
+from bastion.cli_support import CommandGroup, DataDir, load_settings_or_exit
 from bastion.cli_tokens import tokens_cli
 from bastion.core.clock import SystemClock
-from bastion.core.settings import Settings, load_settings
+from bastion.core.settings import Settings
 from bastion.http import serving
 from bastion.observe.logging import configure as configure_logging
 from bastion.security.audit.log import AuditUnavailable
@@ -35,6 +34,7 @@ cli = typer.Typer(
     help="Bastion: a self-hostable, secure-by-design in-app chat API server.",
     no_args_is_help=True,
     add_completion=False,
+    cls=CommandGroup,
 )
 config_cli = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 cli.add_typer(config_cli, name="config")
@@ -48,22 +48,6 @@ register_key_commands(keys_cli)
 cli.add_typer(clients_cli, name="clients")
 cli.add_typer(logs_cli, name="logs")
 console = Console(stderr=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Folder for the SQLite database and keys (default ./var)."),
-]
-
-
-def _settings(data_dir: Path | None = None, **server: Any) -> Settings:
-    overrides: dict[str, Any] = {k: v for k, v in server.items() if v is not None}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    try:
-        return load_settings(server=overrides) if overrides else load_settings()
-    except ValidationError as exc:
-        console.print(f"[red]Invalid configuration:[/red]\n{exc}")
-        raise typer.Exit(2) from exc
 
 
 def _migrate(settings: Settings) -> str | None:
@@ -85,7 +69,7 @@ def _migrate(settings: Settings) -> str | None:
 @cli.command()
 def migrate(data_dir: DataDir = None) -> None:
     """Bring the database schema up to date (also done by `serve` at start)."""
-    settings = _settings(data_dir)
+    settings = load_settings_or_exit(data_dir)
     revision = _migrate(settings)
     console.print(f"Database schema at revision [bold]{revision}[/bold].")
 
@@ -99,7 +83,7 @@ def init(
     ] = False,
 ) -> None:
     """Create an app and print its backend client id and secret (shown only once)."""
-    settings = _settings(data_dir)
+    settings = load_settings_or_exit(data_dir)
     _migrate(settings)
 
     async def run() -> dict[str, str]:
@@ -134,7 +118,7 @@ def serve(
     data_dir: DataDir = None,
 ) -> None:
     """Run the server: migrate, load or create keys, then serve HTTPS and WebSocket."""
-    settings = _settings(data_dir, host=host, port=port)
+    settings = load_settings_or_exit(data_dir, host=host, port=port)
     # The key source must answer before anything is served: a wrong Vault address or
     # token stops the start with one clear line.
     key_source(settings).status()
@@ -148,12 +132,17 @@ def serve(
         f"Bastion listening on {scheme}://{server.host}:{server.port} "
         f"(data in {server.data_dir.resolve()})"
     )
-    config = serving.uvicorn_config(
-        create_app(settings), settings, tls, loop="uvloop", http="httptools"
-    )
+    config = server_config(settings, tls)
     if tls is not None:
         tls.reloader.start()
     uvicorn.Server(config).run()
+
+
+def server_config(settings: Settings, tls: serving.Tls | None) -> uvicorn.Config:
+    """What ``serve`` runs: the app on uvloop and httptools, where the settings say."""
+    return serving.uvicorn_config(
+        create_app(settings), settings, tls, loop="uvloop", http="httptools"
+    )
 
 
 def _report_tls(tls: serving.Tls | None) -> None:
@@ -178,7 +167,7 @@ def _report_tls(tls: serving.Tls | None) -> None:
 @config_cli.command("show")
 def config_show(data_dir: DataDir = None) -> None:
     """Print the effective configuration as JSON, with secrets redacted."""
-    settings = _settings(data_dir)
+    settings = load_settings_or_exit(data_dir)
     typer.echo(json.dumps(settings.redacted(), indent=2))
 
 

@@ -16,10 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from bastion.app import audit_log, checkpoints, database, secret_hasher
+from bastion.cli_support import DataDir, load_settings_or_exit
 from bastion.core.clock import SystemClock
-from bastion.core.settings import Settings, load_settings
+from bastion.core.settings import Settings
 from bastion.observe.events import Actor, SecurityEvents
-from bastion.observe.logging import configure as configure_logging
 from bastion.security import scopes
 from bastion.security.audit import keys as audit_keys
 from bastion.security.audit.operators import create_operator_client
@@ -33,17 +33,12 @@ audit_cli = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=Tr
 _err = Console(stderr=True)
 T = TypeVar("T")
 
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Data folder (default from settings).")
-]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def _settings(data_dir: Path | None) -> Settings:
-    settings = load_settings(server={"data_dir": data_dir}) if data_dir else load_settings()
     # Logs go to stderr: stdout carries exports and reports.
-    configure_logging(settings.log.level, json_output=settings.log.json_output)
-    return settings
+    return load_settings_or_exit(data_dir, logs=True)
 
 
 def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:

@@ -11,17 +11,16 @@ from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bastion.app import audit_log, column_cipher, database, key_source
+from bastion.cli_support import DataDir, load_settings_or_exit
 from bastion.core.clock import SystemClock
 from bastion.core.ids import Kind, is_id
-from bastion.core.settings import Settings, load_settings
+from bastion.core.settings import Settings, redact_url
 from bastion.observe.events import Actor, LogSink, SecurityEvents
-from bastion.observe.logging import configure as configure_logging
 from bastion.security.crypto import backups, rotation
 from bastion.security.crypto.backup import BackupRefused
 from bastion.security.crypto.errors import KeySourceDown, KeyUnavailable
@@ -63,15 +62,9 @@ def operator_errors(command: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
-def _load() -> Settings:
-    try:
-        settings = load_settings()
-    except ValidationError as exc:
-        _console.print(f"[red]Invalid configuration:[/red]\n{exc}")
-        raise typer.Exit(2) from exc
+def _load(data_dir: Path | None) -> Settings:
     # Security events go to the log on stderr; stdout carries only the command's result.
-    configure_logging(settings.log.level, json_output=settings.log.json_output)
-    return settings
+    return load_settings_or_exit(data_dir, logs=True)
 
 
 def _events(settings: Settings, db: Database) -> SecurityEvents:
@@ -110,9 +103,9 @@ def _bar(description: str) -> Iterator[Progress]:
 
 @keys_cli.command("status")
 @operator_errors
-def status() -> None:
+def status(data_dir: DataDir = None) -> None:
     """Show KEK versions and ages (never key material)."""
-    settings = _load()
+    settings = _load(data_dir)
     source = key_source(settings)
     info = source.status()
     now = dt.datetime.now(dt.UTC)
@@ -131,9 +124,9 @@ def status() -> None:
 
 @keys_cli.command("check")
 @operator_errors
-def check() -> None:
+def check(data_dir: DataDir = None) -> None:
     """Warn (exit 1) when the KEK in use is older than encryption.kek_max_age_days."""
-    settings = _load()
+    settings = _load(data_dir)
     info = key_source(settings).status()
     age = info.primary_age(dt.datetime.now(dt.UTC))
     limit = settings.encryption.kek_max_age_days
@@ -152,10 +145,11 @@ def rotate(
     backup: Annotated[
         bool, typer.Option("--backup", help="Rotate the backup key instead of the KEK.")
     ] = False,
+    data_dir: DataDir = None,
 ) -> None:
     """Add a KEK version (new data keys are wrapped under it), or with --backup a backup
     key version (new backups use it)."""
-    settings = _load()
+    settings = _load(data_dir)
     source = key_source(settings)
     now = dt.datetime.now(dt.UTC)
     if backup:
@@ -170,9 +164,11 @@ def rotate(
 
 @keys_cli.command("rewrap")
 @operator_errors
-def rewrap(batch: Annotated[int, typer.Option(min=1, max=10_000)] = 500) -> None:
+def rewrap(
+    batch: Annotated[int, typer.Option(min=1, max=10_000)] = 500, data_dir: DataDir = None
+) -> None:
     """Re-wrap every data key under the newest KEK (data is not touched)."""
-    settings = _load()
+    settings = _load(data_dir)
     ring = key_source(settings)
 
     async def run() -> rotation.RewrapResult:
@@ -200,9 +196,10 @@ def reencrypt(
     throttle: Annotated[
         float, typer.Option(min=0, help="Seconds to pause between batches (eases a busy server).")
     ] = 0.0,
+    data_dir: DataDir = None,
 ) -> None:
     """Re-encrypt all sealed data under fresh data keys, online; resumes after a crash."""
-    settings = _load()
+    settings = _load(data_dir)
     clock = SystemClock()
 
     async def run() -> int:
@@ -245,9 +242,10 @@ def retire(
             "--destroy", help="Also erase the older versions' key material (cannot be undone)."
         ),
     ] = False,
+    data_dir: DataDir = None,
 ) -> None:
     """Set min_decryption_version: older KEK versions stop decrypting (after a rewrap)."""
-    settings = _load()
+    settings = _load(data_dir)
     ring = key_source(settings)
 
     async def remaining() -> int:
@@ -281,8 +279,10 @@ def shred_command(
     user: Annotated[str | None, typer.Option(help="Destroy this user's data key.")] = None,
     channel: Annotated[str | None, typer.Option(help="Destroy this channel's keys.")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+    data_dir: DataDir = None,
 ) -> None:
     """Crypto-shredding: destroy a user's or channel's keys; what they sealed is unreadable."""
+    settings = _load(data_dir)
     if (user is None) == (channel is None):
         raise typer.BadParameter("name exactly one of --user or --channel")
     owner = Owner("user", user) if user else Owner("channel", channel or "")
@@ -290,7 +290,6 @@ def shred_command(
         raise typer.BadParameter("not a valid id")
     if not yes:
         raise typer.BadParameter("shredding cannot be undone: add --yes")
-    settings = _load()
 
     async def run() -> int:
         db = database(settings)
@@ -311,9 +310,10 @@ def backup_create(
     directory: Annotated[
         Path | None, typer.Option("--dir", help="Default: encryption.backup_dir.")
     ] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Snapshot the database, compress, encrypt in authenticated chunks, keep the newest N."""
-    settings = _load()
+    settings = _load(data_dir)
     target = directory or settings.encryption.backup_dir or settings.server.data_dir / "backups"
     with _bar("Backing up") as progress:
         task = progress.add_task("Encrypting snapshot", total=None)
@@ -332,9 +332,11 @@ def backup_create(
 
 @backup_cli.command("verify")
 @operator_errors
-def backup_verify(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+def backup_verify(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)], data_dir: DataDir = None
+) -> None:
     """Check every chunk of a backup (key, header, order, truncation, integrity)."""
-    settings = _load()
+    settings = _load(data_dir)
     try:
         info = backups.verify(path, key_source(settings))
     except BackupRefused as exc:
@@ -351,9 +353,10 @@ def backup_verify(path: Annotated[Path, typer.Argument(exists=True, dir_okay=Fal
 def backup_restore(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
     to: Annotated[str, typer.Option("--to", help="Database URL of a fresh, empty location.")],
+    data_dir: DataDir = None,
 ) -> None:
     """Restore into a fresh location; a bad backup is refused and nothing is written."""
-    settings = _load()
+    settings = _load(data_dir)
     try:
         info = backups.restore(path, key_source(settings), to)
     except BackupRefused as exc:
@@ -363,4 +366,4 @@ def backup_restore(
         _console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     _emit(settings, "backup.restore", f"backup:{info.header.backup_id}")
-    typer.echo(f"Restored backup {info.header.backup_id} into {to.split('@')[-1]}.")
+    typer.echo(f"Restored backup {info.header.backup_id} into {redact_url(to)}.")

@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bastion.app import database
-from bastion.core.settings import Settings, load_settings
+from bastion.cli_support import DataDir, load_settings_or_exit
+from bastion.core.settings import Settings
 from bastion.observe.analyze import Report, analyze
 from bastion.security.audit.reader import AuditReader
 from bastion.store.repos.audit import AuditFilter
@@ -102,14 +103,14 @@ def analyze_command(
     input_file: Annotated[
         Path | None, typer.Option("--input", help="A JSON-lines export instead of the database.")
     ] = None,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data folder.")] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Top failure sources, accounts under attack, denials, new IPs, unusual hours, token reuse."""
     start = parse_since(since, datetime.now(UTC))
     if input_file is not None:
         records: Any = _from_file(input_file)
     else:
-        settings = load_settings(server={"data_dir": data_dir}) if data_dir else load_settings()
+        settings = load_settings_or_exit(data_dir)
         records = _from_database(settings, app)
     report = analyze(records, start, app)
     if as_json:

@@ -7,31 +7,21 @@ import json
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
 from bastion.app import database
+from bastion.cli_support import DataDir, load_settings_or_exit
 from bastion.core.clock import SystemClock
 from bastion.core.errors import BastionError
 from bastion.core.ids import Kind, is_id
-from bastion.core.settings import Settings, load_settings
+from bastion.core.settings import Settings
 from bastion.security.ratelimit.admin import OverrideAdmin
 from bastion.security.ratelimit.overrides import Overrides
 from bastion.security.ratelimit.policies import PolicySet
 
 ratelimit_cli = typer.Typer(help="Rate-limit overrides (operator).", no_args_is_help=True)
-_console = Console(stderr=True)
 
 AppOption = Annotated[str, typer.Option("--app", help="The app (tenant) id, app_…")]
 UserOption = Annotated[str | None, typer.Option("--user", help="Only this user (usr_…).")]
-
-
-def _load() -> Settings:
-    try:
-        return load_settings()
-    except ValidationError as exc:
-        _console.print(f"[red]Invalid configuration:[/red]\n{exc}")
-        raise typer.Exit(2) from exc
 
 
 def _ids(app_id: str, user_id: str | None) -> None:
@@ -69,13 +59,15 @@ def set_override(
     quotas: Annotated[list[str], typer.Argument(help='Quotas such as "10/second" "600/minute".')],
     app_id: AppOption,
     user_id: UserOption = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Override a policy's quotas for an app or one of its users (any policy, no ceiling).
 
     Running servers apply it within ratelimit.override_refresh_seconds.
     """
+    settings = load_settings_or_exit(data_dir)
     _ids(app_id, user_id)
-    asyncio.run(_run(_load(), "set", app_id, user_id, policy, tuple(quotas)))
+    asyncio.run(_run(settings, "set", app_id, user_id, policy, tuple(quotas)))
     typer.echo(
         json.dumps({"app_id": app_id, "user_id": user_id, "policy": policy, "quotas": quotas})
     )
@@ -86,10 +78,12 @@ def clear_override(
     policy: Annotated[str, typer.Argument(help="The policy name.")],
     app_id: AppOption,
     user_id: UserOption = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Remove an override: the configured (or the app's) quotas apply again."""
+    settings = load_settings_or_exit(data_dir)
     _ids(app_id, user_id)
-    asyncio.run(_run(_load(), "clear", app_id, user_id, policy, ()))
+    asyncio.run(_run(settings, "clear", app_id, user_id, policy, ()))
     typer.echo(
         json.dumps({"app_id": app_id, "user_id": user_id, "policy": policy, "cleared": True})
     )

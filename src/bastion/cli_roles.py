@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,10 +10,10 @@ from rich.console import Console
 
 from bastion.app import database
 from bastion.chat.app_roles import grant_as_operator
+from bastion.cli_support import DataDir, load_settings_or_exit
 from bastion.core.clock import SystemClock
 from bastion.core.errors import BastionError
 from bastion.core.ids import Kind, is_id
-from bastion.core.settings import load_settings
 
 roles_cli = typer.Typer(
     help="Assign app roles (admin, moderator, auditor...).", no_args_is_help=True
@@ -27,15 +26,13 @@ def grant(
     app_id: Annotated[str, typer.Option("--app", help="The app (app_...).")],
     user_id: Annotated[str, typer.Option("--user", help="The user (usr_...).")],
     role: Annotated[list[str], typer.Option("--role", help="A role; repeat for several.")],
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Folder of the SQLite database.")
-    ] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Replace a user's app roles, e.g. ``--role admin`` for the app's first admin."""
+    settings = load_settings_or_exit(data_dir)
     if not is_id(Kind.APP, app_id) or not is_id(Kind.USER, user_id):
         _console.print("[red]--app and --user take an app_... and a usr_... id.[/red]")
         raise typer.Exit(2)
-    settings = load_settings(server={"data_dir": data_dir}) if data_dir else load_settings()
 
     async def run() -> None:
         db = database(settings)

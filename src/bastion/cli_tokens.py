@@ -8,27 +8,17 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
 from bastion.app import database
 from bastion.chat.revocations import cutoff_seconds
+from bastion.cli_support import DataDir, load_settings_or_exit
 from bastion.core.clock import rfc3339
 from bastion.core.ids import Kind, is_id
-from bastion.core.settings import Settings, load_settings
+from bastion.core.settings import Settings
 from bastion.store.repos import cutoffs as repo
 from bastion.store.repos import users as users_repo
 
 tokens_cli = typer.Typer(help="Revoke access tokens (incident response).", no_args_is_help=True)
-_console = Console(stderr=True)
-
-
-def _load() -> Settings:
-    try:
-        return load_settings()
-    except ValidationError as exc:
-        _console.print(f"[red]Invalid configuration:[/red]\n{exc}")
-        raise typer.Exit(2) from exc
 
 
 def _moment(value: str | None) -> datetime:
@@ -70,12 +60,14 @@ def revoke_before(
     before: Annotated[
         str | None, typer.Option("--before", help="RFC 3339 time (default: now).")
     ] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Refuse every token of the app, or of one user, issued before a time.
 
     Running servers apply it within resource_server.revocation_refresh_seconds.
     """
+    settings = load_settings_or_exit(data_dir)
     if not is_id(Kind.APP, app_id) or (user_id is not None and not is_id(Kind.USER, user_id)):
         raise typer.BadParameter("--app takes an app_… id and --user a usr_… id")
-    cutoff = asyncio.run(_revoke(_load(), app_id, user_id, _moment(before)))
+    cutoff = asyncio.run(_revoke(settings, app_id, user_id, _moment(before)))
     typer.echo(json.dumps({"app_id": app_id, "user_id": user_id, "issued_before": cutoff}))
