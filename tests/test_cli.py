@@ -84,8 +84,8 @@ def run_bastion(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[
 
 def test_the_command_tree_is_walked() -> None:
     """The walk finds the groups and commands (so the tests over it are not vacuous)."""
-    assert len(COMMANDS) >= 42
-    for expected in (["serve"], ["audit", "verify"], ["keys", "shred"]):
+    assert len(COMMANDS) >= 48
+    for expected in (["serve"], ["audit", "verify"], ["apps", "disable"], ["keys", "shred"]):
         assert expected in LEAVES
 
 
@@ -379,7 +379,9 @@ def test_config_show_hides_every_secret_and_url_credential(
     assert shown["database"]["url"] == "postgresql+asyncpg://u:**********@h/db?password=**********"
 
 
-@pytest.mark.parametrize("command", [["migrate"], ["serve"], ["audit", "verify"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "command", [["migrate"], ["serve"], ["audit", "verify"], ["apps", "list"]], ids=" ".join
+)
 def test_an_unreachable_database_is_one_line(command: list[str], tmp_path: Path) -> None:
     """A database nobody answers for: one line naming host and port (not the password),
     exit 1, no traceback."""

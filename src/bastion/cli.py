@@ -14,6 +14,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from bastion.app import create_app, database, key_source, secret_hasher, signing_keys
 from bastion.auth_cli import clients_cli, register_key_commands
 from bastion.chat.apps import create_app as create_tenant
+from bastion.cli_apps import apps_cli
 from bastion.cli_audit import audit_cli
 from bastion.cli_crypto import backup_cli, keys_cli, operator_errors, report_key_failure
 from bastion.cli_logs import logs_cli
@@ -38,6 +39,7 @@ cli = typer.Typer(
 )
 config_cli = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 cli.add_typer(config_cli, name="config")
+cli.add_typer(apps_cli, name="apps")
 cli.add_typer(tokens_cli, name="tokens")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(backup_cli, name="backup")
