@@ -27,7 +27,7 @@ def sqlmap(
     url: str, token: str, out: Path, dbms: str, method: str = "GET", data: str | None = None
 ) -> str:
     """Run sqlmap on the ``*``-marked parameter of one request; return its output."""
-    assert SQLMAP is not None, "install sqlmap (apt-get install -y sqlmap); .ci/run does"
+    assert SQLMAP is not None, "sqlmap is not installed: apt-get install -y sqlmap (README, Set up)"
     args = [
         SQLMAP, "-u", url, "--method", method,
         "-H", f"Authorization: Bearer {token}",

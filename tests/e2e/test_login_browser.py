@@ -43,7 +43,9 @@ _FLAGS = [
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="chromium is not installed: apt-get install -y chromium"
+    ),
 ]
 
 

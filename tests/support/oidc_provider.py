@@ -36,7 +36,7 @@ def ensure_node_modules() -> None:
     if (IDP_DIR / "node_modules" / "oidc-provider").is_dir():
         return
     npm = shutil.which("npm")
-    assert npm is not None, "npm is required to run the external OpenID Provider"
+    assert npm is not None, "npm is not installed: apt-get install -y nodejs npm (README, Set up)"
     subprocess.run(  # noqa: S603 - npm from PATH with fixed arguments
         [npm, "ci", "--no-audit", "--no-fund"], cwd=IDP_DIR, check=True, timeout=300
     )
@@ -96,7 +96,7 @@ class OpenIDProvider:
         config = self.workdir / f"provider-{self.port}.json"
         config.write_text(json.dumps(self._config()), encoding="utf-8")
         node = shutil.which("node")
-        assert node is not None, "Node.js is required to run the external OpenID Provider"
+        assert node is not None, "node is not installed: apt-get install -y nodejs (README, Set up)"
         self.process = subprocess.Popen(  # noqa: S603 - our provider script, fixed arguments
             [node, str(IDP_DIR / "provider.mjs"), str(config)],
             stdout=subprocess.DEVNULL,
