@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -57,7 +58,8 @@ def test_the_documented_production_start_starts(tmp_path: Path) -> None:
     try:
         discovery = _served(port, tmp_path / "var" / "tls" / "server.crt", process)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may have stopped on its own
+            os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=15)
         log.close()
     output = (tmp_path / "serve.log").read_text(encoding="utf-8")
