@@ -29,7 +29,10 @@ from bastion.observe.logging import configure as configure_logging
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Folder for the SQLite database and keys (default: ./var)."),
+    typer.Option(
+        "--data-dir",
+        help="Folder for the SQLite database and keys (default: server.data_dir, ./var).",
+    ),
 ]
 """The ``--data-dir`` option every command takes."""
 
