@@ -99,12 +99,13 @@ def test_a_configured_public_url_wins_over_the_port(monkeypatch: pytest.MonkeyPa
     assert settings.public_url == settings.issuer == "https://chat.example.com"
 
 
-def test_production_refuses_a_derived_plain_http_issuer() -> None:
-    """Behind a TLS proxy with no public URL, the derived issuer is this process's own
-    http:// address, which production refuses: the proxy's URL must be configured."""
-    config = production(transport={"tls": False, "behind_tls_proxy": True})
-    config["server"] = {}
-    with pytest.raises(ValidationError, match="is not an https:// URL"):
+@pytest.mark.parametrize("transport", [{"tls": False, "behind_tls_proxy": True}, {}])
+def test_production_refuses_a_derived_issuer(transport: dict[str, Any]) -> None:
+    """With no public URL the derived issuer names this process's own bind address (and
+    http:// behind a TLS proxy), which production refuses: the public URL must be set."""
+    config = production(transport=transport)
+    config["server"] = {"host": "::"}
+    with pytest.raises(ValidationError, match=r"neither server\.public_url nor auth\.issuer"):
         Settings(**config)
     config["server"] = {"public_url": "https://chat.example.com"}
     assert Settings(**config).issuer == "https://chat.example.com"

@@ -33,6 +33,7 @@ INSECURE: list[tuple[dict[str, Any], str]] = [
     ({"auth": {"keys_passphrase": "change-me"}}, "keys_passphrase"),
     ({"auth": {"keys_passphrase": "too-short"}}, "shorter than 16"),
     ({"server": {"public_url": "http://chat.example.com"}}, "https://"),
+    ({"server": {"public_url": None}}, "neither server.public_url nor auth.issuer"),
     ({"auth": {"issuer": "http://chat.example.com"}}, "https://"),
     ({"database": {"echo": True}}, "database.echo"),
     ({"auth": {"argon2_memory_kib": 1024}}, "argon2"),

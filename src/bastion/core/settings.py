@@ -1131,7 +1131,14 @@ class Settings(BaseSettings):
                 "would be stored unencrypted"
             )
         findings += _weak_secret_findings(self)
-        if not self.issuer.startswith("https://"):
+        if self.auth.issuer is None and self.server.public_url is None:
+            # The derived URL names this machine's bind address: remote clients and
+            # other nodes would see an issuer that is not theirs to reach.
+            findings.append(
+                "neither server.public_url nor auth.issuer is set "
+                "(BASTION_SERVER__PUBLIC_URL): clients must be told the public https:// URL"
+            )
+        elif not self.issuer.startswith("https://"):
             findings.append(f"the token issuer {self.issuer!r} is not an https:// URL")
         if "*" in self.server.forwarded_allow_ips:
             findings.append(
