@@ -5,6 +5,10 @@ Frames are JSON objects ``{"type", "id", "data"}``. The token comes in the
 URL. Server events carry a per-connection ``seq`` and the event ``id``; after a
 reconnect, ``resume`` replays what was missed. Close codes are documented in
 ``docs/api.md``.
+
+One task reads client frames and answers commands; another (the writer) sends the
+events the broker queues, heartbeat pings and ``resume`` replays, so a replay and the
+live events around it keep one order and one ``seq``.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ import asyncio
 import contextlib
 import json
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -105,17 +109,22 @@ class ConnectionRegistry:
 
 
 class Connection:
-    """One authenticated socket: a broker subscriber with its own send queue."""
+    """One authenticated socket: a broker subscriber with its own send queue.
 
-    def __init__(self, principal: Principal, channels: set[str], queue_max: int) -> None:
+    ``mark`` is the newest event published before the broker attached it: every later
+    one reached the queue (or was not for this user), so ``resume`` replays up to it.
+    """
+
+    def __init__(self, principal: Principal, queue_max: int) -> None:
         self.app_id = principal.app_id
         self.user_id = principal.subject
-        self.channels = channels
+        self.channels: set[str] = set()
         self.principal = principal
         self.id = new_id(Kind.CONNECTION)
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(queue_max)
         self.overflowed = False
         self.seq = 0
+        self.mark = ""
 
     def deliver(self, event: Event) -> None:
         """Queue an event; a client too slow to keep up is disconnected, not waited for."""
@@ -151,6 +160,8 @@ class _Session:
     last_ping: float = 0.0
     ticker: asyncio.TimerHandle | None = None
     expiry: asyncio.TimerHandle | None = None
+    resumes: deque[tuple[str, Any]] = field(default_factory=deque)
+    """``resume`` commands (cursor, command id) waiting for the writer."""
 
     def wake_at_expiry(self) -> None:
         """Wake the writer when the current token expires, to close the socket then."""
@@ -291,9 +302,30 @@ async def _verified(
 async def _serve(
     svc: Services, websocket: WebSocket, principal: Principal, registry: ConnectionRegistry
 ) -> None:
-    channel_ids = await svc.chat.channels.ids_of_caller(principal)
-    connection = Connection(principal, channel_ids, svc.settings.realtime.send_queue_max)
+    connection = Connection(principal, svc.settings.realtime.send_queue_max)
     registry.add(connection)
+    try:
+        # Attached for the user before the channels are read: a membership or access
+        # change published meanwhile is applied to what the read returns.
+        connection.mark = await svc.broker.attach(
+            connection, lambda: svc.chat.channels.ids_of_caller(principal)
+        )
+        await _run(svc, websocket, connection)
+    except _ClosedError as closed:
+        await _close(websocket, closed.code, closed.reason)
+    except WebSocketDisconnect:
+        return  # the client went away: nothing left to close
+    except BastionError:
+        # The database or another backing service failed: tell the client to retry later.
+        await _close(websocket, CLOSE_SERVER_ERROR, "server error")
+    finally:
+        registry.remove(connection)
+        await svc.broker.detach(connection)
+
+
+async def _run(svc: Services, websocket: WebSocket, connection: Connection) -> None:
+    """Send ``ready``, then serve the socket until it closes (raising why)."""
+    principal = connection.principal
     caller = Caller(
         network_of(websocket.client.host if websocket.client else None),
         principal.user_id,
@@ -302,7 +334,6 @@ async def _serve(
     )
     frames = svc.ratelimit.frame_budget(connection.id, caller)
     session = _Session(svc, websocket, connection, asyncio.get_running_loop().time(), frames)
-    svc.broker.attach(connection)
     reader = asyncio.create_task(_read_loop(session))
     # Wake the writer when the reader ends (client closed, protocol error, re-auth refused).
     reader.add_done_callback(lambda _task: connection.wake())
@@ -321,17 +352,8 @@ async def _serve(
             },
         )
         await _write_loop(session, reader)
-    except _ClosedError as closed:
-        await _close(websocket, closed.code, closed.reason)
-    except WebSocketDisconnect:
-        return  # the client went away: nothing left to close
-    except BastionError:
-        # The database or another backing service failed: tell the client to retry later.
-        await _close(websocket, CLOSE_SERVER_ERROR, "server error")
     finally:
-        registry.remove(connection)
         session.stop_timers()
-        svc.broker.detach(connection)
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
@@ -347,10 +369,13 @@ async def _write_loop(session: _Session, reader: asyncio.Task[None]) -> None:
         if event is not None:
             await _deliver(session, event)
             continue
-        # A wake-up: the reader ended, a heartbeat is due, or the token may have expired.
+        # A wake-up: the reader ended, a resume came in, a heartbeat is due, or the
+        # token may have expired.
         if reader.done():
             reader.result()  # re-raises the reader's closing reason
             return
+        while session.resumes:
+            await _replay(session, *session.resumes.popleft())
         now = loop.time()
         _check_alive(session, now, heartbeat)
         if now - session.last_ping >= heartbeat * 0.99:
@@ -480,19 +505,32 @@ async def _on_read(s: _Session, data: dict[str, Any], _f: dict[str, Any]) -> dic
     return {"channel_id": channel_id, "unread_count": state.unread_count}
 
 
-async def _on_resume(s: _Session, data: dict[str, Any], frame: dict[str, Any]) -> dict[str, Any]:
+async def _on_resume(s: _Session, data: dict[str, Any], frame: dict[str, Any]) -> None:
+    """Hand a resume to the writer, which answers it between two live events."""
     after = data.get("after", frame.get("after"))
     if not isinstance(after, str) or not is_id(Kind.EVENT, after):
         raise InvalidRequest("after must be an event id.")
-    missed = s.svc.broker.recent(s.conn.app_id, after)
+    s.resumes.append((after, frame.get("id")))
+    s.conn.wake()
+
+
+async def _replay(s: _Session, after: str, command_id: Any) -> None:
+    """Send the events missed before this connection was attached, then the ack.
+
+    Only events up to the connection's mark: every later one was delivered live (or
+    was not for this user), so nothing is sent twice. Live events that arrive while the
+    replay is sent wait in the queue behind it.
+    """
+    missed = await s.svc.broker.recent(s.conn.app_id, after, s.conn.mark)
     if missed is None:
-        return {"type": "resync_required"}
+        await _send_json(s.ws, {"type": "resync_required", "id": command_id, "data": {}})
+        return
     replayed = 0
     for event in missed:
         if s.conn.may_see(event):
             await s.ws.send_text(s.conn.frame(event))
             replayed += 1
-    return {"replayed": replayed}
+    await _send_json(s.ws, {"type": "ack", "id": command_id, "data": {"replayed": replayed}})
 
 
 async def _on_auth(s: _Session, data: dict[str, Any], frame: dict[str, Any]) -> dict[str, Any]:

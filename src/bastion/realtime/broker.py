@@ -5,11 +5,16 @@ users it names directly. Membership changes travel with the event that announces
 them (``joins``/``leaves``), so the broker moves subscriptions at the exact point
 in the stream where the change happened: nothing is delivered to a user after the
 event removing them, and nothing is missed after the event adding them.
+
+Everything but ``publish`` may wait on the network in a broker shared between nodes
+(subscribing, reading the history), so the whole interface is asynchronous; the
+in-process broker never actually waits.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,7 +55,11 @@ class Event:
 
 
 class Subscriber(Protocol):
-    """A live connection, as the broker sees it."""
+    """A live connection, as the broker sees it.
+
+    The broker keeps ``channels`` up to date: the channels whose events the connection
+    receives.
+    """
 
     app_id: str
     user_id: str
@@ -61,6 +70,10 @@ class Subscriber(Protocol):
         ...
 
 
+ChannelLoader = Callable[[], Awaitable[Iterable[str]]]
+"""Reads the channels a subscriber may see (from the database) when it attaches."""
+
+
 class Broker(Protocol):
     """Fans events out to subscribers and remembers recent ones for resume."""
 
@@ -68,16 +81,27 @@ class Broker(Protocol):
         """Deliver an event to every subscriber entitled to it."""
         ...
 
-    def attach(self, subscriber: Subscriber) -> None:
-        """Start delivering to a subscriber (its user and its ``channels``)."""
+    async def attach(self, subscriber: Subscriber, load: ChannelLoader) -> str:
+        """Start delivering to a subscriber, with the channels ``load`` returns.
+
+        The subscriber is registered for its user *before* ``load`` runs, and the
+        subscription changes and events published while it runs are applied on top of
+        its result: a user added or removed while connecting is neither missed nor
+        kept, and every event published from registration on is delivered or rightly
+        withheld. Returns the resume mark: the newest event published before
+        registration (an id that precedes every event, if there was none), the last
+        one a ``resume`` on this connection may replay.
+        """
         ...
 
-    def detach(self, subscriber: Subscriber) -> None:
+    async def detach(self, subscriber: Subscriber) -> None:
         """Stop delivering to a subscriber."""
         ...
 
-    def recent(self, app_id: str, after: str) -> list[Event] | None:
-        """Events of the app after the event id ``after``; None if they are no longer kept."""
+    async def recent(self, app_id: str, after: str, until: str | None = None) -> list[Event] | None:
+        """Events of the app published after the event ``after`` and, if ``until`` is
+        given, up to and including the event ``until``, in publish order; None if some
+        of them are no longer kept."""
         ...
 
     async def close(self) -> None:
