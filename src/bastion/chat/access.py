@@ -15,19 +15,27 @@ method it leaves records the decision.
 Bans and mutes are timed roles: ``banned`` or ``read-only`` until ``role_expires_at``,
 then ``role_after`` again. They are resolved here, on read, so an expired ban needs no
 background job.
+
+Live connections receive the channels their user may read. Every channel role but
+``banned`` gives ``read`` and an allow never takes anything away, so whether a member
+reads depends only on the entries that deny ``read``: :func:`read_changes` and
+:func:`role_read_changes` find whose reading an ACL or an app-role change turns on or
+off, for the events that move live subscriptions.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from bastion.chat.denials import Denial, Hidden, Refused
 from bastion.chat.roles import ChannelType, Role
+from bastion.security.acl import ROLE_PREFIX, Entry, Level, Subject, evaluate
 from bastion.security.acl import Effect as AclEffect
-from bastion.security.acl import Entry, Level, Subject, evaluate
 from bastion.security.acl import denied as denied_levels
+from bastion.security.policy import AppRole
 from bastion.security.principal import Principal
 from bastion.store.db import Connection
 from bastion.store.records import ChannelRecord, MemberRecord
@@ -35,6 +43,8 @@ from bastion.store.repos import authz as acl_repo
 from bastion.store.repos import channels as repo
 
 BANNED = "banned"
+DEFAULT_APP_ROLES = frozenset({AppRole.MEMBER.value})
+"""The app roles of a user who was never assigned any."""
 
 _BASELINE: dict[str, tuple[Level, ...]] = {
     Role.OWNER: (Level.MANAGE,),
@@ -179,21 +189,91 @@ async def _hidden(conn: Connection, app_id: str, channel_id: str) -> Hidden:
 async def readable_channel_ids(
     conn: Connection, caller: Principal, user_id: str, now: datetime
 ) -> list[str]:
-    """The channels the caller belongs to and may read: not banned, no ACL deny of read.
-
-    Every other channel role gives at least ``read`` and allows never take anything
-    away, so a member reads unless a matching deny says otherwise.
-    """
+    """The channels the caller belongs to and may read: not banned, no ACL deny of read."""
     ids = await repo.channel_ids_of_user(conn, caller.app_id, user_id, now)
-    acls = await acl_repo.get_acls(conn, caller.app_id, [resource(i) for i in ids])
+    acls = await _acls(conn, caller.app_id, ids)
     subject = Subject(user_id=user_id, roles=caller.roles)
-    return [
-        channel_id
-        for channel_id in ids
-        if Level.READ
-        in evaluate(
-            subject,
-            {Level.READ},
-            [Entry(s, Level(lv), AclEffect(e)) for s, lv, e in acls.get(resource(channel_id), [])],
-        )
-    ]
+    return [channel_id for channel_id in ids if reads(subject, acls.get(channel_id, []))]
+
+
+def reads(subject: Subject, entries: Iterable[Entry]) -> bool:
+    """Whether a member who is not banned may read under ``entries``."""
+    return Level.READ in evaluate(subject, (Level.READ,), entries)
+
+
+def read_denials(entries: Iterable[Entry]) -> frozenset[Entry]:
+    """The entries that deny reading: the only ones that can stop a member reading."""
+    return frozenset(e for e in entries if e.effect is AclEffect.DENY and e.level is Level.READ)
+
+
+async def member_reads(conn: Connection, app_id: str, channel_id: str, user_id: str) -> bool:
+    """Whether a member who is not banned may read the channel now (joining them live)."""
+    entries = await load_acl(conn, app_id, channel_id)
+    denials = read_denials(entries)
+    if not denials:
+        return True
+    roles = DEFAULT_APP_ROLES
+    if any(e.subject.startswith(ROLE_PREFIX) for e in denials):
+        roles = await acl_repo.get_user_roles(conn, app_id, user_id) or DEFAULT_APP_ROLES
+    return reads(Subject(user_id=user_id, roles=roles), denials)
+
+
+async def read_changes(
+    conn: Connection,
+    app_id: str,
+    channel_id: str,
+    before: list[Entry],
+    after: list[Entry],
+    now: datetime,
+) -> tuple[list[str], list[str]]:
+    """The members a change of the channel's ACL lets read (first) and stops (second)."""
+    old, new = read_denials(before), read_denials(after)
+    if old == new:
+        return [], []
+    gained: list[str] = []
+    lost: list[str] = []
+    for user_id, roles in await repo.readers_with_roles(conn, app_id, channel_id, now):
+        subject = Subject(user_id=user_id, roles=roles or DEFAULT_APP_ROLES)
+        was, is_now = reads(subject, old), reads(subject, new)
+        if is_now and not was:
+            gained.append(user_id)
+        elif was and not is_now:
+            lost.append(user_id)
+    return gained, lost
+
+
+async def role_read_changes(
+    conn: Connection,
+    app_id: str,
+    user_id: str,
+    before: frozenset[str],
+    after: frozenset[str],
+    now: datetime,
+) -> tuple[list[str], list[str]]:
+    """The channels a change of the user's app roles lets them read (first) and stops
+    them reading (second), among those they belong to."""
+    if before == after:
+        return [], []
+    ids = await repo.channel_ids_of_user(conn, app_id, user_id, now)
+    acls = await _acls(conn, app_id, ids)
+    old, new = Subject(user_id, before), Subject(user_id, after)
+    gained: list[str] = []
+    lost: list[str] = []
+    for channel_id, entries in acls.items():
+        denials = read_denials(entries)
+        was, is_now = reads(old, denials), reads(new, denials)
+        if is_now and not was:
+            gained.append(channel_id)
+        elif was and not is_now:
+            lost.append(channel_id)
+    return gained, lost
+
+
+async def _acls(conn: Connection, app_id: str, channel_ids: list[str]) -> dict[str, list[Entry]]:
+    """The ACLs of these channels, by channel id (only channels that have one)."""
+    found = await acl_repo.get_acls(conn, app_id, [resource(i) for i in channel_ids])
+    prefix = len(resource(""))
+    return {
+        name[prefix:]: [Entry(s, Level(lv), AclEffect(e)) for s, lv, e in rows]
+        for name, rows in found.items()
+    }

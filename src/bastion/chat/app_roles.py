@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bastion.chat.context import ChatContext, record_change
+from bastion.chat.access import role_read_changes
+from bastion.chat.context import ChatContext, Outbox, record_change
+from bastion.chat.live import announce_access
 from bastion.core.clock import Clock
 from bastion.core.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from bastion.observe.events import Origin
@@ -68,8 +70,11 @@ class AppRoles:
     async def assign(
         self, caller: Principal, user_id: str, roles: frozenset[str], origin: Origin
     ) -> Assignment:
-        """Replace a user's roles, within what the caller may grant."""
+        """Replace a user's roles, within what the caller may grant. Where an ACL names
+        one of the roles changed, the user may start or stop reading a channel: their
+        live subscriptions follow."""
         policy = await self._ctx.authz.policy_of(caller.app_id)
+        outbox = Outbox()
         async with self._ctx.db.write() as conn:
             if await user_repo.get_user(conn, caller.app_id, user_id) is None:
                 raise NotFound("No such user.")
@@ -84,7 +89,14 @@ class AppRoles:
             await repo.set_user_roles(conn, caller.app_id, user_id, roles, self._ctx.clock.now())
             # Inside the transaction: the audit log records the change with it, or neither.
             await self._changed(caller, origin, f"user:{user_id}", "role.assign", before, roles)
+            now = self._ctx.clock.now()
+            gained, lost = await role_read_changes(conn, caller.app_id, user_id, before, roles, now)
         self._ctx.authz.forget_roles(caller.app_id, user_id)
+        for channel_id in gained:
+            announce_access(outbox, caller.app_id, channel_id, [user_id], [])
+        for channel_id in lost:
+            announce_access(outbox, caller.app_id, channel_id, [], [user_id])
+        await outbox.publish(self._ctx.broker)
         return Assignment(user_id, roles, True)
 
     async def policy(self, caller: Principal) -> tuple[Policy, frozenset[str]]:

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bastion.chat.access import ChannelAccess, channel_access, effective, resource
+from bastion.chat.access import (
+    ChannelAccess,
+    channel_access,
+    effective,
+    readable_channel_ids,
+    resource,
+)
 from bastion.chat.context import ChatContext, Outbox, check_name, check_version
 from bastion.chat.denials import Denial, Refused, reports
 from bastion.chat.privileged import record_read
@@ -187,11 +193,12 @@ class Channels:
 
     @reports("channel:read")
     async def ids_of_caller(self, caller: Principal) -> set[str]:
-        """The ids of every channel the calling user belongs to (for live subscriptions)."""
+        """The ids of every channel the calling user belongs to and may read (for live
+        subscriptions): the same ban and ACL checks as reading it over REST."""
         user_id = acting_user(caller, scopes.CHAT_READ)
         async with self._ctx.db.read() as conn:
             now = self._ctx.clock.now()
-            return set(await repo.channel_ids_of_user(conn, caller.app_id, user_id, now))
+            return set(await readable_channel_ids(conn, caller, user_id, now))
 
     @reports("channel:read")
     async def get(self, caller: Principal, channel_id: str) -> ChannelEntry:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bastion.chat import roles
-from bastion.chat.access import BANNED, effective
+from bastion.chat.access import BANNED, effective, member_reads
 from bastion.chat.channels import acting_user, load_access, new_member
 from bastion.chat.context import ChatContext, Outbox
 from bastion.chat.denials import reports
@@ -43,6 +43,8 @@ class Members:
                 member = new_member(caller.app_id, channel_id, user_id, role, self._ctx.clock.now())
                 await repo.insert_member(conn, caller.app_id, member)
                 await repo.change_member_count(conn, caller.app_id, channel_id, 1)
+                # An ACL may deny the new member reading: then they are told, not subscribed.
+                reads = await member_reads(conn, caller.app_id, channel_id, user_id)
         except DuplicateKeyError:
             raise Conflict(
                 "The user is already a member of this channel (or banned from it)."
@@ -53,7 +55,7 @@ class Members:
             member_view(member),
             channel_id=channel_id,
             user_ids=(user_id,),
-            joins=((user_id, channel_id),),
+            joins=((user_id, channel_id),) if reads else (),
         )
         await outbox.publish(self._ctx.broker)
         return member

@@ -13,10 +13,19 @@ from datetime import datetime
 from typing import Any
 
 from bastion.chat import roles
-from bastion.chat.access import BANNED, ChannelAccess, effective, load_acl, resource
+from bastion.chat.access import (
+    BANNED,
+    ChannelAccess,
+    effective,
+    load_acl,
+    member_reads,
+    read_changes,
+    resource,
+)
 from bastion.chat.channels import acting_user, load_access
 from bastion.chat.context import ChatContext, Outbox, record_change
 from bastion.chat.denials import reports
+from bastion.chat.live import announce_access
 from bastion.chat.roles import ChannelType, Role
 from bastion.chat.views import member_view
 from bastion.core.errors import (
@@ -137,6 +146,7 @@ class Moderation:
         """Lift a ban: the member gets back the role they had."""
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
+            await repo.lock_channel(conn, caller.app_id, channel_id)
             authority = await self._authority(
                 conn, caller, channel_id, Level.MODERATE, "channel:moderate:any"
             )
@@ -147,13 +157,14 @@ class Moderation:
             changes = {"role": restored, "role_expires_at": None, "role_after": None}
             member = await self._apply(conn, caller, target, changes)
             await self._changed(caller, origin, member, "member.unban", BANNED, None)
+            reads = await member_reads(conn, caller.app_id, channel_id, user_id)
         outbox.add(
             caller.app_id,
             "member.updated",
             member_view(member),
             channel_id=channel_id,
             user_ids=(user_id,),
-            joins=((user_id, channel_id),),
+            joins=((user_id, channel_id),) if reads else (),
         )
         await outbox.publish(self._ctx.broker)
         return member
@@ -215,14 +226,18 @@ class Moderation:
     async def set_acl(
         self, caller: Principal, channel_id: str, entries: list[Entry], origin: Origin
     ) -> list[Entry]:
-        """Replace a channel's ACL."""
+        """Replace a channel's ACL; members it lets read or stops reading are told, and
+        their live subscriptions move with it."""
         if len(entries) > ACL_MAX_ENTRIES:
             raise ValidationFailed([FieldError("body.entries", "At most 100 entries.")])
         bad = [e.subject for e in entries if not valid_subject(e.subject)]
         if bad:
             message = f"Not user:<id>, role:<name> or *: {bad[0][:60]}"
             raise ValidationFailed([FieldError("body.entries", message)])
+        outbox = Outbox()
         async with self._ctx.db.write() as conn:
+            # Serialised with membership changes, which check the ACL for the live join.
+            await repo.lock_channel(conn, caller.app_id, channel_id)
             await self._authority(conn, caller, channel_id, Level.MANAGE, "acl:manage:any")
             before = await load_acl(conn, caller.app_id, channel_id)
             rows = [(e.subject, e.level.value, e.effect.value) for e in entries]
@@ -241,6 +256,10 @@ class Moderation:
                 resource(channel_id),
                 {"change": "acl.replace", "before": _render(before), "after": _render(after)},
             )
+            now = self._ctx.clock.now()
+            gained, lost = await read_changes(conn, caller.app_id, channel_id, before, after, now)
+        announce_access(outbox, caller.app_id, channel_id, gained, lost)
+        await outbox.publish(self._ctx.broker)
         return after
 
     def _check_future(self, expires_at: datetime | None) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.records import Access, ChannelRecord, MemberRecord
 from bastion.store.repos._sql import insert_row
-from bastion.store.tables import channel_members, channels
+from bastion.store.tables import app_roles, channel_members, channels
 
 _CHANNEL_COLUMNS = [c for c in channels.c if c.name != "direct_key"]
 _MEMBER_LABELS = [c.label(f"m_{c.name}") for c in channel_members.c]
@@ -224,6 +224,30 @@ async def channel_ids_of_user(
         _not_banned(now),
     )
     return list((await conn.execute(query)).scalars())
+
+
+async def readers_with_roles(
+    conn: AsyncConnection, app_id: str, channel_id: str, now: datetime
+) -> list[tuple[str, frozenset[str] | None]]:
+    """Every member of a channel who is not banned, with their assigned app roles (None
+    when none were ever assigned)."""
+    assigned = and_(
+        app_roles.c.app_id == channel_members.c.app_id,
+        app_roles.c.user_id == channel_members.c.user_id,
+    )
+    query = (
+        select(channel_members.c.user_id, app_roles.c.roles)
+        .select_from(channel_members.outerjoin(app_roles, assigned))
+        .where(
+            channel_members.c.app_id == app_id,
+            channel_members.c.channel_id == channel_id,
+            _not_banned(now),
+        )
+    )
+    return [
+        (row[0], None if row[1] is None else frozenset(row[1].split()))
+        for row in await conn.execute(query)
+    ]
 
 
 async def update_member(
