@@ -256,3 +256,29 @@ async def test_a_member_added_or_unbanned_under_a_read_deny_is_not_subscribed(
         await tenant.send(alice, cid, "denied to both")
         assert await messages(erin_ws) == []
         assert await messages(bob_ws, 0.2) == []
+
+
+# --- typing ----------------------------------------------------------------------------------
+
+
+async def test_typing_reaches_the_other_members_but_none_of_the_typists_own_sockets(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    """Alice types on her phone: Bob sees it; neither her phone nor her laptop gets it."""
+    alice, bob = await tenant.user("alice"), await tenant.user("bob")
+    cid = (await tenant.channel(alice, [bob]))["id"]
+    async with (
+        socket(server.ws_url, alice.token) as phone,
+        socket(server.ws_url, alice.token) as laptop,
+        socket(server.ws_url, bob.token) as bob_ws,
+    ):
+        await phone.send({"type": "typing", "id": "t", "data": {"channel_id": cid}})
+        assert await phone.next() == {"type": "ack", "id": "t", "data": {}}
+        await tenant.send(alice, cid, "typed")
+        on_phone = await received(phone)
+        on_laptop = await received(laptop, 0.2)
+        on_bob = await received(bob_ws, 0.2)
+    assert [kind for kind, _ in on_phone] == ["message.new"]
+    assert [kind for kind, _ in on_laptop] == ["message.new"]
+    assert [kind for kind, _ in on_bob] == ["typing", "message.new"]
+    assert on_bob[0][1] == {"channel_id": cid, "user_id": alice.id, "state": "start"}

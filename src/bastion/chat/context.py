@@ -50,8 +50,10 @@ class Outbox:
         user_ids: tuple[str, ...] = (),
         joins: tuple[tuple[str, str], ...] = (),
         leaves: tuple[tuple[str, str], ...] = (),
+        except_user: str | None = None,
     ) -> None:
-        """Queue an event for the channel's members and/or the named users."""
+        """Queue an event for the channel's members and/or the named users (but none of
+        ``except_user``'s connections)."""
         event = Event.create(
             event_id=new_id(Kind.EVENT),
             app_id=app_id,
@@ -61,6 +63,7 @@ class Outbox:
             user_ids=user_ids,
             joins=joins,
             leaves=leaves,
+            except_user=except_user,
         )
         self.events.append(event)
 

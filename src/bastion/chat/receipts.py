@@ -65,7 +65,8 @@ class Receipts:
 
     @reports("message:send")
     async def typing(self, caller: Principal, channel_id: str, *, active: bool) -> None:
-        """Tell the channel the caller started or stopped typing (not stored)."""
+        """Tell the channel's other members the caller started or stopped typing (not
+        stored); the caller's own connections, on any device, are not told."""
         user_id = acting_user(caller, scopes.CHAT_WRITE)
         async with self._ctx.db.read() as conn:
             access = await load_access(self._ctx, conn, caller, user_id, channel_id)
@@ -76,5 +77,6 @@ class Receipts:
             "typing",
             {"channel_id": channel_id, "user_id": user_id, "state": "start" if active else "stop"},
             channel_id=channel_id,
+            except_user=user_id,
         )
         await outbox.publish(self._ctx.broker)

@@ -141,7 +141,9 @@ class Connection:
             self.overflowed = True
 
     def may_see(self, event: Event) -> bool:
-        """Events of the user's channels, or addressed to the user."""
+        """Events of the user's channels, or addressed to the user, but not their echoes."""
+        if event.except_user == self.user_id:
+            return False
         return (event.channel_id in self.channels) or (self.user_id in event.user_ids)
 
     def frame(self, event: Event) -> str:

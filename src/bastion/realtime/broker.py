@@ -21,7 +21,11 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Something that happened, to deliver to the connections that may see it."""
+    """Something that happened, to deliver to the connections that may see it.
+
+    ``except_user`` names a user none of whose connections should get the event (the
+    one who caused it, for echoes nobody needs, such as their own typing).
+    """
 
     id: str
     app_id: str
@@ -32,6 +36,7 @@ class Event:
     joins: tuple[tuple[str, str], ...] = ()
     leaves: tuple[tuple[str, str], ...] = ()
     frame: str = field(default="", compare=False)
+    except_user: str | None = None
 
     @staticmethod
     def create(
@@ -44,6 +49,7 @@ class Event:
         user_ids: tuple[str, ...] = (),
         joins: tuple[tuple[str, str], ...] = (),
         leaves: tuple[tuple[str, str], ...] = (),
+        except_user: str | None = None,
     ) -> Event:
         """Build an event with its wire frame serialised once, for every recipient."""
         frame = json.dumps(
@@ -51,7 +57,9 @@ class Event:
             ensure_ascii=False,
             separators=(",", ":"),
         )
-        return Event(event_id, app_id, type, data, channel_id, user_ids, joins, leaves, frame)
+        return Event(
+            event_id, app_id, type, data, channel_id, user_ids, joins, leaves, frame, except_user
+        )
 
 
 class Subscriber(Protocol):
