@@ -878,7 +878,7 @@ async def test_reauth_with_a_token_lacking_chat_read_is_closed_4003(
     assert all(frame["type"] != "ack" for frame in frames)
 
 
-# --- deactivation, connection cap, heartbeat -------------------------------------------------
+# --- deactivation, connection cap, idle heartbeat (more in test_websocket_closing.py) ----------
 
 
 async def test_deactivation_closes_the_users_sockets_4001(
@@ -921,23 +921,6 @@ async def test_too_many_sockets_for_one_user_is_closed_4009(
         await second.connection.close()
         async with socket(url, bob.token) as again:  # a closed socket frees its slot
             assert again.ready["data"]["user_id"] == bob.id
-
-
-async def test_heartbeat_pings_and_closes_a_silent_client_1001(
-    server: ServerThread, tenant: Tenant
-) -> None:
-    """The server pings every heartbeat and closes a client silent for twice as long."""
-    bob = await tenant.user("bob")
-    heartbeat = server.settings.realtime.heartbeat_seconds
-    async with socket(server.ws_url, bob.token) as sock:
-        started = time.monotonic()
-        ping = json.loads(await asyncio.wait_for(sock.connection.recv(), heartbeat + 1))
-        assert ping == {"type": "ping"}
-        code, frames = await closed_with(sock.connection, within=3 * heartbeat + 1)
-        silent_for = time.monotonic() - started
-    assert code == 1001
-    assert all(frame == {"type": "ping"} for frame in frames)
-    assert 2 * heartbeat - 0.5 <= silent_for <= 3 * heartbeat + 1
 
 
 async def test_events_after_an_idle_heartbeat_are_still_delivered(

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 
 class Socket:
@@ -60,3 +61,20 @@ async def socket(url: str, token: str | None, *, via: str = "header") -> AsyncIt
             await sock.send({"type": "auth", "token": token})
         sock.ready = await sock.expect("ready")
         yield sock
+
+
+async def closed(
+    connection: ClientConnection, within: float = 5.0
+) -> tuple[int, str, list[dict[str, Any]]]:
+    """Read until the server closes: its close code and reason, and the frames before."""
+    frames: list[dict[str, Any]] = []
+    closing: ConnectionClosed | None = None
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                frames.append(json.loads(await connection.recv()))
+    except ConnectionClosed as exc:
+        closing = exc
+    assert closing is not None
+    assert closing.rcvd is not None, "the server dropped the connection without a close frame"
+    return closing.rcvd.code, closing.rcvd.reason, frames

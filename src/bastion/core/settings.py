@@ -380,7 +380,9 @@ class LimitSettings(_Section):
 class RealtimeSettings(_Section):
     """The WebSocket endpoint and event fan-out."""
 
-    heartbeat_seconds: float = Field(25.0, gt=0, le=300, description="Server ping interval.")
+    heartbeat_seconds: float = Field(
+        25.0, gt=0, le=300, description="Server ping interval; a client silent for 2x is closed."
+    )
     auth_timeout_seconds: float = Field(5.0, gt=0, le=60, description="Wait for an auth frame.")
     resume_buffer_events: int = Field(
         10_000, ge=0, le=1_000_000, description="Recent events kept per app for resume."

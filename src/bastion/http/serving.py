@@ -13,6 +13,7 @@ import uvicorn
 from bastion.core.asgi import ASGIApp
 from bastion.core.settings import Settings
 from bastion.http import parse_errors, tls_extension
+from bastion.http.liveness import LivenessWebSocketsProtocol
 from bastion.security.crypto.certificates import ServerCertificate, describe, ensure_self_signed
 from bastion.security.guard.tls import CertificateReloader, server_context
 
@@ -71,6 +72,11 @@ def uvicorn_config(
         "log_level": "warning",
         "timeout_keep_alive": 5,
         "timeout_graceful_shutdown": 10,
+        # Protocol pings at the heartbeat's pace, answered by every client's WebSocket
+        # stack, keep idle sockets heard from (bastion.http.liveness); the heartbeat
+        # alone decides when a silent one is closed, with its own close code.
+        "ws_ping_interval": settings.realtime.heartbeat_seconds,
+        "ws_ping_timeout": None,
     }
     if tls is not None:
         options["ssl_context_factory"] = _factory(tls.context)
@@ -81,12 +87,13 @@ def uvicorn_config(
 
 def connection_protocols(settings: Settings, http: str = "auto") -> dict[str, Any]:
     """uvicorn's protocol options: HTTP/1.1 parse errors answered as problems
-    (``bastion.http.parse_errors``) and, with mutual TLS, the protocols that also report
-    the client certificate to the app (``bastion.http.tls_extension``)."""
+    (``bastion.http.parse_errors``), a WebSocket protocol that reports when the peer was
+    last heard (``bastion.http.liveness``) and, with mutual TLS, the protocols that also
+    report the client certificate to the app (``bastion.http.tls_extension``)."""
     if settings.transport.mtls == "tls":
         options: dict[str, Any] = dict(tls_extension.protocols(http))
     elif http in parse_errors.HTTP_PROTOCOLS:
-        options = {"http": parse_errors.HTTP_PROTOCOLS[http]}
+        options = {"http": parse_errors.HTTP_PROTOCOLS[http], "ws": LivenessWebSocketsProtocol}
     else:
         raise ValueError(f"no problem-answering protocol for http={http!r}")
     options["http"] = parse_errors.bound(options["http"], settings.server.problem_base)

@@ -18,9 +18,8 @@ import asyncio
 import ssl
 from typing import Any
 
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-
 from bastion.core.asgi import ASGIApp, Receive, Scope, Send
+from bastion.http.liveness import LivenessWebSocketsProtocol
 from bastion.http.parse_errors import (
     AnswersParseErrors,
     ProblemH11Protocol,
@@ -98,8 +97,8 @@ class TlsH11Protocol(_ReportsTls, ProblemH11Protocol):
     """uvicorn's h11 HTTP/1.1 protocol, reporting TLS (and parse errors as problems)."""
 
 
-class TlsWebSocketsProtocol(_ReportsTls, WebSocketsSansIOProtocol):
-    """uvicorn's websockets (sans-I/O) protocol, reporting TLS."""
+class TlsWebSocketsProtocol(_ReportsTls, LivenessWebSocketsProtocol):
+    """uvicorn's websockets (sans-I/O) protocol, reporting TLS and liveness."""
 
 
 HTTP_PROTOCOLS: dict[str, type[AnswersParseErrors]] = {

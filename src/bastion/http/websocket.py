@@ -35,9 +35,11 @@ from bastion.core.errors import (
     problem,
 )
 from bastion.core.ids import Kind, is_id, new_id
+from bastion.http import liveness
 from bastion.http.deps import Services, check_dpop, require_binding
 from bastion.observe import metrics
 from bastion.observe.events import Actor, Origin
+from bastion.observe.logging import get_logger
 from bastion.realtime.broker import Event
 from bastion.security import scopes
 from bastion.security.oauth import rfc6750, rfc8705, rfc9449
@@ -49,13 +51,14 @@ from bastion.security.tokens import Revoked
 router = APIRouter()
 
 CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_SERVER_ERROR = 1011
 CLOSE_AUTH = 4001
 CLOSE_FORBIDDEN = 4003
 CLOSE_RATE_LIMITED = 4008
 CLOSE_TOO_MANY = 4009
+
+_log = get_logger("bastion.websocket")
 
 
 class _ClosedError(Exception):
@@ -320,6 +323,10 @@ async def _serve(
     except BastionError:
         # The database or another backing service failed: tell the client to retry later.
         await _close(websocket, CLOSE_SERVER_ERROR, "server error")
+    except Exception:  # noqa: BLE001 - logged, and the socket still gets a documented close
+        # A bug, not the client's doing.
+        _log.exception("websocket_failed", connection_id=connection.id)
+        await _close(websocket, CLOSE_SERVER_ERROR, "server error")
     finally:
         registry.remove(connection)
         await svc.broker.detach(connection)
@@ -398,12 +405,19 @@ async def _deliver(session: _Session, event: Event) -> None:
 
 
 def _check_alive(session: _Session, now: float, heartbeat: float) -> None:
-    if now - session.last_heard > 2 * heartbeat:
-        raise _ClosedError(CLOSE_GOING_AWAY, "heartbeat timeout")
+    if now - _last_heard(session) > 2 * heartbeat:
+        raise _ClosedError(CLOSE_POLICY, "heartbeat timeout")
     if _seconds_left(session) <= 0:
         raise _ClosedError(CLOSE_AUTH, "token expired")
     if session.svc.tokens.revocations.is_revoked(session.conn.principal):
         raise _ClosedError(CLOSE_AUTH, "token revoked")
+
+
+def _last_heard(session: _Session) -> float:
+    """When the client last sent anything: a message, or (as the transport reports it)
+    a protocol-level ping or pong."""
+    heard = liveness.last_heard(session.ws.scope)
+    return session.last_heard if heard is None else max(heard, session.last_heard)
 
 
 def _seconds_left(session: _Session) -> float:

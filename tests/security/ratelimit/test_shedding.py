@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import websockets
 
 from bastion.observe.events import MemorySink
 from bastion.security.ratelimit.shedding import LoadMonitor
@@ -69,3 +71,34 @@ async def test_reads_are_shed_with_503_while_writes_pass(busy: ServerThread) -> 
     assert events
     assert events[0].reason == "latency"
     assert events[0].details["group"] == "reads"
+
+
+@pytest.fixture(scope="module")
+def busy_sockets(
+    databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerThread]:
+    """A server that sheds WebSocket handshakes, and whose latency every request exceeds."""
+    settings = make_settings(
+        tmp_path_factory.mktemp("shed-ws"),
+        databases.new(),
+        ratelimit={"shed_latency_ms": 0.001, "shed_groups": ["ws-connect"]},
+    )
+    running = start_server(settings)
+    yield running
+    running.stop()
+
+
+async def test_a_shed_handshake_gets_an_error_frame_then_1011(busy_sockets: ServerThread) -> None:
+    """Shedding a socket uses the house close code for server trouble (1011), after an
+    error frame with the 503 problem and retry_after."""
+    async with httpx.AsyncClient(base_url=busy_sockets.base_url) as http:
+        await http.get("/healthz")  # not shed here: its latency is counted
+    async with websockets.connect(busy_sockets.ws_url, open_timeout=5) as socket:
+        frame = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        with pytest.raises(websockets.ConnectionClosed) as closing:
+            await asyncio.wait_for(socket.recv(), 5)
+    assert frame["type"] == "error"
+    assert frame["data"]["status"] == 503
+    assert frame["data"]["retry_after"] == 1
+    assert closing.value.rcvd is not None
+    assert closing.value.rcvd.code == 1011

@@ -4,7 +4,9 @@ Every response carries ``RateLimit-Policy`` and ``RateLimit``; a refused request
 429 ``quota-exceeded`` with ``Retry-After``; a fail-closed policy whose store is down,
 or low-priority traffic on an overloaded node, gets 503 with ``Retry-After``. A
 refused WebSocket handshake is accepted, sent one ``error`` frame carrying the same
-problem and ``retry_after``, and closed with 4008 (1013 when the server is busy).
+problem and ``retry_after``, and closed with 4008, or with 1011 when the server is busy
+or cannot check the limits (the house's "server trouble, reconnect later" code; the
+frame before it says which).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from bastion.security.ratelimit.throttle import Verdict
 
 CLOSE_RATE_LIMITED = 4008
 CLOSE_TOO_MANY = 4009
-CLOSE_TRY_LATER = 1013
+CLOSE_SERVER_ERROR = 1011
 
 
 class RateLimits:
@@ -164,7 +166,7 @@ class RateLimits:
 async def _refuse_socket(
     receive: Receive, send: Send, body_doc: dict[str, Any], error: BastionError
 ) -> None:
-    """Accept, send one ``error`` frame with ``retry_after``, and close (4008 or 1013).
+    """Accept, send one ``error`` frame with ``retry_after``, and close (4008 or 1011).
 
     Frames rather than an HTTP denial response: every client library can read them,
     and every ASGI server supports them.
@@ -173,7 +175,7 @@ async def _refuse_socket(
         return
     body_doc["retry_after"] = getattr(error, "retry_after", 1)
     frame = {"type": "error", "id": None, "data": body_doc}
-    code = CLOSE_RATE_LIMITED if error.status == 429 else CLOSE_TRY_LATER
+    code = CLOSE_RATE_LIMITED if error.status == 429 else CLOSE_SERVER_ERROR
     await send({"type": "websocket.accept"})
     await send({"type": "websocket.send", "text": json.dumps(frame)})
     await send({"type": "websocket.close", "code": code, "reason": error.title.lower()})
