@@ -1,11 +1,14 @@
-"""How and why the server closes a socket: heartbeats and failures; each with a
+"""How and why the server closes a socket: heartbeats, failures, revocation; each with a
 documented close code and reason."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -49,6 +52,46 @@ async def test_protocol_pings_keep_a_client_alive(server: ServerThread, tenant: 
             await asyncio.sleep(heartbeat / 4)
         await sock.send({"type": "ping", "id": "alive"})
         assert (await sock.expect("pong"))["id"] == "alive"
+
+
+async def test_revoking_the_token_closes_4001_token_revoked(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    """A revoked token (not a deactivated user) closes its socket with `token revoked`."""
+    alice = await tenant.user("alice")
+    async with socket(server.ws_url, alice.token) as sock:
+        claims = _claims(alice.token)
+
+        async def revoke() -> None:
+            server.services.tokens.revocations.revoke_token(claims["jti"], claims["exp"])
+
+        server.run(revoke())
+        code, reason, _ = await closed(sock.connection, within=3.0)
+    assert (code, reason) == (4001, "token revoked")
+
+
+async def test_deactivation_closes_4001_user_deactivated(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    """Each of a deactivated user's sockets closes with the documented reason."""
+    bob = await tenant.user("bob")
+    async with (
+        socket(server.ws_url, bob.token) as phone,
+        socket(server.ws_url, bob.token) as laptop,
+    ):
+        deactivated = await tenant.http.post(
+            f"/v1/users/{bob.id}/deactivation", headers=await tenant.backend_headers()
+        )
+        assert deactivated.status_code == 200, deactivated.text
+        for sock in (phone, laptop):
+            code, reason, _ = await closed(sock.connection)
+            assert (code, reason) == (4001, "user deactivated")
+
+
+def _claims(token: str) -> dict[str, Any]:
+    body = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    return claims
 
 
 # --- a server whose database fails a query ---------------------------------------------------

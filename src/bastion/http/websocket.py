@@ -57,6 +57,7 @@ CLOSE_AUTH = 4001
 CLOSE_FORBIDDEN = 4003
 CLOSE_RATE_LIMITED = 4008
 CLOSE_TOO_MANY = 4009
+REASON_DEACTIVATED = "user deactivated"
 
 _log = get_logger("bastion.websocket")
 
@@ -397,7 +398,7 @@ async def _deliver(session: _Session, event: Event) -> None:
     if conn.overflowed:
         raise _ClosedError(CLOSE_POLICY, "too slow to receive events")
     if event.type == "user.deactivated" and conn.user_id in event.user_ids:
-        raise _ClosedError(CLOSE_AUTH, "user deactivated")
+        raise _ClosedError(CLOSE_AUTH, REASON_DEACTIVATED)
     if conn.may_see(event):
         await session.ws.send_text(conn.frame(event))
         if event.type == "message.new":
@@ -409,8 +410,13 @@ def _check_alive(session: _Session, now: float, heartbeat: float) -> None:
         raise _ClosedError(CLOSE_POLICY, "heartbeat timeout")
     if _seconds_left(session) <= 0:
         raise _ClosedError(CLOSE_AUTH, "token expired")
-    if session.svc.tokens.revocations.is_revoked(session.conn.principal):
-        raise _ClosedError(CLOSE_AUTH, "token revoked")
+    revocations = session.svc.tokens.revocations
+    principal = session.conn.principal
+    if revocations.is_revoked(principal):
+        # Every token of a deactivated user is refused: say why, whichever comes first,
+        # this wake-up or the user.deactivated event.
+        deactivated = revocations.is_subject_revoked(principal)
+        raise _ClosedError(CLOSE_AUTH, REASON_DEACTIVATED if deactivated else "token revoked")
 
 
 def _last_heard(session: _Session) -> float:

@@ -115,6 +115,11 @@ class Revocations:
             or principal.issued_at < self.cutoff(principal.app_id, principal.subject)
         )
 
+    def is_subject_revoked(self, principal: Principal) -> bool:
+        """Tell whether every token of this principal's subject is refused (a deactivated
+        user), as opposed to this one token or those issued before a cutoff."""
+        return (principal.app_id, principal.subject) in self._subjects
+
     def purge(self, now: int) -> None:
         """Forget revoked tokens that have expired anyway."""
         self._tokens = {jti: exp for jti, exp in self._tokens.items() if exp > now}
