@@ -52,10 +52,15 @@ class Socket:
 
 
 @asynccontextmanager
-async def socket(url: str, token: str | None, *, via: str = "header") -> AsyncIterator[Socket]:
-    """Connect and authenticate by header or by first frame; yields after ``ready``."""
-    headers = {"Authorization": f"Bearer {token}"} if token and via == "header" else None
-    async with connect(url, additional_headers=headers, open_timeout=5) as connection:
+async def socket(
+    url: str, token: str | None, *, via: str = "header", headers: dict[str, str] | None = None
+) -> AsyncIterator[Socket]:
+    """Connect (with ``headers``) and authenticate by header or by first frame; yields
+    after ``ready``."""
+    sent = dict(headers or {})
+    if token and via == "header":
+        sent["Authorization"] = f"Bearer {token}"
+    async with connect(url, additional_headers=sent, open_timeout=5) as connection:
         sock = Socket(connection)
         if token and via == "frame":
             await sock.send({"type": "auth", "token": token})
