@@ -78,6 +78,11 @@ class Databases:
         self.created.append(name)
         return make_url(self.server_url).set(database=name).render_as_string(hide_password=False)
 
+    def admin(self, statement: str) -> None:
+        """Run one statement on the PostgreSQL server as its administrator."""
+        assert self.server_url is not None, "PostgreSQL only"
+        _admin(self.server_url, statement)
+
     def drop_all(self) -> None:
         """Drop every database this session created."""
         assert self.server_url is not None or not self.created

@@ -4,18 +4,21 @@ is down (503). Both answer problem+json and reveal nothing internal."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import APIRouter, HTTPException
+from sqlalchemy.engine import make_url
 
 from bastion.app import Bastion, create_app
 from bastion.core.ids import Kind, new_id
 from bastion.store import migrate
 from bastion.store.db import create_engine
-from tests.conftest import make_settings
+from tests.conftest import Databases, make_settings
 from tests.support import tokens
 from tests.support.problem_checks import problem
 
@@ -158,3 +161,70 @@ async def test_a_failed_token_request_does_not_hang(
         )
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@dataclass
+class OwnDatabase:
+    """An app serving as its own PostgreSQL role, from a database that role owns."""
+
+    client: httpx.AsyncClient
+    app: Bastion
+    role: str
+    name: str
+
+
+@pytest.fixture
+async def own_database(databases: Databases, tmp_path: Path) -> AsyncIterator[OwnDatabase]:
+    """A throwaway role and database, dropped afterwards; the app is ready at first."""
+    if databases.backend != "postgresql":
+        pytest.skip("roles and their connection limits are PostgreSQL's")
+    assert databases.server_url is not None
+    suffix = secrets.token_hex(6)
+    role, name = f"bastion_role_{suffix}", f"bastion_test_{suffix}"
+    databases.admin(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        databases.admin(f'CREATE DATABASE "{name}" OWNER "{role}"')
+        url = make_url(databases.server_url).set(username=role, database=name)
+        settings = make_settings(tmp_path, url.render_as_string(hide_password=False))
+        engine = create_engine(settings.database_url)
+        await migrate.upgrade(engine)
+        await engine.dispose()
+        app = create_app(settings)
+        async for client in _client(app):
+            yield OwnDatabase(client, app, role, name)
+    finally:
+        databases.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        databases.admin(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def _refuse_the_role(databases: Databases, own: OwnDatabase) -> None:
+    """Let the role log in no more, and end the connections it has."""
+    databases.admin(f'ALTER ROLE "{own.role}" CONNECTION LIMIT 0')
+    ends = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{}'"
+    databases.admin(ends.format(own.role))
+
+
+def _drop_the_database(databases: Databases, own: OwnDatabase) -> None:
+    databases.admin(f'DROP DATABASE "{own.name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("outage", [_refuse_the_role, _drop_the_database])
+async def test_a_server_refusing_connections_is_503(
+    databases: Databases,
+    own_database: OwnDatabase,
+    outage: Callable[[Databases, OwnDatabase], None],
+) -> None:
+    """Too many connections for the role (53300) or a dropped database (3D000): the
+    server refuses a new connection, and readiness and the API answer 503, not 500."""
+    client = own_database.client
+    assert (await client.get("/readyz")).status_code == 200
+    outage(databases, own_database)
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503, ready.text
+    assert ready.json()["type"] == "/problems/unavailable"
+    assert ready.headers["retry-after"].isdigit()
+    token = await client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=(new_id(Kind.CLIENT), "x")
+    )
+    assert token.status_code == 503, token.text
+    assert own_database.role not in ready.text + token.text

@@ -42,6 +42,13 @@ _SQLITE_PRAGMAS = (
 )
 _CHECKPOINT_EVERY = 1000
 
+# SQLSTATE classes that mean "the database cannot serve us now", not "this statement is
+# wrong": connection exception (08), invalid authorization (28), invalid catalog name
+# (3D: the database is gone), insufficient resources (53: too many connections, disk
+# full) and operator intervention (57P: shutting down, starting up, dropped). Both
+# asyncpg and psycopg expose the code as ``sqlstate``; psycopg 2 as ``pgcode``.
+_UNAVAILABLE_SQLSTATES = ("08", "28", "3D", "53", "57P")
+
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
@@ -202,7 +209,7 @@ class Database:
             if not self.is_sqlite:
                 async with (
                     self._translate_errors(),
-                    self.engine.begin() as conn,
+                    self._connection(begin=True) as conn,
                     self._hooked(conn, holder),
                 ):
                     yield conn
@@ -248,8 +255,33 @@ class Database:
 
     async def _writer_connection(self) -> AsyncConnection:
         if self._writer is None or self._writer.closed or self._writer.invalidated:
-            self._writer = await self.engine.connect()
+            self._writer = await self._open()
         return self._writer
+
+    async def _open(self) -> AsyncConnection:
+        """Check a connection out of the pool; failing to get one means unavailable.
+
+        The server refuses a new connection for reasons that say nothing about the
+        request (too many connections, the role may not log in, the database is gone or
+        starting up): SQLAlchemy reports those as a plain ``DBAPIError``.
+        """
+        try:
+            return await self.engine.connect()
+        except DBAPIError as exc:
+            raise Unavailable("The database is unavailable.") from exc
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, *, begin: bool) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection for one block; with ``begin``, inside one transaction."""
+        conn = await self._open()
+        try:
+            if not begin:
+                yield conn
+                return
+            async with conn.begin():
+                yield conn
+        finally:
+            await conn.close()
 
     async def _drop_writer(self) -> None:
         """After a failed command, start the next one on a fresh connection."""
@@ -261,7 +293,7 @@ class Database:
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """Run queries on one connection, in one consistent transaction."""
-        async with self._translate_errors(), self.engine.connect() as conn:
+        async with self._translate_errors(), self._connection(begin=False) as conn:
             yield conn
 
     async def ping(self) -> None:
@@ -284,6 +316,12 @@ class Database:
         except (OperationalError, InterfaceError, OSError, ConnectionError) as exc:
             raise Unavailable("The database is unavailable.") from exc
         except DBAPIError as exc:
-            if exc.connection_invalidated:
+            if exc.connection_invalidated or _unavailable_state(exc):
                 raise Unavailable("The database is unavailable.") from exc
             raise
+
+
+def _unavailable_state(exc: DBAPIError) -> bool:
+    """Whether the driver's SQLSTATE says the server cannot serve us right now."""
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(state, str) and state.startswith(_UNAVAILABLE_SQLSTATES)
