@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from bastion.store.db import Database, create_engine
 from bastion.store.repos import logins
 from bastion.store.tables import login_credentials, metadata
 from tests.conftest import Databases, make_settings
+from tests.support.cli import BIN
 from tests.support.logins import SECRET, legacy_login
 
 
@@ -121,3 +125,35 @@ async def test_the_migration_refuses_to_run_without_a_cipher(databases: Database
         assert await _stored(plain, user_id) == SECRET
     finally:
         await plain.close()
+
+
+def test_concurrent_migrations_take_turns(databases: Databases, tmp_path: Path) -> None:
+    """Two `bastion migrate` started together on a fresh database both succeed, at head."""
+    url = databases.new()
+    runs = [
+        subprocess.Popen(  # noqa: S603 - our own console script
+            [str(BIN / "bastion"), "migrate"],
+            env={
+                **os.environ,
+                "BASTION_SERVER__DATA_DIR": str(tmp_path / f"node{node}"),
+                "BASTION_DATABASE__URL": url,
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for node in (1, 2)
+    ]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    head = migrate.head_revision()
+    assert all(f"at revision {head}" in output for output in outputs), outputs
+
+    async def current() -> str | None:
+        engine = create_engine(url)
+        try:
+            return await migrate.current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(current()) == head

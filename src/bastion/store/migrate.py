@@ -1,8 +1,14 @@
-"""Apply, revert and inspect Alembic migrations on an async engine."""
+"""Apply, revert and inspect Alembic migrations on an async engine.
+
+On PostgreSQL every upgrade and downgrade holds one advisory lock for its whole run, so
+nodes that start (and migrate) together take turns: the second waits, then finds the
+schema current and has nothing to do.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -10,13 +16,18 @@ from alembic import command, context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import await_
 
 T = TypeVar("T")
 
 _SCRIPTS = Path(__file__).parent / "migrations"
+
+MIGRATION_LOCK = 0x62617374_696F6E
+"""The advisory lock key every Bastion process migrates under ("bastion" in ASCII)."""
 
 
 ASYNC_CONNECTION = "async_connection"
@@ -62,8 +73,37 @@ def revisions() -> list[str]:
 
 
 async def _run(engine: AsyncEngine, action: Callable[[Config], None]) -> None:
-    async with engine.begin() as conn:
+    async with engine.connect() as conn, _migration_lock(conn), conn.begin():
+        if conn.dialect.name == "sqlite":
+            # Python's sqlite3 opens no transaction before DDL, so each CREATE would
+            # commit alone and two migrating processes would interleave. Take the write
+            # lock first: the whole run is one transaction and a second process waits.
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
         await conn.run_sync(lambda sync_conn: action(_config(sync_conn, conn)))
+
+
+@contextlib.asynccontextmanager
+async def _migration_lock(conn: AsyncConnection) -> AsyncIterator[None]:
+    """On PostgreSQL, hold ``MIGRATION_LOCK`` on ``conn`` for the block (waiting for it).
+
+    The lock is session-level, so it spans the migration transaction and is held until
+    released here, or until the connection ends if the release itself fails.
+    """
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+    await conn.commit()
+    try:
+        yield
+    finally:
+        try:
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+            await conn.commit()
+        except DBAPIError:
+            # The connection broke: its session, and the lock with it, ends when it is
+            # discarded. The migration's own outcome is already decided.
+            await conn.invalidate()
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
