@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-import httpx
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
+from sqlalchemy import text
+
+from bastion.app import create_app
+from bastion.store import migrate
+from bastion.store.db import create_engine
+from tests.conftest import Databases, make_settings
 from tests.support.server import ServerThread
 
 
@@ -13,6 +22,47 @@ async def test_healthz_and_readyz_answer_without_a_token(http: httpx.AsyncClient
     ready = await http.get("/readyz")
     assert (live.status_code, live.json()) == (200, {"status": "ok"})
     assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+
+
+async def _set_revision(url: str, revision: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _app_on(url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app serving from ``url``, in this process."""
+    app = create_app(make_settings(tmp_path, url))
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.api.router.lifespan_context(app.api),
+        httpx.AsyncClient(transport=transport, base_url="http://bastion.test") as client,
+    ):
+        yield client
+
+
+async def test_readyz_is_503_while_the_schema_is_behind(
+    databases: Databases, tmp_path: Path
+) -> None:
+    """A database one revision behind this code is not ready: 503 asks for a migration."""
+    url = databases.new()
+    engine = create_engine(url)
+    await migrate.upgrade(engine)
+    await engine.dispose()
+    head, previous = migrate.revisions()[-1], migrate.revisions()[-2]
+    async with _app_on(url, tmp_path) as client:
+        assert (await client.get("/readyz")).status_code == 200
+        await _set_revision(url, previous)
+        behind = await client.get("/readyz")
+        assert behind.status_code == 503, behind.text
+        assert behind.headers["retry-after"].isdigit()
+        assert "run `bastion migrate`" in behind.json()["detail"]
+        await _set_revision(url, head)
+        assert (await client.get("/readyz")).status_code == 200
 
 
 async def test_openapi_is_3_1_and_lists_the_api(http: httpx.AsyncClient) -> None:
