@@ -17,7 +17,7 @@ from bastion.chat.context import ChatContext
 from bastion.core.errors import FieldError, NotFound, Unavailable, ValidationFailed
 from bastion.security import scopes
 from bastion.security.principal import Principal
-from bastion.store.repos import apps as apps_repo
+from bastion.store.repos import cross_tenant
 from bastion.store.repos import cutoffs as repo
 from bastion.store.repos import users as users_repo
 
@@ -68,8 +68,8 @@ class CutoffSync:
         """Apply every cutoff changed since the last load (all of them the first time)
         and refuse the tokens of exactly the apps disabled now."""
         async with self._ctx.db.read() as conn:
-            rows = await repo.cutoffs_since(conn, self._seen)
-            disabled = await apps_repo.disabled_app_ids(conn)
+            rows = await cross_tenant.cutoffs_since(conn, self._seen)
+            disabled = await cross_tenant.disabled_app_ids(conn)
         self._ctx.revocations.set_disabled_apps(disabled)
         for app_id, subject, issued_before, updated_at in rows:
             self._ctx.revocations.cut_off(app_id, subject or None, cutoff_seconds(issued_before))

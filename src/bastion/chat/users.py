@@ -16,6 +16,7 @@ from bastion.security import scopes
 from bastion.security.oauth import rfc8693
 from bastion.security.principal import Principal
 from bastion.store.records import DuplicateKeyError, UserRecord
+from bastion.store.repos import cross_tenant
 from bastion.store.repos import users as repo
 
 
@@ -157,7 +158,7 @@ async def load_revocations(
     before any token is accepted.
     """
     async with ctx.db.read() as conn:
-        for app_id, user_id in await repo.inactive_user_ids(conn):
+        for app_id, user_id in await cross_tenant.inactive_user_ids(conn):
             ctx.revocations.revoke_subject(app_id, user_id)
     for load in loaders:
         await load()

@@ -25,6 +25,7 @@ from bastion.core.errors import Conflict, FieldError, InvalidRequest, Validation
 from bastion.security.principal import Principal
 from bastion.store.db import Database
 from bastion.store.records import DuplicateKeyError
+from bastion.store.repos import cross_tenant
 from bastion.store.repos import idempotency as repo
 
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -98,7 +99,7 @@ class Idempotency:
         self._stored += 1
         if self._stored % _PURGE_EVERY == 0:
             async with self._db.write() as conn:
-                await repo.forget_before(conn, now - self._ttl)
+                await cross_tenant.forget_idempotency_keys_before(conn, now - self._ttl)
 
 
 async def _fingerprint(request: Request) -> str:

@@ -267,7 +267,9 @@ class Logins:
             return None
         codes = mfa.new_recovery_codes()
         async with self._db.write() as conn:
-            await repo.update_credentials(conn, user_id, totp_enabled=True, totp_last_step=step)
+            await repo.update_credentials(
+                conn, app_id, user_id, totp_enabled=True, totp_last_step=step
+            )
             await repo.replace_recovery_codes(
                 conn, app_id, user_id, [mfa.recovery_hash(user_id, c) for c in codes]
             )
@@ -292,11 +294,11 @@ class Logins:
         now = self._clock.now()
         async with self._db.write() as conn:
             if step is not None:
-                ok = await repo.use_totp_step(conn, user_id, step)
+                ok = await repo.use_totp_step(conn, app_id, user_id, step)
                 kind = "totp"
             else:
                 ok = await repo.use_recovery_code(
-                    conn, user_id, mfa.recovery_hash(user_id, code), now
+                    conn, app_id, user_id, mfa.recovery_hash(user_id, code), now
                 )
                 kind = "recovery_code"
         if ok:
@@ -318,7 +320,7 @@ class Logins:
         async with self._db.write() as conn:
             if await repo.by_user(conn, app_id, user_id) is None:
                 raise NotFound("This user has no login; set a username and password first.")
-            await repo.update_credentials(conn, user_id, mfa_required=required)
+            await repo.update_credentials(conn, app_id, user_id, mfa_required=required)
         await self._events.emit(
             "admin.change",
             "success",
@@ -336,11 +338,10 @@ class Logins:
     async def reset_mfa(self, app_id: str, user_id: str) -> None:
         """An administrator's reset: TOTP off, recovery codes gone; 404 without a login."""
         async with self._db.write() as conn:
-            # The update is keyed by user id alone: check the user is this app's first.
             if await repo.by_user(conn, app_id, user_id) is None:
                 raise NotFound("This user has no login.")
             await repo.update_credentials(
-                conn, user_id, totp_secret=None, totp_enabled=False, totp_last_step=0
+                conn, app_id, user_id, totp_secret=None, totp_enabled=False, totp_last_step=0
             )
             await repo.replace_recovery_codes(conn, app_id, user_id, [])
 

@@ -1,6 +1,7 @@
 """The relational schema, as SQLAlchemy Core tables.
 
-Every tenant-owned table carries ``app_id``; repositories filter on it in every query.
+Every tenant-owned table carries ``app_id``; repositories filter on it in every query
+but the few listed in docs/architecture.md ("Tenancy").
 Times are stored as aware UTC datetimes. Message order is the integer ``seq``.
 """
 

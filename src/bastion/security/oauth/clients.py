@@ -252,7 +252,7 @@ class ClientRegistry:
         if not is_id(Kind.CLIENT, client_id):
             return None
         async with self._db.read() as conn:
-            found = await repo.get_client_with_profile(conn, client_id)
+            found = await repo.identify_client(conn, client_id)
         if found is None:
             return None
         record, profile = found
@@ -260,10 +260,14 @@ class ClientRegistry:
 
     async def get_owned(self, app_id: str, client_id: str) -> Client:
         """A client of this app; any other is not found."""
-        client = await self.get(client_id)
-        if client is None or client.app_id != app_id:
+        if not is_id(Kind.CLIENT, client_id):
             raise NotFound("No such client.")
-        return client
+        async with self._db.read() as conn:
+            found = await repo.get_client_with_profile(conn, app_id, client_id)
+        if found is None:
+            raise NotFound("No such client.")
+        record, profile = found
+        return Client(record, profile or legacy_profile(record))
 
     async def list(self, app_id: str) -> list[Client]:
         """The app's clients."""
@@ -326,7 +330,9 @@ class ClientRegistry:
         )
         validate(reg, record.scopes | scope_names.USER_SCOPES)
         async with self._db.write() as conn:
-            await repo.update_client(conn, record.id, name=name, disabled=bool(disabled))
+            await repo.update_client(
+                conn, record.app_id, record.id, name=name, disabled=bool(disabled)
+            )
             await repo.save_profile(conn, profile)
         return Client(replace(record, name=str(name), disabled=bool(disabled)), profile)
 
@@ -343,7 +349,7 @@ class ClientRegistry:
         )
         secret_hash = await asyncio.to_thread(self._hasher.hash, secret)
         async with self._db.write() as conn:
-            await repo.update_client(conn, client.id, secret_hash=secret_hash)
+            await repo.update_client(conn, client.app_id, client.id, secret_hash=secret_hash)
             await repo.save_profile(conn, profile)
         return secret
 

@@ -31,6 +31,7 @@ from bastion.security.oauth.clients import Client
 from bastion.security.tokens import AccessTokens, IssuedToken
 from bastion.store.db import Database
 from bastion.store.records import GrantRecord
+from bastion.store.repos import cross_tenant
 from bastion.store.repos import oauth as repo
 
 _CODE_BYTES = 32
@@ -151,9 +152,11 @@ class Grants:
         if record is None:
             raise _invalid_grant("The authorization code is invalid.")
         actor = Actor(app_id=record.app_id, subject=record.user_id, client_id=client.id)
-        if not first or record.client_id != client.id:
+        if not first or record.client_id != client.id or record.app_id != client.app_id:
             # A code presented twice (or by another client) has leaked: kill its grant.
-            await self.revoke_grant(record.grant_id, "code_reuse", actor=actor, origin=origin)
+            await self.revoke_grant(
+                record.app_id, record.grant_id, "code_reuse", actor=actor, origin=origin
+            )
             raise _invalid_grant("The authorization code is invalid.")
         if record.expires_at <= now:
             raise _invalid_grant("The authorization code has expired.")
@@ -161,7 +164,7 @@ class Grants:
             raise _invalid_grant("redirect_uri does not match the authorization request.")
         if not rfc7636.verify(params.get("code_verifier"), record.code_challenge):
             raise _invalid_grant("The code_verifier does not match the code_challenge.")
-        grant = await self._live_grant(record.grant_id)
+        grant = await self._live_grant(record.app_id, record.grant_id)
         body = await self._issue(client, grant, grant.scope, nonce=record.nonce, jkt=jkt, x5t=x5t)
         await self._emit("token.issue", actor, origin, grant="authorization_code")
         return body
@@ -184,16 +187,20 @@ class Grants:
             record = await repo.get_refresh(conn, token_hash)
         if record is None:
             raise _invalid_grant("The refresh token is invalid.")
-        grant = await self._grant(record.grant_id)
-        if grant is None or grant.client_id != client.id:
+        grant = await self._grant(record.app_id, record.grant_id)
+        if grant is None or grant.client_id != client.id or grant.app_id != client.app_id:
             raise _invalid_grant("The refresh token is invalid.")
         actor = Actor(app_id=grant.app_id, subject=grant.user_id, client_id=client.id)
         now = self._clock.now()
         async with self._db.write() as conn:
-            first = record.rotated_at is None and await repo.rotate_refresh(conn, token_hash, now)
+            first = record.rotated_at is None and await repo.rotate_refresh(
+                conn, grant.app_id, token_hash, now
+            )
         if not first:
             await self._emit("token.reuse_detected", actor, origin, outcome="denied")
-            await self.revoke_grant(grant.id, "refresh_reuse", actor=actor, origin=origin)
+            await self.revoke_grant(
+                grant.app_id, grant.id, "refresh_reuse", actor=actor, origin=origin
+            )
             raise _invalid_grant("The refresh token is invalid.")
         if record.expires_at <= now or grant.expires_at <= now or grant.revoked_at is not None:
             raise _invalid_grant("The refresh token has expired or was revoked.")
@@ -214,12 +221,12 @@ class Grants:
             raise OAuthError("invalid_scope", "The scope exceeds what was granted.")
         return wanted
 
-    async def _grant(self, grant_id: str) -> GrantRecord | None:
+    async def _grant(self, app_id: str, grant_id: str) -> GrantRecord | None:
         async with self._db.read() as conn:
-            return await repo.get_grant(conn, grant_id)
+            return await repo.get_grant(conn, app_id, grant_id)
 
-    async def _live_grant(self, grant_id: str) -> GrantRecord:
-        grant = await self._grant(grant_id)
+    async def _live_grant(self, app_id: str, grant_id: str) -> GrantRecord:
+        grant = await self._grant(app_id, grant_id)
         if grant is None or grant.revoked_at is not None:
             raise _invalid_grant("The grant was revoked.")
         return grant
@@ -291,25 +298,23 @@ class Grants:
 
     async def revoke_grant(
         self,
+        app_id: str,
         grant_id: str,
         reason: str,
         *,
         actor: Actor | None = None,
         origin: Origin | None = None,
     ) -> None:
-        """Revoke a grant: its refresh tokens and every unexpired access token it issued."""
+        """Revoke an app's grant: its refresh tokens and every unexpired access token it
+        issued."""
         now = self._clock.now()
         async with self._db.write() as conn:
-            newly = await repo.revoke_grant(conn, grant_id, now)
-            issued = await repo.grant_access_tokens(conn, grant_id, now)
-            grant = await repo.get_grant(conn, grant_id)
-            app_id = grant.app_id if grant else ""
+            newly = await repo.revoke_grant(conn, app_id, grant_id, now)
+            issued = await repo.grant_access_tokens(conn, app_id, grant_id, now)
             for jti, expires_at in issued:
                 await repo.revoke_token(conn, jti, app_id, expires_at, now)
         for jti, expires_at in issued:
-            self._tokens.revocations.revoke_token(
-                jti, int(expires_at.timestamp()), app_id=app_id or None
-            )
+            self._tokens.revocations.revoke_token(jti, int(expires_at.timestamp()), app_id=app_id)
         if newly:
             await self._emit("token.revoke", actor, origin, reason=reason, kind="grant")
 
@@ -325,7 +330,7 @@ class Grants:
         """The live grant and expiry of a usable refresh token, or None."""
         async with self._db.read() as conn:
             record = await repo.get_refresh(conn, digest(presented))
-            grant = await repo.get_grant(conn, record.grant_id) if record else None
+            grant = await repo.get_grant(conn, record.app_id, record.grant_id) if record else None
         now = self._clock.now()
         if record is None or grant is None or record.rotated_at is not None:
             return None
@@ -376,7 +381,7 @@ class RevocationSync:
         now = self._clock.now()
         since = self._since - self._OVERLAP if self._since is not None else None
         async with self._db.read() as conn:
-            rows = await repo.revoked_since(conn, since, now)
+            rows = await cross_tenant.revoked_tokens_since(conn, since, now)
         for jti, app_id, expires_at, revoked_at in rows:
             if jti not in self._seen:
                 self._seen[jti] = expires_at

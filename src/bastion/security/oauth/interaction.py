@@ -119,7 +119,7 @@ class Interactions:
                 pending, session.user_id, session.amr.split(), session.auth_time
             )
         if request.prompt == "none":
-            await self._drop(interaction_id)
+            await self._drop(client.app_id, interaction_id)
             return Step(None, redirect=self._error(request, "login_required"))
         return Step(LOGIN, interaction_id)
 
@@ -135,7 +135,7 @@ class Interactions:
         ):
             raise PageError("This login page has expired. Go back to the application and retry.")
         client = await self._clients.get(record.client_id)
-        if client is None or not client.record.usable:
+        if client is None or not client.record.usable or client.app_id != record.app_id:
             raise PageError("The application that sent you here is not known.")
         request = AuthorizationRequest.from_dict(json.loads(record.request))
         return Pending(record, request, client)
@@ -227,7 +227,9 @@ class Interactions:
     ) -> Step:
         if not pending.client.profile.first_party:
             async with self._db.read() as conn:
-                consented = await repo.get_consent(conn, user_id, pending.client.id)
+                consented = await repo.get_consent(
+                    conn, pending.client.app_id, user_id, pending.client.id
+                )
             have = scope_names.parse(consented)
             if (
                 consented is None
@@ -248,7 +250,7 @@ class Interactions:
             "auth.consent", "success" if approved else "denied", actor=actor, origin=origin
         )
         if not approved:
-            await self._drop(pending.record.id)
+            await self._drop(pending.record.app_id, pending.record.id)
             return Step(None, redirect=self._error(pending.request, "access_denied"))
         async with self._db.write() as conn:
             await repo.save_consent(
@@ -268,7 +270,7 @@ class Interactions:
         self, pending: Pending, user_id: str, amr: list[str], auth_time: datetime
     ) -> Step:
         async with self._db.write() as conn:
-            if not await repo.delete_interaction(conn, pending.record.id):
+            if not await repo.delete_interaction(conn, pending.record.app_id, pending.record.id):
                 raise PageError("This login was already completed.")
         request = pending.request
         code = await self._grants.issue_code(
@@ -300,6 +302,7 @@ class Interactions:
         async with self._db.write() as conn:
             await repo.update_interaction(
                 conn,
+                pending.record.app_id,
                 pending.record.id,
                 stage=stage,
                 user_id=user_id,
@@ -310,9 +313,9 @@ class Interactions:
     def _auth_time(self, pending: Pending) -> datetime:
         return pending.record.auth_time or self._clock.now()
 
-    async def _drop(self, interaction_id: str) -> None:
+    async def _drop(self, app_id: str, interaction_id: str) -> None:
         async with self._db.write() as conn:
-            await repo.delete_interaction(conn, interaction_id)
+            await repo.delete_interaction(conn, app_id, interaction_id)
 
     def _error(self, request: AuthorizationRequest, error: str) -> str:
         return redirect_to(
@@ -354,7 +357,7 @@ class Interactions:
         found = await self.session(value)
         if value and found is not None:
             async with self._db.write() as conn:
-                await repo.delete_session(conn, digest(value))
+                await repo.delete_session(conn, found.app_id, digest(value))
             await self._events.emit(
                 "auth.logout",
                 "success",

@@ -51,7 +51,7 @@ async def _revoke_refresh(token: str, client: Client, grants: Grants) -> bool:
         return False
     grant = state[0]
     actor = Actor(app_id=grant.app_id, subject=grant.user_id, client_id=client.id)
-    await grants.revoke_grant(grant.id, "revoked_by_client", actor=actor)
+    await grants.revoke_grant(grant.app_id, grant.id, "revoked_by_client", actor=actor)
     return True
 
 

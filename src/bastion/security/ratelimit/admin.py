@@ -20,6 +20,7 @@ from bastion.core.errors import FieldError, Forbidden, NotFound, Unavailable, Va
 from bastion.security.ratelimit.overrides import APP_WIDE, Override, Overrides
 from bastion.security.ratelimit.policies import Policy, PolicySet
 from bastion.store.db import Database
+from bastion.store.repos import cross_tenant
 from bastion.store.repos import ratelimits as repo
 from bastion.store.repos.cutoffs import app_exists
 from bastion.store.repos.users import get_user
@@ -55,7 +56,7 @@ class OverrideAdmin:
     async def reload(self) -> None:
         """Read every override and swap them in."""
         async with self._db.read() as conn:
-            rows = await repo.all_overrides(conn)
+            rows = await cross_tenant.all_rate_limit_overrides(conn)
         self._rows = [Override(*row) for row in rows]
         self._overrides.replace(self._rows)
 

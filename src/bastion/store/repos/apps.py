@@ -46,12 +46,6 @@ async def update_app(conn: AsyncConnection, app_id: str, **values: Any) -> None:
     await conn.execute(update(apps).where(apps.c.id == app_id).values(values))
 
 
-async def disabled_app_ids(conn: AsyncConnection) -> list[str]:
-    """The ids of the apps that are disabled now."""
-    found = await conn.execute(select(apps.c.id).where(apps.c.disabled_at.is_not(None)))
-    return [row[0] for row in found]
-
-
 async def count_of_app(conn: AsyncConnection, app_id: str) -> tuple[int, int]:
     """How many users and OAuth clients the app has."""
     user_count = select(func.count()).select_from(users).where(users.c.app_id == app_id)

@@ -33,21 +33,6 @@ async def raise_cutoff(
     return value
 
 
-async def cutoffs_since(
-    conn: AsyncConnection, since: datetime | None
-) -> list[tuple[str, str, datetime, datetime]]:
-    """(app id, subject, issued before, updated at) of cutoffs changed after ``since``."""
-    query = select(
-        token_cutoffs.c.app_id,
-        token_cutoffs.c.subject,
-        token_cutoffs.c.issued_before,
-        token_cutoffs.c.updated_at,
-    )
-    if since is not None:
-        query = query.where(token_cutoffs.c.updated_at >= since)
-    return [(r[0], r[1], r[2], r[3]) for r in await conn.execute(query)]
-
-
 async def app_exists(conn: AsyncConnection, app_id: str) -> bool:
     """Tell whether the app exists (the CLI checks before writing)."""
     found = await conn.execute(select(apps.c.id).where(apps.c.id == app_id))

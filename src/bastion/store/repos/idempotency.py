@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.repos._sql import insert_row
@@ -60,8 +60,3 @@ async def put(
         "created_at": now,
     }
     await insert_row(conn, idempotency_keys, values)
-
-
-async def forget_before(conn: AsyncConnection, moment: datetime) -> None:
-    """Drop every stored answer older than ``moment`` (all apps: it is housekeeping)."""
-    await conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < moment))

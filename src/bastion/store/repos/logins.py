@@ -11,17 +11,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.records import CredentialRecord, DuplicateKeyError, FailureRecord
 from bastion.store.repos._sql import insert_row
 from bastion.store.sealing import (
     ERASED,
-    SEALED_PREFIX,
     Cell,
     Owner,
-    cipher_of,
     open_value,
     seal,
 )
@@ -96,7 +94,7 @@ async def set_password(
     if taken is not None and taken.user_id != user_id:
         raise DuplicateKeyError("login_credentials")
     await update_credentials(
-        conn, user_id, username=username, password_hash=password_hash, updated_at=now
+        conn, app_id, user_id, username=username, password_hash=password_hash, updated_at=now
     )
 
 
@@ -129,60 +127,22 @@ async def totp_secret(conn: AsyncConnection, app_id: str, user_id: str) -> str |
     return None if opened == ERASED else opened
 
 
-async def seal_plaintext_totp_secrets(conn: AsyncConnection) -> int:
-    """Seal every TOTP secret still stored in the clear; return how many were sealed.
-
-    Run by migration 0011 with the server's cipher on the connection; without one, it
-    refuses to leave secrets in the clear silently.
-    """
-    column = login_credentials.c[_TOTP]
-    query = select(login_credentials.c.app_id, login_credentials.c.user_id, column).where(
-        column.is_not(None), column.not_like(f"{SEALED_PREFIX}%")
-    )
-    rows = (await conn.execute(query)).all()
-    if rows:
-        cipher_of(conn)  # fails before anything is written when there is no cipher
-    for app_id, user_id, plaintext in rows:
-        sealed = await seal(conn, totp_cell(app_id, user_id), Owner("user", user_id), plaintext)
-        await conn.execute(
-            update(login_credentials)
-            .where(login_credentials.c.user_id == user_id, column == plaintext)
-            .values({_TOTP: sealed})
-        )
-    return len(rows)
+def _login(app_id: str, user_id: str) -> ColumnElement[bool]:
+    return (login_credentials.c.app_id == app_id) & (login_credentials.c.user_id == user_id)
 
 
-async def open_sealed_totp_secrets(conn: AsyncConnection) -> int:
-    """Store every sealed TOTP secret in the clear again (undoing migration 0011); an
-    erased one is dropped and TOTP turned off for its user. Return how many were opened."""
-    column = login_credentials.c[_TOTP]
-    query = select(login_credentials.c.app_id, login_credentials.c.user_id, column).where(
-        column.like(f"{SEALED_PREFIX}%")
-    )
-    rows = (await conn.execute(query)).all()
-    for app_id, user_id, stored in rows:
-        opened = await open_value(conn, totp_cell(app_id, user_id), stored)
-        values: dict[str, Any] = {_TOTP: opened}
-        if opened == ERASED:
-            values = {_TOTP: None, "totp_enabled": False}
-        await conn.execute(
-            update(login_credentials).where(login_credentials.c.user_id == user_id).values(values)
-        )
-    return len(rows)
+async def update_credentials(
+    conn: AsyncConnection, app_id: str, user_id: str, **values: Any
+) -> None:
+    """Change an app's user's credential columns."""
+    await conn.execute(update(login_credentials).where(_login(app_id, user_id)).values(values))
 
 
-async def update_credentials(conn: AsyncConnection, user_id: str, **values: Any) -> None:
-    """Change a user's credential columns."""
-    await conn.execute(
-        update(login_credentials).where(login_credentials.c.user_id == user_id).values(values)
-    )
-
-
-async def use_totp_step(conn: AsyncConnection, user_id: str, step: int) -> bool:
+async def use_totp_step(conn: AsyncConnection, app_id: str, user_id: str, step: int) -> bool:
     """Accept a TOTP time step once: True if it is newer than the last one used."""
     result = await conn.execute(
         update(login_credentials)
-        .where(login_credentials.c.user_id == user_id, login_credentials.c.totp_last_step < step)
+        .where(_login(app_id, user_id), login_credentials.c.totp_last_step < step)
         .values(totp_last_step=step)
     )
     return bool(result.rowcount)
@@ -192,7 +152,11 @@ async def replace_recovery_codes(
     conn: AsyncConnection, app_id: str, user_id: str, code_hashes: list[str]
 ) -> None:
     """Replace a user's recovery codes (stored hashed)."""
-    await conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
+    await conn.execute(
+        delete(recovery_codes).where(
+            recovery_codes.c.app_id == app_id, recovery_codes.c.user_id == user_id
+        )
+    )
     for code_hash in code_hashes:
         await conn.execute(
             recovery_codes.insert().values(
@@ -202,12 +166,13 @@ async def replace_recovery_codes(
 
 
 async def use_recovery_code(
-    conn: AsyncConnection, user_id: str, code_hash: str, now: datetime
+    conn: AsyncConnection, app_id: str, user_id: str, code_hash: str, now: datetime
 ) -> bool:
     """Spend a recovery code; True if it existed and was unused."""
     result = await conn.execute(
         update(recovery_codes)
         .where(
+            recovery_codes.c.app_id == app_id,
             recovery_codes.c.user_id == user_id,
             recovery_codes.c.code_hash == code_hash,
             recovery_codes.c.used_at.is_(None),

@@ -2,6 +2,11 @@
 
 Codes, refresh tokens and session ids are stored only as SHA-256 hashes: the database
 alone never yields a usable credential.
+
+Functions take the app id wherever the caller knows it. A few look a row up by what a
+caller presents before any app is known (``identify_client``, ``get_interaction``,
+``get_session``, ``claim_code``, ``get_refresh``): the presented value names one row,
+and so one app; the caller checks that app against the authenticated client's.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.records import (
@@ -76,15 +81,31 @@ def profile_values(profile: ClientProfile) -> dict[str, Any]:
     }
 
 
+def _with_profile() -> Select[Any]:
+    return with_app_state(select(oauth_clients, oauth_client_profiles)).outerjoin(
+        oauth_client_profiles, oauth_client_profiles.c.client_id == oauth_clients.c.id
+    )
+
+
 async def get_client_with_profile(
+    conn: AsyncConnection, app_id: str, client_id: str
+) -> tuple[ClientRecord, ClientProfile | None] | None:
+    """An app's client and its profile (None for clients registered before profiles)."""
+    query = _with_profile().where(oauth_clients.c.app_id == app_id, oauth_clients.c.id == client_id)
+    return await _client_with_profile(conn, query)
+
+
+async def identify_client(
     conn: AsyncConnection, client_id: str
 ) -> tuple[ClientRecord, ClientProfile | None] | None:
-    """A client and its profile (None for clients registered before profiles existed)."""
-    query = (
-        with_app_state(select(oauth_clients, oauth_client_profiles))
-        .outerjoin(oauth_client_profiles, oauth_client_profiles.c.client_id == oauth_clients.c.id)
-        .where(oauth_clients.c.id == client_id)
-    )
+    """The client a caller names, before any app is known (client authentication, a
+    login page): client ids are unique across apps, so the row says whose it is."""
+    return await _client_with_profile(conn, _with_profile().where(oauth_clients.c.id == client_id))
+
+
+async def _client_with_profile(
+    conn: AsyncConnection, query: Select[Any]
+) -> tuple[ClientRecord, ClientProfile | None] | None:
     row = (await conn.execute(query)).mappings().first()
     if row is None:
         return None
@@ -97,12 +118,7 @@ async def list_clients(
     conn: AsyncConnection, app_id: str
 ) -> list[tuple[ClientRecord, ClientProfile | None]]:
     """Every client of an app, oldest first."""
-    query = (
-        with_app_state(select(oauth_clients, oauth_client_profiles))
-        .outerjoin(oauth_client_profiles, oauth_client_profiles.c.client_id == oauth_clients.c.id)
-        .where(oauth_clients.c.app_id == app_id)
-        .order_by(oauth_clients.c.id)
-    )
+    query = _with_profile().where(oauth_clients.c.app_id == app_id).order_by(oauth_clients.c.id)
     rows = (await conn.execute(query)).mappings().all()
     return [(_client(r), _profile(r) if r["client_type"] is not None else None) for r in rows]
 
@@ -110,14 +126,21 @@ async def list_clients(
 async def save_profile(conn: AsyncConnection, profile: ClientProfile) -> None:
     """Insert or replace a client's profile."""
     await conn.execute(
-        delete(oauth_client_profiles).where(oauth_client_profiles.c.client_id == profile.client_id)
+        delete(oauth_client_profiles).where(
+            oauth_client_profiles.c.app_id == profile.app_id,
+            oauth_client_profiles.c.client_id == profile.client_id,
+        )
     )
     await conn.execute(oauth_client_profiles.insert().values(**profile_values(profile)))
 
 
-async def update_client(conn: AsyncConnection, client_id: str, **values: Any) -> None:
+async def update_client(conn: AsyncConnection, app_id: str, client_id: str, **values: Any) -> None:
     """Change columns of the client row itself (name, secret hash, scopes, disabled)."""
-    await conn.execute(update(oauth_clients).where(oauth_clients.c.id == client_id).values(values))
+    await conn.execute(
+        update(oauth_clients)
+        .where(oauth_clients.c.app_id == app_id, oauth_clients.c.id == client_id)
+        .values(values)
+    )
 
 
 # Interactions: a pending authorization request and how far its login has come.
@@ -145,23 +168,29 @@ async def insert_interaction(conn: AsyncConnection, values: dict[str, Any]) -> N
 
 
 async def get_interaction(conn: AsyncConnection, interaction_id: str) -> InteractionRecord | None:
-    """An interaction by id."""
+    """An interaction by the id a login page presents (random, so it names one app's)."""
     query = select(auth_interactions).where(auth_interactions.c.id == interaction_id)
     row = (await conn.execute(query)).mappings().first()
     return _interaction(row) if row else None
 
 
-async def update_interaction(conn: AsyncConnection, interaction_id: str, **values: Any) -> None:
+def _interaction_key(app_id: str, interaction_id: str) -> ColumnElement[bool]:
+    return (auth_interactions.c.app_id == app_id) & (auth_interactions.c.id == interaction_id)
+
+
+async def update_interaction(
+    conn: AsyncConnection, app_id: str, interaction_id: str, **values: Any
+) -> None:
     """Advance an interaction."""
     await conn.execute(
-        update(auth_interactions).where(auth_interactions.c.id == interaction_id).values(values)
+        update(auth_interactions).where(_interaction_key(app_id, interaction_id)).values(values)
     )
 
 
-async def delete_interaction(conn: AsyncConnection, interaction_id: str) -> bool:
+async def delete_interaction(conn: AsyncConnection, app_id: str, interaction_id: str) -> bool:
     """Remove an interaction; True when it was there (so only one finisher wins)."""
     result = await conn.execute(
-        delete(auth_interactions).where(auth_interactions.c.id == interaction_id)
+        delete(auth_interactions).where(_interaction_key(app_id, interaction_id))
     )
     return bool(result.rowcount)
 
@@ -175,7 +204,7 @@ async def insert_session(conn: AsyncConnection, values: dict[str, Any]) -> None:
 
 
 async def get_session(conn: AsyncConnection, id_hash: str) -> SessionRecord | None:
-    """A login session by the hash of its id."""
+    """A login session by the hash of the id a browser presents (it names one app's)."""
     query = select(login_sessions).where(login_sessions.c.id_hash == id_hash)
     row = (await conn.execute(query)).mappings().first()
     if row is None:
@@ -189,9 +218,13 @@ async def get_session(conn: AsyncConnection, id_hash: str) -> SessionRecord | No
     )
 
 
-async def delete_session(conn: AsyncConnection, id_hash: str) -> None:
+async def delete_session(conn: AsyncConnection, app_id: str, id_hash: str) -> None:
     """End a login session."""
-    await conn.execute(delete(login_sessions).where(login_sessions.c.id_hash == id_hash))
+    await conn.execute(
+        delete(login_sessions).where(
+            login_sessions.c.app_id == app_id, login_sessions.c.id_hash == id_hash
+        )
+    )
 
 
 # Grants (refresh-token families), codes and refresh tokens.
@@ -217,21 +250,22 @@ async def insert_grant(conn: AsyncConnection, values: dict[str, Any]) -> None:
     await conn.execute(oauth_grants.insert().values(**values))
 
 
-async def get_grant(conn: AsyncConnection, grant_id: str) -> GrantRecord | None:
-    """A grant by id."""
-    row = (
-        (await conn.execute(select(oauth_grants).where(oauth_grants.c.id == grant_id)))
-        .mappings()
-        .first()
-    )
+def _grant_key(app_id: str, grant_id: str) -> ColumnElement[bool]:
+    return (oauth_grants.c.app_id == app_id) & (oauth_grants.c.id == grant_id)
+
+
+async def get_grant(conn: AsyncConnection, app_id: str, grant_id: str) -> GrantRecord | None:
+    """An app's grant by id."""
+    query = select(oauth_grants).where(_grant_key(app_id, grant_id))
+    row = (await conn.execute(query)).mappings().first()
     return _grant(row) if row else None
 
 
-async def revoke_grant(conn: AsyncConnection, grant_id: str, now: datetime) -> bool:
+async def revoke_grant(conn: AsyncConnection, app_id: str, grant_id: str, now: datetime) -> bool:
     """Mark a grant revoked; True if it was live until now."""
     result = await conn.execute(
         update(oauth_grants)
-        .where(oauth_grants.c.id == grant_id, oauth_grants.c.revoked_at.is_(None))
+        .where(_grant_key(app_id, grant_id), oauth_grants.c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
     return bool(result.rowcount)
@@ -245,7 +279,8 @@ async def insert_code(conn: AsyncConnection, values: dict[str, Any]) -> None:
 async def claim_code(
     conn: AsyncConnection, code_hash: str, now: datetime
 ) -> tuple[CodeRecord | None, bool]:
-    """Look a code up and mark it used; the flag says whether this call was first."""
+    """Look up the code a client presents and mark it used; the flag says whether this
+    call was first. The record names the code's app and client for the caller to check."""
     query = select(authorization_codes).where(authorization_codes.c.code_hash == code_hash)
     row = (await conn.execute(query)).mappings().first()
     if row is None:
@@ -279,7 +314,7 @@ async def insert_refresh(conn: AsyncConnection, values: dict[str, Any]) -> None:
 
 
 async def get_refresh(conn: AsyncConnection, token_hash: str) -> RefreshRecord | None:
-    """A refresh token by hash."""
+    """A refresh token by the hash of what a client presents; the record names its app."""
     query = select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
     row = (await conn.execute(query)).mappings().first()
     if row is None:
@@ -294,20 +329,28 @@ async def get_refresh(conn: AsyncConnection, token_hash: str) -> RefreshRecord |
 
 
 async def grant_access_tokens(
-    conn: AsyncConnection, grant_id: str, now: datetime
+    conn: AsyncConnection, app_id: str, grant_id: str, now: datetime
 ) -> list[tuple[str, datetime]]:
     """The access tokens issued under a grant that have not expired: (jti, expiry)."""
     query = select(refresh_tokens.c.access_jti, refresh_tokens.c.access_expires_at).where(
-        refresh_tokens.c.grant_id == grant_id, refresh_tokens.c.access_expires_at > now
+        refresh_tokens.c.app_id == app_id,
+        refresh_tokens.c.grant_id == grant_id,
+        refresh_tokens.c.access_expires_at > now,
     )
     return [(r.access_jti, r.access_expires_at) for r in (await conn.execute(query)).all()]
 
 
-async def rotate_refresh(conn: AsyncConnection, token_hash: str, now: datetime) -> bool:
+async def rotate_refresh(
+    conn: AsyncConnection, app_id: str, token_hash: str, now: datetime
+) -> bool:
     """Mark a refresh token used; True only for the one caller that used it first."""
     result = await conn.execute(
         update(refresh_tokens)
-        .where(refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.rotated_at.is_(None))
+        .where(
+            refresh_tokens.c.app_id == app_id,
+            refresh_tokens.c.token_hash == token_hash,
+            refresh_tokens.c.rotated_at.is_(None),
+        )
         .values(rotated_at=now)
     )
     return bool(result.rowcount)
@@ -324,27 +367,14 @@ async def revoke_token(
     await conn.execute(insert_ignoring_duplicates(conn, revoked_tokens).values(**values))
 
 
-async def revoked_since(
-    conn: AsyncConnection, since: datetime | None, now: datetime
-) -> list[tuple[str, str, datetime, datetime]]:
-    """Unexpired revoked access tokens, revoked at or after ``since`` (all when None):
-    (jti, app id, expiry, revocation time)."""
-    query = select(
-        revoked_tokens.c.jti,
-        revoked_tokens.c.app_id,
-        revoked_tokens.c.expires_at,
-        revoked_tokens.c.revoked_at,
-    ).where(revoked_tokens.c.expires_at > now)
-    if since is not None:
-        query = query.where(revoked_tokens.c.revoked_at >= since)
-    rows = (await conn.execute(query)).all()
-    return [(r.jti, r.app_id, r.expires_at, r.revoked_at) for r in rows]
-
-
-async def get_consent(conn: AsyncConnection, user_id: str, client_id: str) -> str | None:
-    """The scope a user consented to for a client, if any."""
+async def get_consent(
+    conn: AsyncConnection, app_id: str, user_id: str, client_id: str
+) -> str | None:
+    """The scope an app's user consented to for a client, if any."""
     query = select(consents.c.scope).where(
-        consents.c.user_id == user_id, consents.c.client_id == client_id
+        consents.c.app_id == app_id,
+        consents.c.user_id == user_id,
+        consents.c.client_id == client_id,
     )
     scope: str | None = (await conn.execute(query)).scalar()
     return scope
@@ -354,7 +384,9 @@ async def save_consent(conn: AsyncConnection, values: dict[str, Any]) -> None:
     """Record (or widen) a consent."""
     await conn.execute(
         delete(consents).where(
-            consents.c.user_id == values["user_id"], consents.c.client_id == values["client_id"]
+            consents.c.app_id == values["app_id"],
+            consents.c.user_id == values["user_id"],
+            consents.c.client_id == values["client_id"],
         )
     )
     await conn.execute(consents.insert().values(**values))
@@ -365,18 +397,11 @@ async def use_assertion(
 ) -> None:
     """Record a client assertion's jti; a replay raises ``DuplicateKeyError``.
 
+    The row is the client's alone (client ids are unique across apps) and is only ever
+    inserted, then purged when it expires.
+
     The caller must let the error end the transaction: on PostgreSQL a failed insert
     aborts it, so nothing else (such as its audit record) may be written in it.
     """
     values = {"client_id": client_id, "jti": jti, "expires_at": expires_at}
     await insert_row(conn, client_assertions, values)
-
-
-async def purge_expired(conn: AsyncConnection, now: datetime) -> None:
-    """Delete rows that can no longer matter."""
-    await conn.execute(delete(auth_interactions).where(auth_interactions.c.expires_at < now))
-    await conn.execute(delete(authorization_codes).where(authorization_codes.c.expires_at < now))
-    await conn.execute(delete(client_assertions).where(client_assertions.c.expires_at < now))
-    await conn.execute(delete(revoked_tokens).where(revoked_tokens.c.expires_at < now))
-    await conn.execute(delete(login_sessions).where(login_sessions.c.expires_at < now))
-    await conn.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at < now))

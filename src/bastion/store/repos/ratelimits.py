@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.repos._sql import insert_row
 from bastion.store.tables import rate_limit_overrides
 
 SEPARATOR = ","
-
-
-async def all_overrides(conn: AsyncConnection) -> list[tuple[str, str, str, tuple[str, ...]]]:
-    """Every override: (app id, subject, policy, quotas)."""
-    t = rate_limit_overrides
-    rows = await conn.execute(select(t.c.app_id, t.c.subject, t.c.policy, t.c.quotas))
-    return [(r[0], r[1], r[2], tuple(r[3].split(SEPARATOR))) for r in rows]
 
 
 async def put_override(

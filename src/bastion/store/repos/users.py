@@ -112,9 +112,3 @@ async def active_user_ids(conn: AsyncConnection, app_id: str, ids: Collection[st
         users.c.app_id == app_id, users.c.id.in_(list(ids)), users.c.active.is_(True)
     )
     return set((await conn.execute(query)).scalars())
-
-
-async def inactive_user_ids(conn: AsyncConnection) -> list[tuple[str, str]]:
-    """Return (app id, user id) of every deactivated user, to refuse their tokens."""
-    query = select(users.c.app_id, users.c.id).where(users.c.active.is_(False))
-    return [(row[0], row[1]) for row in await conn.execute(query)]

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from bastion.store.migrate import async_connection, run_async
-from bastion.store.repos import logins
+from bastion.store.repos import cross_tenant
 
 revision = "0011"
 down_revision = "0010"
@@ -34,11 +34,11 @@ def upgrade() -> None:
             existing_type=sa.String(length=64),
             existing_nullable=True,
         )
-    run_async(logins.seal_plaintext_totp_secrets(async_connection()))
+    run_async(cross_tenant.seal_plaintext_totp_secrets(async_connection()))
 
 
 def downgrade() -> None:
-    run_async(logins.open_sealed_totp_secrets(async_connection()))
+    run_async(cross_tenant.open_sealed_totp_secrets(async_connection()))
     if op.get_bind().dialect.name == "postgresql":
         op.alter_column(
             "login_credentials",
