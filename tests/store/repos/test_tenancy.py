@@ -43,6 +43,8 @@ WITHOUT_APP_ID: dict[tuple[str, str], str] = {
     ("oauth", "claim_code"): "a client presents an authorization code",
     ("oauth", "get_refresh"): "a client presents a refresh token",
     ("oauth", "use_assertion"): "insert only, keyed by a client id unique across apps",
+    # The operator's view of the server's tenants (`bastion apps list`).
+    ("apps", "list_apps"): "lists the apps themselves, for the operator's command line",
     # Inserts and upserts: the new row's app id is in the record or values given.
     ("logins", "save_failures"): "the FailureRecord carries the app id",
     ("oauth", "save_profile"): "the ClientProfile carries the app id",
