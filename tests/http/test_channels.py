@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
+from bastion.chat.channels import encode_cursor
 from bastion.core.ids import Kind, is_id, new_id
+from tests.support.paging import walk_both_ways
 from tests.support.problem_checks import error_fields, problem, same_not_found
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant, User
+
+TAMPERED = encode_cursor(datetime(2026, 1, 1, tzinfo=UTC), "ch_1")
+"""Well encoded, but naming no channel id."""
 
 
 async def users(tenant: Tenant, *names: str) -> list[User]:
@@ -393,6 +399,43 @@ async def test_list_pages_by_cursor(tenant: Tenant) -> None:
     assert pages == 3
 
 
+@pytest.mark.parametrize("limit", [1, 2, 3, 5, 6])
+async def test_list_pages_both_ways(tenant: Tenant, limit: int) -> None:
+    """next_cursor (as after) walks down the list, prev_cursor (as before) back up; both
+    see every channel once, and a cursor is null exactly at an end."""
+    alice = await tenant.user("alice")
+    ids = [(await tenant.channel(alice, [], name=f"c{n}"))["id"] for n in range(5)]
+    expected = ids[::-1]
+    forward, backward = await walk_both_ways(
+        tenant.http, "/v1/channels", alice.headers, limit=limit
+    )
+    assert forward == backward == expected
+
+
+async def test_list_before_the_first_channel_is_empty(tenant: Tenant) -> None:
+    """Back to the top: the page before the most recently active channel is empty, with
+    no cursors, like the page after the last one."""
+    alice = await tenant.user("alice")
+    for n in range(3):
+        await tenant.channel(alice, [], name=f"c{n}")
+
+    async def page(**params: Any) -> dict[str, Any]:
+        response = await tenant.http.get("/v1/channels", params=params, headers=alice.headers)
+        assert response.status_code == 200, response.text
+        found: dict[str, Any] = response.json()
+        return found
+
+    first = await page(limit=1)
+    second = await page(limit=1, after=first["next_cursor"])
+    back = await page(limit=1, before=second["prev_cursor"])
+    assert back == first
+    assert await page(before=first["next_cursor"]) == {
+        "data": [],
+        "prev_cursor": None,
+        "next_cursor": None,
+    }
+
+
 async def test_list_with_bad_paging_parameters_is_422(tenant: Tenant, server: ServerThread) -> None:
     """A limit over the maximum, a zero limit and a forged cursor are all refused."""
     alice = await tenant.user("alice")
@@ -404,9 +447,22 @@ async def test_list_with_bad_paging_parameters_is_422(tenant: Tenant, server: Se
     assert error_fields(over) == {"query.limit"}
     zero = await tenant.http.get("/v1/channels", params={"limit": 0}, headers=alice.headers)
     assert error_fields(zero) == {"query.limit"}
-    for cursor in ("!!!", "bm90IGpzb24", "WyJ5ZXN0ZXJkYXkiLCJjaF8xIl0"):
-        bad = await tenant.http.get("/v1/channels", params={"after": cursor}, headers=alice.headers)
-        assert error_fields(bad) == {"query.after"}
+    for cursor in ("!!!", "bm90IGpzb24", "WyJ5ZXN0ZXJkYXkiLCJjaF8xIl0", TAMPERED):
+        for way in ("after", "before"):
+            bad = await tenant.http.get("/v1/channels", params={way: cursor}, headers=alice.headers)
+            problem(bad, 422, "validation-failed")
+            assert error_fields(bad) == {f"query.{way}"}
+    await tenant.channel(alice, [], name="one")
+    await tenant.channel(alice, [], name="two")
+    page = (
+        await tenant.http.get("/v1/channels", params={"limit": 1}, headers=alice.headers)
+    ).json()
+    both = await tenant.http.get(
+        "/v1/channels",
+        params={"after": page["next_cursor"], "before": page["next_cursor"]},
+        headers=alice.headers,
+    )
+    assert error_fields(both) == {"query"}
     flag = await tenant.http.get(
         "/v1/channels", params={"include_archived": "perhaps"}, headers=alice.headers
     )

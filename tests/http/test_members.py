@@ -11,6 +11,7 @@ import pytest
 
 from bastion.core.ids import Kind, new_id
 from tests.conftest import Databases, make_settings, start_server
+from tests.support.paging import walk_both_ways
 from tests.support.problem_checks import error_fields, problem, same_not_found
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant, User, new_tenant
@@ -309,13 +310,37 @@ async def test_list_members_pages_by_user_id(tenant: Tenant) -> None:
     assert pages == 3
 
 
+@pytest.mark.parametrize("limit", [1, 2, 3, 5])
+async def test_list_members_pages_both_ways(tenant: Tenant, limit: int) -> None:
+    """next_cursor (as after) walks on, prev_cursor (as before) back; both see every member
+    once in user id order, and a cursor is null exactly at an end of the list."""
+    alice, *others = await users(tenant, "alice", "b", "c", "d", "e")
+    channel = await tenant.channel(alice, others)
+    forward, backward = await walk_both_ways(
+        tenant.http,
+        f"/v1/channels/{channel['id']}/members",
+        others[1].headers,
+        key="user_id",
+        limit=limit,
+    )
+    assert forward == backward == sorted(u.id for u in (alice, *others))
+
+
 async def test_list_members_refuses_bad_paging(tenant: Tenant, server: ServerThread) -> None:
-    """A malformed cursor, a zero limit and a limit over the maximum are 422."""
-    alice = await tenant.user("alice")
-    channel = await tenant.channel(alice, [])
+    """A malformed cursor either way, both ways at once, a zero limit and a limit over the
+    maximum are 422."""
+    alice, bob = await users(tenant, "alice", "bob")
+    channel = await tenant.channel(alice, [bob])
     url = f"/v1/channels/{channel['id']}/members"
-    cursor = await tenant.http.get(url, params={"after": "nope"}, headers=alice.headers)
-    assert error_fields(cursor) == {"query.after"}
+    for way in ("after", "before"):
+        for cursor in ("nope", channel["id"], "usr_1"):
+            bad = await tenant.http.get(url, params={way: cursor}, headers=alice.headers)
+            problem(bad, 422, "validation-failed")
+            assert error_fields(bad) == {f"query.{way}"}
+    both = await tenant.http.get(
+        url, params={"after": alice.id, "before": bob.id}, headers=alice.headers
+    )
+    assert error_fields(both) == {"query"}
     zero = await tenant.http.get(url, params={"limit": 0}, headers=alice.headers)
     assert error_fields(zero) == {"query.limit"}
     over = await tenant.http.get(

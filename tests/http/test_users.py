@@ -10,6 +10,7 @@ import pytest
 from bastion.core.ids import Kind, is_id, new_id
 from bastion.observe.events import MemorySink
 from bastion.security.oauth import rfc8693
+from tests.support.paging import walk_both_ways
 from tests.support.problem_checks import error_fields, problem, same_not_found
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant
@@ -139,7 +140,7 @@ async def test_another_apps_user_is_404_like_a_missing_id(
     by_external = await tenant.http.get(
         "/v1/users", params={"external_id": "victim"}, headers=headers
     )
-    assert by_external.json() == {"data": [], "next_cursor": None}
+    assert by_external.json() == {"data": [], "prev_cursor": None, "next_cursor": None}
     still = await other_tenant.http.get(
         f"/v1/users/{theirs['id']}", headers=await other_tenant.backend_headers()
     )
@@ -212,13 +213,51 @@ async def test_invalid_limit_is_422(tenant: Tenant, limit: str) -> None:
     problem(response, 422, "validation-failed")
 
 
-@pytest.mark.parametrize("after", ["garbage", "ch_01J5ZZZZZZZZZZZZZZZZZZZZZZ", "usr_1"])
-async def test_malformed_after_cursor_is_422(tenant: Tenant, after: str) -> None:
-    """An ``after`` cursor that is not a user id is a validation error on query.after."""
-    response = await tenant.http.get(
-        "/v1/users", params={"after": after}, headers=await tenant.backend_headers()
+@pytest.mark.parametrize("limit", [1, 2, 4, 5, 6])
+async def test_list_pages_both_ways(tenant: Tenant, limit: int) -> None:
+    """next_cursor (as after) walks on, prev_cursor (as before) back; both see every user
+    once in id order, and a cursor is null exactly at an end of the list."""
+    ids = [(await create(tenant, f"user-{n}"))["id"] for n in range(5)]
+    forward, backward = await walk_both_ways(
+        tenant.http, "/v1/users", await tenant.backend_headers(), limit=limit
     )
-    assert error_fields(response) == {"query.after"}
+    assert forward == backward == sorted(ids)
+
+
+async def test_list_pages_back_with_a_filter(tenant: Tenant) -> None:
+    """``before`` keeps the ``active`` filter, and the first page has no prev_cursor."""
+    ids = sorted([(await create(tenant, f"user-{n}"))["id"] for n in range(4)])
+    headers = await tenant.backend_headers()
+    gone = await tenant.http.post(f"/v1/users/{ids[1]}/deactivation", headers=headers)
+    assert gone.status_code == 200
+    forward, backward = await walk_both_ways(
+        tenant.http, "/v1/users", headers, limit=1, params={"active": "true"}
+    )
+    assert forward == backward == [ids[0], ids[2], ids[3]]
+    before_all = await tenant.http.get("/v1/users", params={"before": ids[0]}, headers=headers)
+    assert before_all.json() == {"data": [], "prev_cursor": None, "next_cursor": None}
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "ch_01J5ZZZZZZZZZZZZZZZZZZZZZZ", "usr_1"])
+@pytest.mark.parametrize("way", ["after", "before"])
+async def test_malformed_cursor_is_422(tenant: Tenant, cursor: str, way: str) -> None:
+    """A cursor that is not a user id is a validation error naming its parameter."""
+    response = await tenant.http.get(
+        "/v1/users", params={way: cursor}, headers=await tenant.backend_headers()
+    )
+    problem(response, 422, "validation-failed")
+    assert error_fields(response) == {f"query.{way}"}
+
+
+async def test_before_and_after_together_are_422(tenant: Tenant) -> None:
+    """A page lies after a cursor or before one, not between two."""
+    first, second = (await create(tenant, "a"))["id"], (await create(tenant, "b"))["id"]
+    response = await tenant.http.get(
+        "/v1/users",
+        params={"after": first, "before": second},
+        headers=await tenant.backend_headers(),
+    )
+    assert error_fields(response) == {"query"}
 
 
 async def test_filter_by_external_id_and_active(tenant: Tenant) -> None:

@@ -19,11 +19,12 @@ from bastion.chat.access import (
 )
 from bastion.chat.context import ChatContext, Outbox, check_name, check_version
 from bastion.chat.denials import Denial, Refused, reports
+from bastion.chat.paging import one_direction, page_both_ways
 from bastion.chat.privileged import record_read
 from bastion.chat.roles import ChannelType, Role
 from bastion.chat.views import channel_view
 from bastion.core.errors import Conflict, FieldError, LimitExceeded, ValidationFailed
-from bastion.core.ids import Kind, new_id
+from bastion.core.ids import Kind, is_id, new_id
 from bastion.security import scopes
 from bastion.security.acl import Level
 from bastion.security.principal import Principal
@@ -42,6 +43,19 @@ class ChannelEntry:
     member: MemberRecord | None
     unread_count: int
     last_message: MessageRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPage:
+    """A page of the caller's channels, with opaque cursors to the pages either side."""
+
+    entries: list[ChannelEntry]
+    prev_cursor: str | None
+    next_cursor: str | None
+
+
+_Key = tuple[datetime, str]
+"""Where a channel stands in the list: its last activity, then its id."""
 
 
 def acting_user(caller: Principal, scope: str) -> str:
@@ -213,27 +227,46 @@ class Channels:
 
     @reports("channel:read")
     async def list_mine(
-        self, caller: Principal, *, cursor: str | None, limit: int, include_archived: bool
-    ) -> tuple[list[ChannelEntry], str | None]:
-        """Return the caller's channels, most recently active first, and the next cursor."""
+        self,
+        caller: Principal,
+        *,
+        after: str | None,
+        before: str | None = None,
+        limit: int,
+        include_archived: bool,
+    ) -> ChannelPage:
+        """Return the caller's channels, most recently active first, with cursors to the
+        pages either side (``after`` goes on down the list, ``before`` back up)."""
         user_id = acting_user(caller, scopes.CHAT_READ)
-        before = decode_cursor(cursor) if cursor else None
+        one_direction(after, before)
+        after_key = decode_cursor(after, "query.after") if after is not None else None
+        before_key = decode_cursor(before, "query.before") if before is not None else None
+        now = self._ctx.clock.now()
         async with self._ctx.db.read() as conn:
-            rows = await repo.list_user_channels(
-                conn,
-                caller.app_id,
-                user_id,
-                before=before,
-                limit=limit + 1,
-                include_archived=include_archived,
-                now=self._ctx.clock.now(),
+
+            async def fetch(
+                after_at: _Key | None, before_at: _Key | None, count: int
+            ) -> list[tuple[ChannelRecord, MemberRecord]]:
+                return await repo.list_user_channels(
+                    conn,
+                    caller.app_id,
+                    user_id,
+                    after=after_at,
+                    before=before_at,
+                    limit=count,
+                    include_archived=include_archived,
+                    now=now,
+                )
+
+            page = await page_both_ways(
+                fetch, _key_of, after=after_key, before=before_key, limit=limit
             )
-            entries = await self._entries(conn, caller.app_id, user_id, rows[:limit])
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1][0]
-            next_cursor = encode_cursor(last.activity_at, last.id)
-        return entries, next_cursor
+            entries = await self._entries(conn, caller.app_id, user_id, page.rows)
+        return ChannelPage(
+            entries,
+            encode_cursor(*page.prev) if page.prev else None,
+            encode_cursor(*page.next) if page.next else None,
+        )
 
     async def _entries(
         self,
@@ -319,21 +352,29 @@ def new_member(
     )
 
 
+def _key_of(row: tuple[ChannelRecord, MemberRecord]) -> _Key:
+    return row[0].activity_at, row[0].id
+
+
 def encode_cursor(at: datetime, channel_id: str) -> str:
     """An opaque cursor for the channel list."""
     raw = json.dumps([at.isoformat(), channel_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str, field: str = "query.after") -> tuple[datetime, str]:
     """Read a channel-list cursor back; anything malformed is a validation error."""
-    invalid = ValidationFailed([FieldError("query.after", "Invalid cursor.")])
+    invalid = ValidationFailed([FieldError(field, "Invalid cursor.")])
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, channel_id = json.loads(raw)
         moment = datetime.fromisoformat(at)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise invalid from exc
-    if moment.tzinfo is None or not isinstance(channel_id, str) or len(channel_id) > 40:
+    if (
+        moment.tzinfo is None
+        or not isinstance(channel_id, str)
+        or not is_id(Kind.CHANNEL, channel_id)
+    ):
         raise invalid
     return moment, channel_id

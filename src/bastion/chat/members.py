@@ -7,6 +7,7 @@ from bastion.chat.access import BANNED, effective, member_reads
 from bastion.chat.channels import acting_user, load_access, new_member
 from bastion.chat.context import ChatContext, Outbox
 from bastion.chat.denials import reports
+from bastion.chat.paging import Page, one_direction, page_both_ways
 from bastion.chat.roles import ChannelType, Role
 from bastion.chat.views import member_view
 from bastion.core.errors import Conflict, FieldError, LimitExceeded, NotFound, ValidationFailed
@@ -77,17 +78,33 @@ class Members:
 
     @reports("member:read")
     async def page(
-        self, caller: Principal, channel_id: str, *, after: str | None, limit: int
-    ) -> tuple[list[MemberRecord], bool]:
-        """Return a page of a channel's members by user id, and whether more follow."""
+        self,
+        caller: Principal,
+        channel_id: str,
+        *,
+        after: str | None,
+        before: str | None = None,
+        limit: int,
+    ) -> Page[MemberRecord, str]:
+        """Return a page of a channel's members by user id, with the user ids to page on
+        from either end."""
         user_id = acting_user(caller, scopes.CHAT_READ)
+        one_direction(after, before)
         now = self._ctx.clock.now()
         async with self._ctx.db.read() as conn:
             await load_access(self._ctx, conn, caller, user_id, channel_id)
-            rows = await repo.list_members(
-                conn, caller.app_id, channel_id, after=after, limit=limit + 1
+
+            async def fetch(
+                after_id: str | None, before_id: str | None, count: int
+            ) -> list[MemberRecord]:
+                return await repo.list_members(
+                    conn, caller.app_id, channel_id, after=after_id, before=before_id, limit=count
+                )
+
+            page = await page_both_ways(
+                fetch, lambda member: member.user_id, after=after, before=before, limit=limit
             )
-        return [effective(m, now) for m in rows[:limit]], len(rows) > limit
+        return Page([effective(m, now) for m in page.rows], page.prev, page.next)
 
     @reports("member:read")
     async def get(self, caller: Principal, channel_id: str, user_id: str) -> MemberRecord:

@@ -8,6 +8,7 @@ from typing import Any
 
 from bastion.chat.context import ChatContext, Outbox, check_name, check_version, record_change
 from bastion.chat.denials import Denial, Hidden, reports
+from bastion.chat.paging import Page, one_direction, page_both_ways
 from bastion.chat.views import user_view
 from bastion.core.errors import Conflict, NotFound, Unavailable
 from bastion.core.ids import Kind, is_id, new_id
@@ -60,20 +61,34 @@ class Users:
         caller: Principal,
         *,
         after: str | None,
+        before: str | None = None,
         limit: int,
         external_id: str | None,
         active: bool | None,
-    ) -> tuple[list[UserRecord], bool]:
-        """Return a page of users by id, and whether more follow."""
+    ) -> Page[UserRecord, str]:
+        """Return a page of users by id, with the user ids to page on from either end."""
         caller.require(scopes.USERS_READ)
+        one_direction(after, before)
         async with self._ctx.db.read() as conn:
             if external_id is not None:
                 found = await repo.get_user_by_external_id(conn, caller.app_id, external_id)
-                return ([found] if found and active in (None, found.active) else []), False
-            rows = await repo.list_users(
-                conn, caller.app_id, after=after, limit=limit + 1, active=active
+                return Page([found] if found and active in (None, found.active) else [], None, None)
+
+            async def fetch(
+                after_id: str | None, before_id: str | None, count: int
+            ) -> list[UserRecord]:
+                return await repo.list_users(
+                    conn,
+                    caller.app_id,
+                    after=after_id,
+                    before=before_id,
+                    limit=count,
+                    active=active,
+                )
+
+            return await page_both_ways(
+                fetch, lambda user: user.id, after=after, before=before, limit=limit
             )
-        return rows[:limit], len(rows) > limit
 
     @reports("user:write")
     async def update(

@@ -103,15 +103,24 @@ async def list_channels(
     svc: ServicesDep,
     page: PageDep,
     after: Annotated[
-        str | None, Query(max_length=200, description="The previous page's next_cursor.")
+        str | None, Query(max_length=200, description="A page's next_cursor: the page after it.")
+    ] = None,
+    before: Annotated[
+        str | None, Query(max_length=200, description="A page's prev_cursor: the page before it.")
     ] = None,
     include_archived: Annotated[bool, Query()] = False,
 ) -> JSONResponse:
     """The caller's channels, most recently active first, with unread counts."""
-    entries, next_cursor = await svc.chat.channels.list_mine(
-        caller, cursor=after, limit=page.limit, include_archived=include_archived
+    result = await svc.chat.channels.list_mine(
+        caller, after=after, before=before, limit=page.limit, include_archived=include_archived
     )
-    return json_response({"data": [entry_view(e) for e in entries], "next_cursor": next_cursor})
+    return json_response(
+        {
+            "data": [entry_view(e) for e in result.entries],
+            "prev_cursor": result.prev_cursor,
+            "next_cursor": result.next_cursor,
+        }
+    )
 
 
 @router.get("/{channel_id}", response_model=ChannelOut, summary="Get a channel")
@@ -142,16 +151,25 @@ async def list_members(
     after: Annotated[
         str | None, Query(max_length=40, description="A user id (next_cursor).")
     ] = None,
+    before: Annotated[
+        str | None, Query(max_length=40, description="A user id (prev_cursor).")
+    ] = None,
 ) -> JSONResponse:
     """A page of the channel's members, by user id."""
-    members, more = await svc.chat.members.page(
+    result = await svc.chat.members.page(
         caller,
         _channel(channel_id),
         after=cursor_id(Kind.USER, after, "query.after"),
+        before=cursor_id(Kind.USER, before, "query.before"),
         limit=page.limit,
     )
-    next_cursor = members[-1].user_id if more and members else None
-    return json_response({"data": [member_view(m) for m in members], "next_cursor": next_cursor})
+    return json_response(
+        {
+            "data": [member_view(m) for m in result.rows],
+            "prev_cursor": result.prev,
+            "next_cursor": result.next,
+        }
+    )
 
 
 @router.post(

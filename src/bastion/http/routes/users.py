@@ -98,20 +98,23 @@ async def list_users(
     after: Annotated[
         str | None, Query(max_length=40, description="A user id (next_cursor).")
     ] = None,
+    before: Annotated[
+        str | None, Query(max_length=40, description="A user id (prev_cursor).")
+    ] = None,
     external_id: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
     active: Annotated[bool | None, Query()] = None,
 ) -> JSONResponse:
     """Page through the app's users by id, or look one up by ``external_id``."""
-    users, more = await svc.chat.users.page(
+    result = await svc.chat.users.page(
         caller,
         after=cursor_id(Kind.USER, after, "query.after"),
+        before=cursor_id(Kind.USER, before, "query.before"),
         limit=page.limit,
         external_id=external_id,
         active=active,
     )
-    next_cursor = users[-1].id if more and users else None
-    data = await shown(svc, caller, users)
-    return json_response({"data": data, "next_cursor": next_cursor})
+    data = await shown(svc, caller, result.rows)
+    return json_response({"data": data, "prev_cursor": result.prev, "next_cursor": result.next})
 
 
 @router.get("/me", response_model=UserOut, summary="The user the token acts for")

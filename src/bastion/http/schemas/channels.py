@@ -75,9 +75,11 @@ class ChannelOut(ResponseModel):
 
 
 class ChannelPage(ResponseModel):
-    """A page of the caller's channels, most recently active first."""
+    """A page of the caller's channels, most recently active first; ``prev_cursor`` goes
+    back up the list (``before``), ``next_cursor`` on down (``after``)."""
 
     data: list[ChannelOut]
+    prev_cursor: str | None
     next_cursor: str | None
 
 
@@ -95,9 +97,11 @@ class MemberUpdate(RequestModel):
 
 
 class MemberPage(ResponseModel):
-    """A page of members, by user id."""
+    """A page of members by user id; ``prev_cursor`` goes back (``before``), ``next_cursor``
+    on (``after``)."""
 
     data: list[MemberOut]
+    prev_cursor: str | None
     next_cursor: str | None
 
 

@@ -44,7 +44,8 @@ class UserOut(ResponseModel):
 
 
 class UserPage(ResponseModel):
-    """A page of users."""
+    """A page of users by id; ``prev_cursor`` goes back (``before``), ``next_cursor`` on."""
 
     data: list[UserOut]
+    prev_cursor: str | None
     next_cursor: str | None

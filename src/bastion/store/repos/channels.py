@@ -99,12 +99,14 @@ async def list_user_channels(
     app_id: str,
     user_id: str,
     *,
-    before: tuple[datetime, str] | None,
+    after: tuple[datetime, str] | None,
+    before: tuple[datetime, str] | None = None,
     limit: int,
     include_archived: bool,
     now: datetime,
 ) -> list[tuple[ChannelRecord, MemberRecord]]:
-    """Return the user's channels, most recently active first, after a (time, id) cursor.
+    """Return up to ``limit`` of the user's channels, most recently active first: the
+    first ones after a (time, id) key in that order, or the last ones before one.
 
     Channels the user is banned from are not listed.
     """
@@ -119,14 +121,24 @@ async def list_user_channels(
     )
     if not include_archived:
         query = query.where(channels.c.archived.is_(False))
-    if before is not None:
-        at, channel_id = before
+    if after is not None:
+        at, channel_id = after
         query = query.where(
             or_(
                 channels.c.activity_at < at,
                 and_(channels.c.activity_at == at, channels.c.id < channel_id),
             )
         )
+    if before is not None:
+        at, channel_id = before
+        query = query.where(
+            or_(
+                channels.c.activity_at > at,
+                and_(channels.c.activity_at == at, channels.c.id > channel_id),
+            )
+        )
+        query = query.order_by(channels.c.activity_at.asc(), channels.c.id.asc()).limit(limit)
+        return [_pair(row) for row in (await conn.execute(query)).mappings()][::-1]
     query = query.order_by(channels.c.activity_at.desc(), channels.c.id.desc()).limit(limit)
     return [_pair(row) for row in (await conn.execute(query)).mappings()]
 
@@ -194,16 +206,27 @@ async def get_member(
 
 
 async def list_members(
-    conn: AsyncConnection, app_id: str, channel_id: str, *, after: str | None, limit: int
+    conn: AsyncConnection,
+    app_id: str,
+    channel_id: str,
+    *,
+    after: str | None,
+    before: str | None = None,
+    limit: int,
 ) -> list[MemberRecord]:
-    """Return up to ``limit`` members ordered by user id, after the user id ``after``."""
+    """Return up to ``limit`` members in user id order: the first ones after the user id
+    ``after``, or the last ones before the user id ``before``."""
     query = select(channel_members).where(
         channel_members.c.app_id == app_id, channel_members.c.channel_id == channel_id
     )
     if after is not None:
         query = query.where(channel_members.c.user_id > after)
-    query = query.order_by(channel_members.c.user_id).limit(limit)
-    return [MemberRecord(**row) for row in (await conn.execute(query)).mappings()]
+    if before is not None:
+        query = query.where(channel_members.c.user_id < before)
+    key = channel_members.c.user_id
+    query = query.order_by(key.desc() if before is not None else key.asc()).limit(limit)
+    found = [MemberRecord(**row) for row in (await conn.execute(query)).mappings()]
+    return found[::-1] if before is not None else found
 
 
 async def member_ids(conn: AsyncConnection, app_id: str, channel_id: str) -> list[str]:

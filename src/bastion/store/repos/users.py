@@ -79,16 +79,27 @@ async def get_user_by_external_id(
 
 
 async def list_users(
-    conn: AsyncConnection, app_id: str, *, after: str | None, limit: int, active: bool | None
+    conn: AsyncConnection,
+    app_id: str,
+    *,
+    after: str | None,
+    before: str | None = None,
+    limit: int,
+    active: bool | None,
 ) -> list[UserRecord]:
-    """Return up to ``limit`` users ordered by id, starting after the id ``after``."""
+    """Return up to ``limit`` users in id order: the first ones after the id ``after``, or
+    the last ones before the id ``before``."""
     query = select(users).where(users.c.app_id == app_id)
     if after is not None:
         query = query.where(users.c.id > after)
+    if before is not None:
+        query = query.where(users.c.id < before)
     if active is not None:
         query = query.where(users.c.active == active)
-    rows = (await conn.execute(query.order_by(users.c.id).limit(limit))).mappings().all()
-    return [await _user(conn, row) for row in rows]
+    order = users.c.id.desc() if before is not None else users.c.id.asc()
+    rows = (await conn.execute(query.order_by(order).limit(limit))).mappings().all()
+    found = [await _user(conn, row) for row in rows]
+    return found[::-1] if before is not None else found
 
 
 async def update_user(
