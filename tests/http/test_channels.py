@@ -520,6 +520,27 @@ async def test_patch_with_if_match(tenant: Tenant) -> None:
     assert (await tenant.http.get(url, headers=alice.headers)).json()["name"] == "v2"
 
 
+async def test_concurrent_patches_with_one_if_match_apply_once(tenant: Tenant) -> None:
+    """PATCHes sent together with If-Match of the current version: exactly one applies
+    (200), the others find the channel changed (412)."""
+    alice = await tenant.user("alice")
+    for round_ in range(8):
+        channel = await tenant.channel(alice, [], name=f"v1 {round_}")
+        url = f"/v1/channels/{channel['id']}"
+        answers = await asyncio.gather(
+            *(
+                tenant.http.patch(
+                    url, json={"name": f"v2 {n}"}, headers={**alice.headers, "If-Match": '"1"'}
+                )
+                for n in range(3)
+            )
+        )
+        assert sorted(a.status_code for a in answers) == [200, 412, 412]
+        winner = next(a.json() for a in answers if a.status_code == 200)
+        current = (await tenant.http.get(url, headers=alice.headers)).json()
+        assert (current["name"], current["version"]) == (winner["name"], 2)
+
+
 @pytest.mark.parametrize(
     ("patch", "field"),
     [

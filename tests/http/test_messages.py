@@ -749,3 +749,50 @@ async def test_delete_by_non_member_or_other_app_is_404(
         answer = await http.delete(url, headers=outsider.headers)
         assert without_instance(assert_problem(answer, 404)) == expected
     assert (await http.get(url, headers=alice.headers)).json()["deleted"] is False
+
+
+# --- concurrency ------------------------------------------------------------------------
+
+
+async def test_concurrent_edit_and_delete_never_bring_the_text_back(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """An edit racing a deletion of the same message: either the edit lands first and the
+    deletion removes its text, or the deletion wins and the edit is 409. A deleted message
+    never shows text again."""
+    (alice, _bob), channel_id = await _room(tenant, "alice", "bob")
+    for round_ in range(15):
+        message = await tenant.send(alice, channel_id, f"draft {round_}")
+        url = f"/v1/messages/{message['id']}"
+        edit, delete = await asyncio.gather(
+            http.patch(url, json={"text": f"edited {round_}"}, headers=alice.headers),
+            http.delete(url, headers=alice.headers),
+        )
+        assert delete.status_code == 204, delete.text
+        assert edit.status_code in (200, 409), edit.text
+        final = (await http.get(url, headers=alice.headers)).json()
+        assert (final["deleted"], final["text"], final["html"]) == (True, None, None)
+        assert final["version"] == (3 if edit.status_code == 200 else 2)
+
+
+async def test_concurrent_edits_with_one_if_match_apply_once(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Edits sent together with If-Match of the current version: exactly one applies (200),
+    the others find the message changed (412)."""
+    (alice, _bob), channel_id = await _room(tenant, "alice", "bob")
+    for round_ in range(8):
+        message = await tenant.send(alice, channel_id, f"v1 {round_}")
+        url = f"/v1/messages/{message['id']}"
+        answers = await asyncio.gather(
+            *(
+                http.patch(
+                    url, json={"text": f"v2 {n}"}, headers={**alice.headers, "If-Match": '"1"'}
+                )
+                for n in range(3)
+            )
+        )
+        assert sorted(a.status_code for a in answers) == [200, 412, 412]
+        winner = next(a.json() for a in answers if a.status_code == 200)
+        assert (await http.get(url, headers=alice.headers)).json() == winner
+        assert winner["version"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
@@ -255,3 +256,24 @@ async def test_distinct_emoji_per_message_are_limited(small_server: ServerThread
         now_fits = await client.put(reaction_url(message_id, "🔥"), headers=bob.headers)
         assert now_fits.status_code == 200, now_fits.text
         assert len(now_fits.json()["reactions"]) == REACTIONS_MAX
+
+
+async def test_concurrent_new_emoji_respect_the_limit(small_server: ServerThread) -> None:
+    """Different emoji added at once on one message: no more than the limit are stored;
+    the rest are 422."""
+    emoji = ["😀", "🎉", "🚀", "🔥", "🌈", "🍕"]
+    async with httpx.AsyncClient(base_url=small_server.base_url, timeout=30) as client:
+        tenant = new_tenant(small_server, client)
+        users, channel_id, _ = await _message(tenant, "alice", "bob", "carol")
+        for round_ in range(5):
+            message = await tenant.send(users[0], channel_id, f"race {round_}")
+            answers = await asyncio.gather(
+                *(
+                    client.put(reaction_url(message["id"], e), headers=users[n % 3].headers)
+                    for n, e in enumerate(emoji)
+                )
+            )
+            statuses = sorted(a.status_code for a in answers)
+            assert statuses == [200] * REACTIONS_MAX + [422] * (len(emoji) - REACTIONS_MAX)
+            fetched = await client.get(f"/v1/messages/{message['id']}", headers=users[0].headers)
+            assert len(fetched.json()["reactions"]) == REACTIONS_MAX

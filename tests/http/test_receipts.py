@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -110,6 +111,28 @@ async def test_read_position_never_moves_backwards(http: httpx.AsyncClient, tena
     assert again.json() == newest.json()
     membership = (await _channel(http, bob, channel_id))["membership"]
     assert membership["last_read_message_id"] == sent[2]["id"]
+
+
+async def test_concurrent_marks_keep_the_newest_position(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Marks for an older and a newer message sent together: the newer one stays, whatever
+    order they commit in, and every answer shows a position at least as far as its own."""
+    (alice, bob), channel_id = await _room(tenant, "alice", "bob")
+    sent = [await tenant.send(alice, channel_id, f"m{i}") for i in range(12)]
+    order = [m["id"] for m in sent]
+    for older, newer in zip(sent[0:12:2], sent[1:12:2], strict=True):
+        answers = await asyncio.gather(
+            _mark(http, bob, channel_id, newer["id"]),
+            _mark(http, bob, channel_id, older["id"]),
+            _mark(http, bob, channel_id, older["id"]),
+        )
+        for answer, marked in zip(answers, (newer, older, older), strict=True):
+            assert answer.status_code == 200, answer.text
+            shown = answer.json()["last_read_message_id"]
+            assert order.index(shown) >= order.index(marked["id"])
+        membership = (await _channel(http, bob, channel_id))["membership"]
+        assert membership["last_read_message_id"] == newer["id"]
 
 
 async def test_message_of_another_channel_is_rejected(

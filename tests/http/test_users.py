@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -373,6 +374,27 @@ async def test_patch_refuses_immutable_unknown_and_invalid_fields(
     response = await tenant.http.patch(url, json=patch, headers=headers)
     assert error_fields(response) == {field}
     assert (await tenant.http.get(url, headers=headers)).json() == created
+
+
+async def test_concurrent_patches_with_one_if_match_apply_once(tenant: Tenant) -> None:
+    """PATCHes sent together, all with If-Match of the current version: exactly one applies
+    (200), the others see a changed user (412)."""
+    headers = await tenant.backend_headers()
+    for round_ in range(8):
+        created = await create(tenant, f"race-{round_}")
+        url = f"/v1/users/{created['id']}"
+        answers = await asyncio.gather(
+            *(
+                tenant.http.patch(
+                    url, json={"display_name": f"n{n}"}, headers={**headers, "If-Match": '"1"'}
+                )
+                for n in range(3)
+            )
+        )
+        assert sorted(a.status_code for a in answers) == [200, 412, 412]
+        winner = next(a.json() for a in answers if a.status_code == 200)
+        assert (await tenant.http.get(url, headers=headers)).json() == winner
+        assert winner["version"] == 2
 
 
 # --- deactivation ---------------------------------------------------------------------------

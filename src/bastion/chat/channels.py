@@ -299,6 +299,8 @@ class Channels:
         check_name(self._ctx, "body.name", changes.get("name"))
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
+            # Held to the end, so the version checked is the version changed.
+            await repo.lock_channel(conn, caller.app_id, channel_id)
             access = await load_access(self._ctx, conn, caller, user_id, channel_id)
             channel, member = access.channel, access.member
             check_version(channel.version, if_match)

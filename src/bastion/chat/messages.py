@@ -237,7 +237,7 @@ class Messages:
         self._check_draft(Draft(text=text))
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
-            message, access = await visible_message(self._ctx, conn, caller, user_id, message_id)
+            message, access = await locked_message(self._ctx, conn, caller, user_id, message_id)
             check_version(message.version, if_match)
             if message.author_id != user_id:
                 denial = Denial(_resource(message_id), "not_owner")
@@ -273,7 +273,7 @@ class Messages:
         user_id = acting_user(caller, scopes.CHAT_WRITE)
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
-            message, access = await visible_message(self._ctx, conn, caller, user_id, message_id)
+            message, access = await locked_message(self._ctx, conn, caller, user_id, message_id)
             check_version(message.version, if_match)
             if message.deleted_at is not None:
                 return
@@ -329,6 +329,15 @@ async def visible_message(
         denial = Denial(_resource(message_id), hidden.denial.reason)
         raise Hidden("No such message.", denial) from None
     return message, access
+
+
+async def locked_message(
+    ctx: ChatContext, conn: Connection, caller: Principal, user_id: str, message_id: str
+) -> tuple[MessageRecord, ChannelAccess]:
+    """:func:`visible_message`, its row locked first: a change that checks the message's
+    state (deleted, version, reactions) keeps that state until it commits."""
+    await repo.lock_message(conn, caller.app_id, message_id)
+    return await visible_message(ctx, conn, caller, user_id, message_id)
 
 
 def _resource(message_id: str) -> str:

@@ -6,7 +6,7 @@ from bastion.chat.access import ChannelAccess
 from bastion.chat.channels import acting_user
 from bastion.chat.context import ChatContext, Outbox
 from bastion.chat.denials import reports
-from bastion.chat.messages import MessageEntry, visible_message
+from bastion.chat.messages import MessageEntry, locked_message
 from bastion.chat.privileged import record_read
 from bastion.core.errors import Conflict, LimitExceeded, NotFound
 from bastion.security import scopes
@@ -78,7 +78,9 @@ class Reactions:
     async def _load(
         self, conn: Connection, caller: Principal, user_id: str, message_id: str
     ) -> ChannelAccess:
-        message, access = await visible_message(self._ctx, conn, caller, user_id, message_id)
+        """The caller's access to a live message, the message's row locked: the
+        distinct-emoji count and the deletion check hold until commit."""
+        message, access = await locked_message(self._ctx, conn, caller, user_id, message_id)
         if not access.may_react():
             raise access.refusal(Level.WRITE, "Read-only members cannot do this.")
         if message.deleted_at is not None:

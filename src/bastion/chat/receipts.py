@@ -48,17 +48,22 @@ class Receipts:
                     [FieldError("body.message_id", "Not a message of this channel.")]
                 )
             if seq > member.last_read_seq:
-                changes = {
-                    "last_read_seq": seq,
-                    "last_read_message_id": message_id,
-                    "last_read_at": self._ctx.clock.now(),
-                }
-                await channel_repo.update_member(conn, caller.app_id, channel_id, user_id, changes)
+                moved = await channel_repo.advance_read_position(
+                    conn,
+                    caller.app_id,
+                    channel_id,
+                    user_id,
+                    seq=seq,
+                    message_id=message_id,
+                    now=self._ctx.clock.now(),
+                )
+                # Read back either way: a concurrent mark may have gone further meanwhile.
                 access = await load_access(self._ctx, conn, caller, user_id, channel_id)
                 member = access.require_member()
-                outbox.add(
-                    caller.app_id, "read.updated", member_view(member), channel_id=channel_id
-                )
+                if moved:
+                    outbox.add(
+                        caller.app_id, "read.updated", member_view(member), channel_id=channel_id
+                    )
             unread = await message_repo.unread_counts(conn, caller.app_id, user_id, [channel_id])
         await outbox.publish(self._ctx.broker)
         return ReadState(member, unread.get(channel_id, 0))

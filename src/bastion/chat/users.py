@@ -100,7 +100,7 @@ class Users:
             check_name(self._ctx, "body.display_name", changes["display_name"])
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
-            user = _hidden(await repo.get_user(conn, caller.app_id, user_id), user_id)
+            user = _hidden(await repo.get_user(conn, caller.app_id, user_id, lock=True), user_id)
             check_version(user.version, if_match)
             if changes:
                 await repo.update_user(
@@ -118,7 +118,7 @@ class Users:
         caller.require(scopes.USERS_WRITE)
         outbox = Outbox()
         async with self._ctx.db.write() as conn:
-            user = _hidden(await repo.get_user(conn, caller.app_id, user_id), user_id)
+            user = _hidden(await repo.get_user(conn, caller.app_id, user_id, lock=True), user_id)
             if user.active:
                 now = self._ctx.clock.now()
                 await repo.update_user(

@@ -288,6 +288,34 @@ async def update_member(
     )
 
 
+async def advance_read_position(
+    conn: AsyncConnection,
+    app_id: str,
+    channel_id: str,
+    user_id: str,
+    *,
+    seq: int,
+    message_id: str,
+    now: datetime,
+) -> bool:
+    """Move a member's read position forward to ``seq``; tell whether it moved.
+
+    The comparison is part of the UPDATE, so of two concurrent moves the one further
+    forward wins whatever order they commit in.
+    """
+    result = await conn.execute(
+        update(channel_members)
+        .where(
+            channel_members.c.app_id == app_id,
+            channel_members.c.channel_id == channel_id,
+            channel_members.c.user_id == user_id,
+            channel_members.c.last_read_seq < seq,
+        )
+        .values(last_read_seq=seq, last_read_message_id=message_id, last_read_at=now)
+    )
+    return bool(result.rowcount)
+
+
 async def delete_member(conn: AsyncConnection, app_id: str, channel_id: str, user_id: str) -> bool:
     """Remove a membership; tell whether there was one."""
     result = await conn.execute(

@@ -108,6 +108,21 @@ async def get_message(conn: AsyncConnection, app_id: str, message_id: str) -> Me
     return await _message(conn, row) if row else None
 
 
+async def lock_message(conn: AsyncConnection, app_id: str, message_id: str) -> None:
+    """Hold the message's row until the transaction ends (``SELECT … FOR UPDATE``).
+
+    Edits, deletions and reactions take this lock before they read the message, so a
+    check on its state (deleted, version, distinct emoji) holds until the change commits.
+    SQLite writers are serialised already, and SQLAlchemy renders no ``FOR UPDATE`` there.
+    """
+    query = (
+        select(messages.c.id)
+        .where(messages.c.app_id == app_id, messages.c.id == message_id)
+        .with_for_update()
+    )
+    await conn.execute(query)
+
+
 async def get_messages(
     conn: AsyncConnection, app_id: str, message_ids: Collection[str]
 ) -> dict[str, MessageRecord]:

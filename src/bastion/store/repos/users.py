@@ -62,9 +62,14 @@ def _values(record: UserRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in record.__slots__}
 
 
-async def get_user(conn: AsyncConnection, app_id: str, user_id: str) -> UserRecord | None:
-    """Return the app's user, or None."""
+async def get_user(
+    conn: AsyncConnection, app_id: str, user_id: str, *, lock: bool = False
+) -> UserRecord | None:
+    """Return the app's user, or None; ``lock`` holds its row until the transaction ends
+    (``SELECT … FOR UPDATE``: a version check then holds until the change commits)."""
     query = select(users).where(users.c.app_id == app_id, users.c.id == user_id)
+    if lock:
+        query = query.with_for_update()
     row = (await conn.execute(query)).mappings().first()
     return await _user(conn, row) if row else None
 
