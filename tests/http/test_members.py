@@ -451,6 +451,55 @@ async def test_role_changes_that_cannot_apply(tenant: Tenant) -> None:
     problem(await set_role(tenant, direct["id"], alice, bob, "read-only"), 409, "conflict")
 
 
+async def test_a_membership_is_versioned_by_its_role(tenant: Tenant) -> None:
+    """A membership carries a version and ETag; role changes (and mutes) bump it, moving
+    the read position does not."""
+    alice, bob = await users(tenant, "alice", "bob")
+    channel = await tenant.channel(alice, [])
+    cid = channel["id"]
+    added = await add(tenant, cid, alice, bob)
+    assert (added.json()["version"], added.headers["etag"]) == (1, '"1"')
+    url = f"/v1/channels/{cid}/members/{bob.id}"
+    fetched = await tenant.http.get(url, headers=alice.headers)
+    assert (fetched.json()["version"], fetched.headers["etag"]) == (1, '"1"')
+    message = await tenant.send(alice, cid, "hello")
+    read = await tenant.http.put(
+        f"/v1/channels/{cid}/read", json={"message_id": message["id"]}, headers=bob.headers
+    )
+    assert read.status_code == 200
+    assert (await tenant.http.get(url, headers=alice.headers)).json()["version"] == 1
+    changed = await set_role(tenant, cid, alice, bob, "moderator")
+    assert (changed.json()["version"], changed.headers["etag"]) == (2, '"2"')
+    muted = await tenant.http.put(
+        f"/v1/channels/{cid}/mutes/{bob.id}", json={}, headers=alice.headers
+    )
+    assert (muted.status_code, muted.json()["version"]) == (200, 3)
+    listed = await tenant.http.get(f"/v1/channels/{cid}/members", headers=alice.headers)
+    assert {m["user_id"]: m["version"] for m in listed.json()["data"]} == {alice.id: 1, bob.id: 3}
+
+
+async def test_role_change_and_removal_honour_if_match(tenant: Tenant) -> None:
+    """If-Match on PATCH and DELETE of a membership: a stale version is 412 and changes
+    nothing; the current one goes through."""
+    alice, bob = await users(tenant, "alice", "bob")
+    channel = await tenant.channel(alice, [bob])
+    url = f"/v1/channels/{channel['id']}/members/{bob.id}"
+
+    def version(value: int) -> dict[str, str]:
+        return {**alice.headers, "If-Match": f'"{value}"'}
+
+    first = await tenant.http.patch(url, json={"role": "moderator"}, headers=version(1))
+    assert (first.status_code, first.json()["version"]) == (200, 2)
+    stale = await tenant.http.patch(url, json={"role": "read-only"}, headers=version(1))
+    problem(stale, 412, "precondition-failed")
+    problem(await tenant.http.delete(url, headers=version(1)), 412, "precondition-failed")
+    malformed = await tenant.http.delete(url, headers={**alice.headers, "If-Match": "2"})
+    problem(malformed, 400, "bad-request")
+    assert await roles(tenant, channel["id"], alice) == {alice.id: "owner", bob.id: "moderator"}
+    assert (await tenant.http.delete(url, headers=version(2))).status_code == 204
+    assert await roles(tenant, channel["id"], alice) == {alice.id: "owner"}
+
+
 # --- remove and leave -----------------------------------------------------------------------
 
 
@@ -578,6 +627,28 @@ async def test_concurrent_owners_cannot_all_leave(tenant: Tenant) -> None:
     )
     assert sorted(r.status_code for r in left) == [204, 409]
     assert list((await roles(tenant, channel["id"], carol)).values()).count("owner") == 1
+
+
+async def test_concurrent_role_changes_with_one_if_match_apply_once(tenant: Tenant) -> None:
+    """Role changes sent together with If-Match of the current version: one applies (200),
+    the others find the membership changed (412)."""
+    alice, bob = await users(tenant, "alice", "bob")
+    channel = await tenant.channel(alice, [bob])
+    url = f"/v1/channels/{channel['id']}/members/{bob.id}"
+    for version, roles_ in enumerate(
+        (("moderator", "read-only", "owner"), ("member", "read-only", "moderator")), start=1
+    ):
+        answers = await asyncio.gather(
+            *(
+                tenant.http.patch(
+                    url, json={"role": r}, headers={**alice.headers, "If-Match": f'"{version}"'}
+                )
+                for r in roles_
+            )
+        )
+        assert sorted(a.status_code for a in answers) == [200, 412, 412]
+        winner = next(a.json() for a in answers if a.status_code == 200)
+        assert (await tenant.http.get(url, headers=alice.headers)).json() == winner
 
 
 async def test_concurrent_owners_cannot_all_step_down(tenant: Tenant) -> None:

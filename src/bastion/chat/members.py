@@ -5,7 +5,7 @@ from __future__ import annotations
 from bastion.chat import roles
 from bastion.chat.access import BANNED, effective, member_reads
 from bastion.chat.channels import acting_user, load_access, new_member
-from bastion.chat.context import ChatContext, Outbox
+from bastion.chat.context import ChatContext, Outbox, check_version
 from bastion.chat.denials import reports
 from bastion.chat.paging import Page, one_direction, page_both_ways
 from bastion.chat.roles import ChannelType, Role
@@ -117,7 +117,12 @@ class Members:
 
     @reports("member:update")
     async def set_role(
-        self, caller: Principal, channel_id: str, user_id: str, role: Role
+        self,
+        caller: Principal,
+        channel_id: str,
+        user_id: str,
+        role: Role,
+        if_match: int | None = None,
     ) -> MemberRecord:
         """Change a member's role, within what the caller's own role allows."""
         actor_id = acting_user(caller, scopes.CHAT_WRITE)
@@ -126,6 +131,7 @@ class Members:
             await repo.lock_channel(conn, caller.app_id, channel_id)
             access = await load_access(self._ctx, conn, caller, actor_id, channel_id)
             target = await self._target(conn, caller.app_id, channel_id, user_id)
+            check_version(target.version, if_match)
             if access.channel.type == ChannelType.DIRECT:
                 raise Conflict("Roles cannot be changed in a direct channel.")
             if target.role == BANNED:
@@ -140,7 +146,9 @@ class Members:
         return member
 
     @reports("member:remove")
-    async def remove(self, caller: Principal, channel_id: str, user_id: str) -> None:
+    async def remove(
+        self, caller: Principal, channel_id: str, user_id: str, if_match: int | None = None
+    ) -> None:
         """Remove a member, or leave when the caller names themself."""
         actor_id = acting_user(caller, scopes.CHAT_WRITE)
         outbox = Outbox()
@@ -148,6 +156,7 @@ class Members:
             await repo.lock_channel(conn, caller.app_id, channel_id)
             access = await load_access(self._ctx, conn, caller, actor_id, channel_id)
             target = await self._target(conn, caller.app_id, channel_id, user_id)
+            check_version(target.version, if_match)
             if access.channel.type == ChannelType.DIRECT:
                 raise Conflict("Members cannot leave or be removed from a direct channel.")
             if target.role == BANNED:
@@ -170,7 +179,8 @@ class Members:
     async def _target(
         self, conn: Connection, app_id: str, channel_id: str, user_id: str
     ) -> MemberRecord:
-        member = _found(await repo.get_member(conn, app_id, channel_id, user_id))
+        # Locked: moderation (mutes) changes a membership without the channel's lock.
+        member = _found(await repo.get_member(conn, app_id, channel_id, user_id, lock=True))
         return effective(member, self._ctx.clock.now())
 
     @staticmethod

@@ -58,6 +58,7 @@ def member_view(member: MemberRecord) -> dict[str, Any]:
         "joined_at": rfc3339(member.joined_at),
         "last_read_message_id": member.last_read_message_id,
         "last_read_at": _time(member.last_read_at),
+        "version": member.version,
     }
 
 

@@ -92,6 +92,7 @@ class MemberRecord:
     last_read_at: datetime | None
     role_expires_at: datetime | None = None
     role_after: str | None = None
+    version: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,6 +140,8 @@ channel_members = Table(
     # A timed role (a ban or mute with an expiry): once past, the role becomes role_after.
     Column("role_expires_at", TS, nullable=True),
     Column("role_after", String(16), nullable=True),
+    # Counts role changes (If-Match on a membership); the read position does not bump it.
+    Column("version", Integer, nullable=False, default=1),
     Index("ix_channel_members_app_id_user_id", "app_id", "user_id"),
 )
 

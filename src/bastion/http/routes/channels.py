@@ -190,6 +190,7 @@ async def add_member(
         return json_response(
             member_view(member),
             status=201,
+            version=member.version,
             location=f"/v1/channels/{channel_id}/members/{member.user_id}",
         )
 
@@ -204,31 +205,36 @@ async def get_member(
     member = await svc.chat.members.get(
         caller, _channel(channel_id), path_id(Kind.USER, user_id, "member")
     )
-    return json_response(member_view(member))
+    return json_response(member_view(member), version=member.version)
 
 
 @router.patch(
     "/{channel_id}/members/{user_id}", response_model=MemberOut, summary="Change a member's role"
 )
 async def update_member(
-    channel_id: str, user_id: str, body: MemberUpdate, caller: UpdateMember, svc: ServicesDep
+    channel_id: str,
+    user_id: str,
+    body: MemberUpdate,
+    caller: UpdateMember,
+    svc: ServicesDep,
+    version: IfMatch,
 ) -> JSONResponse:
     """Change a member's role within what the caller's own role allows."""
     member = await svc.chat.members.set_role(
-        caller, _channel(channel_id), path_id(Kind.USER, user_id, "member"), body.role
+        caller, _channel(channel_id), path_id(Kind.USER, user_id, "member"), body.role, version
     )
-    return json_response(member_view(member))
+    return json_response(member_view(member), version=member.version)
 
 
 @router.delete(
     "/{channel_id}/members/{user_id}", status_code=204, summary="Remove a member, or leave"
 )
 async def remove_member(
-    channel_id: str, user_id: str, caller: RemoveMember, svc: ServicesDep
+    channel_id: str, user_id: str, caller: RemoveMember, svc: ServicesDep, version: IfMatch
 ) -> Response:
     """Remove a member (owners and moderators), or leave by naming yourself."""
     await svc.chat.members.remove(
-        caller, _channel(channel_id), path_id(Kind.USER, user_id, "member")
+        caller, _channel(channel_id), path_id(Kind.USER, user_id, "member"), version
     )
     return Response(status_code=204)
 

@@ -51,6 +51,9 @@ class MemberOut(ResponseModel):
     joined_at: str
     last_read_message_id: str | None
     last_read_at: str | None
+    version: int = Field(
+        description="Changes with the role (role changes, bans, mutes), not the read position."
+    )
 
 
 class ChannelOut(ResponseModel):

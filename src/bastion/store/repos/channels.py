@@ -193,14 +193,16 @@ async def insert_member(conn: AsyncConnection, app_id: str, record: MemberRecord
 
 
 async def get_member(
-    conn: AsyncConnection, app_id: str, channel_id: str, user_id: str
+    conn: AsyncConnection, app_id: str, channel_id: str, user_id: str, *, lock: bool = False
 ) -> MemberRecord | None:
-    """Return the membership, or None."""
+    """Return the membership, or None; ``lock`` holds its row until the transaction ends."""
     query = select(channel_members).where(
         channel_members.c.app_id == app_id,
         channel_members.c.channel_id == channel_id,
         channel_members.c.user_id == user_id,
     )
+    if lock:
+        query = query.with_for_update()
     row = (await conn.execute(query)).mappings().first()
     return MemberRecord(**row) if row else None
 
@@ -276,7 +278,7 @@ async def readers_with_roles(
 async def update_member(
     conn: AsyncConnection, app_id: str, channel_id: str, user_id: str, changes: dict[str, Any]
 ) -> None:
-    """Apply changes to a membership."""
+    """Apply changes to a membership's role and bump its version."""
     await conn.execute(
         update(channel_members)
         .where(
@@ -284,7 +286,7 @@ async def update_member(
             channel_members.c.channel_id == channel_id,
             channel_members.c.user_id == user_id,
         )
-        .values(**changes)
+        .values(**changes, version=channel_members.c.version + 1)
     )
 
 
@@ -301,7 +303,8 @@ async def advance_read_position(
     """Move a member's read position forward to ``seq``; tell whether it moved.
 
     The comparison is part of the UPDATE, so of two concurrent moves the one further
-    forward wins whatever order they commit in.
+    forward wins whatever order they commit in. The version is not bumped: it follows
+    the role, which is what ``If-Match`` protects.
     """
     result = await conn.execute(
         update(channel_members)
