@@ -189,6 +189,28 @@ async def test_adding_to_an_archived_channel_is_409(tenant: Tenant) -> None:
     problem(await add(tenant, channel["id"], alice, bob), 409, "conflict")
 
 
+async def test_an_archived_channel_keeps_its_roles_but_lets_members_go(tenant: Tenant) -> None:
+    """Archived: role changes are 409 (roles are frozen with the channel); leaving,
+    removing a member and bans still work, so nobody is kept in an archive against their
+    will and nobody unwanted keeps reading it."""
+    alice, bob, carol, dave = await users(tenant, "alice", "bob", "carol", "dave")
+    channel = await tenant.channel(alice, [bob, carol, dave])
+    cid = channel["id"]
+    archived = await tenant.http.patch(
+        f"/v1/channels/{cid}", json={"archived": True}, headers=alice.headers
+    )
+    assert archived.status_code == 200
+    for target, role in ((bob, "moderator"), (bob, "read-only"), (alice, "owner")):
+        problem(await set_role(tenant, cid, alice, target, role), 409, "conflict")
+    assert (await remove(tenant, cid, bob, bob)).status_code == 204
+    assert (await remove(tenant, cid, alice, carol)).status_code == 204
+    assert await roles(tenant, cid, dave) == {alice.id: "owner", dave.id: "member"}
+    banned = await tenant.http.put(
+        f"/v1/channels/{cid}/bans/{dave.id}", json={}, headers=alice.headers
+    )
+    assert (banned.status_code, banned.json()["role"]) == (200, "banned")
+
+
 async def test_only_active_users_of_this_app_can_be_added(
     tenant: Tenant, other_tenant: Tenant
 ) -> None:

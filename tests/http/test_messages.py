@@ -244,6 +244,38 @@ async def test_send_in_archived_channel_conflicts(http: httpx.AsyncClient, tenan
     assert len((await list_messages(tenant, alice, channel_id))["data"]) == 1
 
 
+async def test_archived_channel_refuses_edits_and_own_deletions(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Archived is read-only: editing is 409, and so is deleting one's own message without
+    moderating the channel; nothing changes."""
+    (alice, bob), channel_id = await _room(tenant, "alice", "bob")
+    message = await tenant.send(bob, channel_id, "kept")
+    await archive(tenant, alice, channel_id)
+    url = f"/v1/messages/{message['id']}"
+    assert_problem(await http.patch(url, json={"text": "x"}, headers=bob.headers), 409, "conflict")
+    assert_problem(await http.delete(url, headers=bob.headers), 409, "conflict")
+    fetched = (await http.get(url, headers=bob.headers)).json()
+    assert (fetched["text"], fetched["deleted"], fetched["version"]) == ("kept", False, 1)
+
+
+async def test_moderators_still_delete_in_an_archived_channel(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Moderation outlives archiving: owners and moderators delete any message (their own
+    too) without reopening the channel to everyone."""
+    (owner, moderator, member), channel_id = await _room(tenant, "owner", "mod", "member")
+    await set_role(tenant, owner, channel_id, moderator, "moderator")
+    abuse = await tenant.send(member, channel_id, "abuse")
+    leak = await tenant.send(member, channel_id, "leak")
+    own = await tenant.send(moderator, channel_id, "own")
+    await archive(tenant, owner, channel_id)
+    for deleter, message in ((owner, abuse), (moderator, leak), (moderator, own)):
+        url = f"/v1/messages/{message['id']}"
+        assert (await http.delete(url, headers=deleter.headers)).status_code == 204
+        assert (await http.get(url, headers=member.headers)).json()["deleted"] is True
+
+
 # --- threads ----------------------------------------------------------------------------
 
 

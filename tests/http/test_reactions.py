@@ -10,7 +10,13 @@ import pytest
 
 from bastion.core.ids import Kind, new_id
 from tests.conftest import Databases, make_settings, start_server
-from tests.support.messaging import assert_problem, reaction_url, set_role, without_instance
+from tests.support.messaging import (
+    archive,
+    assert_problem,
+    reaction_url,
+    set_role,
+    without_instance,
+)
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant, User, new_tenant
 
@@ -179,6 +185,19 @@ async def test_reacting_to_a_deleted_message_conflicts(
     ).status_code == 204
     response = await http.put(reaction_url(message_id, THUMBS), headers=bob.headers)
     assert_problem(response, 409, "conflict")
+
+
+async def test_archived_channel_takes_no_reactions(http: httpx.AsyncClient, tenant: Tenant) -> None:
+    """An archived channel is read-only: adding or taking back a reaction is 409."""
+    (alice, bob), channel_id, message_id = await _message(tenant, "alice", "bob")
+    assert (await http.put(reaction_url(message_id, THUMBS), headers=bob.headers)).is_success
+    await archive(tenant, alice, channel_id)
+    added = await http.put(reaction_url(message_id, HEART), headers=bob.headers)
+    assert_problem(added, 409, "conflict")
+    taken_back = await http.delete(reaction_url(message_id, THUMBS), headers=bob.headers)
+    assert_problem(taken_back, 409, "conflict")
+    fetched = (await http.get(f"/v1/messages/{message_id}", headers=bob.headers)).json()
+    assert (fetched["reactions"], fetched["own_reactions"]) == ({THUMBS: 1}, [THUMBS])
 
 
 async def test_read_only_member_cannot_react(http: httpx.AsyncClient, tenant: Tenant) -> None:

@@ -134,6 +134,8 @@ class Members:
             check_version(target.version, if_match)
             if access.channel.type == ChannelType.DIRECT:
                 raise Conflict("Roles cannot be changed in a direct channel.")
+            if access.channel.archived:
+                raise Conflict("The channel is archived.")
             if target.role == BANNED:
                 raise Conflict("The member is banned: lift the ban first.")
             roles.require_may_assign(access.acting(), role, target.role)
@@ -149,7 +151,11 @@ class Members:
     async def remove(
         self, caller: Principal, channel_id: str, user_id: str, if_match: int | None = None
     ) -> None:
-        """Remove a member, or leave when the caller names themself."""
+        """Remove a member, or leave when the caller names themself.
+
+        Both work in an archived channel too: archiving freezes what is said and who
+        holds which role, never anyone's way out.
+        """
         actor_id = acting_user(caller, scopes.CHAT_WRITE)
         outbox = Outbox()
         async with self._ctx.db.write() as conn:

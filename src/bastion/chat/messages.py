@@ -243,6 +243,7 @@ class Messages:
                 denial = Denial(_resource(message_id), "not_owner")
                 raise Refused("Only the author can edit a message.", denial)
             access.require(Level.WRITE, "Your role in this channel does not allow editing.")
+            _writable(access.channel)
             if message.deleted_at is not None:
                 raise Conflict("The message has been deleted.")
             await repo.update_message(
@@ -268,7 +269,8 @@ class Messages:
         """Delete a message (its author, or the channel's owners and moderators).
 
         A deletion by anyone but the author is moderation: it is recorded as an
-        ``admin.change`` event naming the author.
+        ``admin.change`` event naming the author. In an archived channel only moderation
+        deletes.
         """
         user_id = acting_user(caller, scopes.CHAT_WRITE)
         outbox = Outbox()
@@ -277,12 +279,18 @@ class Messages:
             check_version(message.version, if_match)
             if message.deleted_at is not None:
                 return
-            if message.author_id != user_id and not (
-                access.may(Level.MODERATE)
-                or await self._ctx.authz.holds(caller, "message:delete:any")
-            ):
+            own = message.author_id == user_id
+            # Moderation rights are looked up only where the deletion needs them.
+            moderating = (not own or access.channel.archived) and await self._moderates(
+                caller, access
+            )
+            if not own and not moderating:
                 denial = Denial(_resource(message_id), "not_owner", "message:delete:any")
                 raise Refused("Only the channel's owners and moderators can do this.", denial)
+            if access.channel.archived and not moderating:
+                raise Conflict(
+                    "The channel is archived: only its owners and moderators delete messages."
+                )
             changes = {"body": None, "mentions": "", "deleted_at": self._ctx.clock.now()}
             await repo.update_message(conn, caller.app_id, message_id, changes)
             if message.author_id != user_id:
@@ -297,6 +305,12 @@ class Messages:
             caller.app_id, "message.deleted", message_view(deleted), channel_id=deleted.channel_id
         )
         await outbox.publish(self._ctx.broker)
+
+    async def _moderates(self, caller: Principal, access: ChannelAccess) -> bool:
+        """Whether the caller may delete anyone's message in this channel."""
+        return access.may(Level.MODERATE) or await self._ctx.authz.holds(
+            caller, "message:delete:any"
+        )
 
     @staticmethod
     async def _reload(conn: Connection, caller: Principal, message_id: str) -> MessageRecord:

@@ -78,11 +78,13 @@ class Reactions:
     async def _load(
         self, conn: Connection, caller: Principal, user_id: str, message_id: str
     ) -> ChannelAccess:
-        """The caller's access to a live message, the message's row locked: the
-        distinct-emoji count and the deletion check hold until commit."""
+        """The caller's access to a live message of a writable channel, the message's row
+        locked: the distinct-emoji count and the deletion check hold until commit."""
         message, access = await locked_message(self._ctx, conn, caller, user_id, message_id)
         if not access.may_react():
             raise access.refusal(Level.WRITE, "Read-only members cannot do this.")
+        if access.channel.archived:
+            raise Conflict("The channel is archived.")
         if message.deleted_at is not None:
             raise Conflict("The message has been deleted.")
         return access
