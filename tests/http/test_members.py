@@ -18,17 +18,23 @@ from tests.support.tenants import Tenant, User, new_tenant
 
 GROUP_CAP = 3
 BROADCAST_CAP = 4
+INITIAL_CAP = 2
 
 
 @pytest.fixture(scope="module")
 def small_server(
     databases: Databases, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerThread]:
-    """A second server whose groups hold 3 members and broadcast channels 4."""
+    """A second server whose groups hold 3 members and broadcast channels 4, and where a
+    channel is created with at most 2 members besides its creator."""
     settings = make_settings(
         tmp_path_factory.mktemp("small"),
         databases.new(),
-        limits={"group_max_members": GROUP_CAP, "broadcast_max_members": BROADCAST_CAP},
+        limits={
+            "group_max_members": GROUP_CAP,
+            "broadcast_max_members": BROADCAST_CAP,
+            "initial_members_max": INITIAL_CAP,
+        },
     )
     running = start_server(settings)
     yield running
@@ -211,6 +217,16 @@ async def test_an_archived_channel_keeps_its_roles_but_lets_members_go(tenant: T
     assert (banned.status_code, banned.json()["role"]) == (200, "banned")
 
 
+async def test_re_adding_a_member_of_a_full_group_is_409(small_tenant: Tenant) -> None:
+    """A full group answers "already a member" (409), not "full" (422), for its own members."""
+    owner, a, b = await users(small_tenant, "owner", "a", "b")
+    channel = await small_tenant.channel(owner, [a, b])
+    assert channel["member_count"] == GROUP_CAP
+    for user in (a, owner):
+        problem(await add(small_tenant, channel["id"], owner, user), 409, "conflict")
+    assert await member_count(small_tenant, channel["id"], owner) == GROUP_CAP
+
+
 async def test_only_active_users_of_this_app_can_be_added(
     tenant: Tenant, other_tenant: Tenant
 ) -> None:
@@ -294,6 +310,24 @@ async def test_group_member_limit_holds_at_creation(small_tenant: Tenant) -> Non
     assert listed.json()["data"] == []
     exactly_full = await small_tenant.channel(owner, [a, b])
     assert exactly_full["member_count"] == GROUP_CAP
+
+
+async def test_members_named_at_creation_are_limited(small_tenant: Tenant) -> None:
+    """limits.initial_members_max caps the members named at creation (422 on body.members,
+    even where the channel could hold more); more can be added one by one afterwards."""
+    owner, a, b, c = await users(small_tenant, "owner", "a", "b", "c")
+    crowded = await small_tenant.http.post(
+        "/v1/channels",
+        json={"type": "broadcast", "name": "crowd", "members": [a.id, b.id, c.id]},
+        headers=owner.headers,
+    )
+    body = problem(crowded, 422, "limit-exceeded")
+    assert error_fields(crowded) == {"body.members"}
+    assert body["detail"] == f"At most {INITIAL_CAP} members at creation."
+    assert (await small_tenant.http.get("/v1/channels", headers=owner.headers)).json()["data"] == []
+    channel = await small_tenant.channel(owner, [a, b], type_="broadcast")
+    assert (await add(small_tenant, channel["id"], owner, c)).status_code == 201
+    assert await member_count(small_tenant, channel["id"], owner) == 4
 
 
 async def test_broadcast_channels_have_their_own_limit(small_tenant: Tenant) -> None:

@@ -18,6 +18,8 @@ from bastion.store.records import ChannelRecord, DuplicateKeyError, MemberRecord
 from bastion.store.repos import channels as repo
 from bastion.store.repos import users as user_repo
 
+_ALREADY_MEMBER = "The user is already a member of this channel (or banned from it)."
+
 
 class Members:
     """Membership commands and queries."""
@@ -37,6 +39,9 @@ class Members:
                 await repo.lock_channel(conn, caller.app_id, channel_id)
                 access = await load_access(self._ctx, conn, caller, actor_id, channel_id)
                 self._check_add(access.channel, access.acting(), role)
+                if await repo.get_member(conn, caller.app_id, channel_id, user_id) is not None:
+                    raise Conflict(_ALREADY_MEMBER)
+                self._check_room(access.channel)
                 if not await user_repo.active_user_ids(conn, caller.app_id, [user_id]):
                     raise ValidationFailed(
                         [FieldError("body.user_id", "Not an active user of this app.")]
@@ -47,9 +52,8 @@ class Members:
                 # An ACL may deny the new member reading: then they are told, not subscribed.
                 reads = await member_reads(conn, caller.app_id, channel_id, user_id)
         except DuplicateKeyError:
-            raise Conflict(
-                "The user is already a member of this channel (or banned from it)."
-            ) from None
+            # The look-up above answers first; the primary key still has the last word.
+            raise Conflict(_ALREADY_MEMBER) from None
         outbox.add(
             caller.app_id,
             "member.added",
@@ -61,12 +65,16 @@ class Members:
         await outbox.publish(self._ctx.broker)
         return member
 
-    def _check_add(self, channel: ChannelRecord, actor: MemberRecord, role: Role) -> None:
+    @staticmethod
+    def _check_add(channel: ChannelRecord, actor: MemberRecord, role: Role) -> None:
         if channel.type == ChannelType.DIRECT:
             raise Conflict("A direct channel has exactly two members.")
         if channel.archived:
             raise Conflict("The channel is archived.")
         roles.require_may_assign(actor, role)
+
+    def _check_room(self, channel: ChannelRecord) -> None:
+        """A full channel takes nobody new (checked after "already a member", a 409)."""
         limits = self._ctx.limits
         cap = (
             limits.broadcast_max_members
