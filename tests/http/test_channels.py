@@ -547,6 +547,7 @@ async def test_concurrent_patches_with_one_if_match_apply_once(tenant: Tenant) -
         ({"name": ""}, "body.name"),
         ({"name": "x" * 201}, "body.name"),
         ({"archived": "yes"}, "body.archived"),
+        ({"archived": None}, "body.archived"),
         ({"archived": 1}, "body.archived"),
         ({"type": "broadcast"}, "body.type"),
         ({"created_by": "usr_01J5ZZZZZZZZZZZZZZZZZZZZZZ"}, "body.created_by"),

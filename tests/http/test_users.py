@@ -362,6 +362,7 @@ async def test_malformed_if_match_is_400(tenant: Tenant, if_match: str) -> None:
         ({"display_name": "x" * 201}, "body.display_name"),
         ({"display_name": "   "}, "body.display_name"),
         ({"display_name": 7}, "body.display_name"),
+        ({"display_name": None}, "body.display_name"),
     ],
 )
 async def test_patch_refuses_immutable_unknown_and_invalid_fields(

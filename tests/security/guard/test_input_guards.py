@@ -98,6 +98,50 @@ async def test_json_on_the_form_route_is_415(http: httpx.AsyncClient) -> None:
     assert_oauth_error(response, 415, "invalid_request")
 
 
+MERGE_PATCH = "application/merge-patch+json"
+
+
+async def test_a_merge_patch_media_type_is_accepted_on_patch(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """A PATCH may declare its body a JSON Merge Patch (RFC 7396 §4); it applies as JSON."""
+    headers = await tenant.backend_headers()
+    created = await http.post(
+        "/v1/users", json={"external_id": "mp", "display_name": "before"}, headers=headers
+    )
+    url = f"/v1/users/{created.json()['id']}"
+    for media_type in (MERGE_PATCH, f"{MERGE_PATCH}; charset=utf-8"):
+        patched = await http.patch(
+            url,
+            content=b'{"display_name": "after"}',
+            headers={**headers, "Content-Type": media_type},
+        )
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["display_name"] == "after"
+
+
+async def test_a_merge_patch_media_type_is_415_where_nothing_is_patched(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """A POST is not a merge patch, and the form-only token endpoint takes no JSON at all."""
+    headers = {**await tenant.backend_headers(), "Content-Type": MERGE_PATCH}
+    body = b'{"external_id": "a", "display_name": "b"}'
+    assert_problem(await http.post("/v1/users", content=body, headers=headers), 415)
+    assert_problem(await http.patch("/oauth/token", content=b"{}", headers=headers), 415)
+    assert (await http.get("/v1/users", headers=headers)).json()["data"] == []
+
+
+async def test_json_shape_limits_hold_for_merge_patches(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """A merge-patch body is JSON too: measured before parsing like any other."""
+    headers = {**await tenant.backend_headers(), "Content-Type": MERGE_PATCH}
+    body = b'{"a":' * 40 + b"1" + b"}" * 40
+    response = await http.patch(f"/v1/users/{'usr_' + '0' * 26}", content=body, headers=headers)
+    problem = assert_problem(response, 400)
+    assert "deeper" in str(problem["detail"])
+
+
 @pytest.mark.parametrize(
     ("body", "why"),
     [

@@ -136,8 +136,6 @@ async def update_channel(
 ) -> JSONResponse:
     """JSON Merge Patch: ``name``/``description`` (moderators), ``archived`` (owners)."""
     changes = body.model_dump(exclude_unset=True)
-    if "archived" in changes and changes["archived"] is None:
-        del changes["archived"]
     entry = await svc.chat.channels.update(caller, _channel(channel_id), changes, version)
     return json_response(entry_view(entry), version=entry.channel.version)
 

@@ -137,7 +137,7 @@ async def update_user(
 ) -> JSONResponse:
     """Apply a JSON Merge Patch; ``If-Match`` makes it conditional on the version."""
     check_display_name(svc, body.display_name)
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    changes = body.model_dump(exclude_unset=True)
     user = await svc.chat.users.update(
         caller, path_id(Kind.USER, user_id, "user"), changes, version
     )

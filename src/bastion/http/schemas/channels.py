@@ -10,6 +10,7 @@ from bastion.chat.roles import ChannelType, Role
 from bastion.http.schemas.common import (
     CleanName,
     CleanText,
+    NotNull,
     RequestModel,
     ResponseModel,
     UserId,
@@ -36,7 +37,7 @@ class ChannelUpdate(RequestModel):
 
     name: ChannelName | None = None
     description: Description | None = None
-    archived: StrictBool | None = None
+    archived: Annotated[StrictBool | None, NotNull] = None
 
 
 class MemberOut(ResponseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from bastion.core.ids import Kind, pattern
 from bastion.core.text import clean_message, clean_name
@@ -21,6 +22,17 @@ CleanName = AfterValidator(clean_name)
 
 CleanText = AfterValidator(clean_message)
 """Free text: anything but control characters (bar tab and newline) and surrogates."""
+
+
+def _not_null(value: object) -> object:
+    if value is None:
+        raise PydanticCustomError("not_null", "This field cannot be removed; leave it out instead.")
+    return value
+
+
+NotNull = AfterValidator(_not_null)
+"""For a merge-patch field that always has a value: RFC 7396 reads ``null`` as "remove
+the field", which it cannot be. Defaults are not validated, so leaving it out is fine."""
 
 
 class RequestModel(BaseModel):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from bastion.http.schemas.common import CleanName, RequestModel, ResponseModel
+from bastion.http.schemas.common import CleanName, NotNull, RequestModel, ResponseModel
 
 ExternalId = Annotated[
     str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._:@|+=-]+$")
@@ -26,7 +26,7 @@ class UserCreate(RequestModel):
 class UserUpdate(RequestModel):
     """JSON Merge Patch of a user (RFC 7396): only the fields present change."""
 
-    display_name: DisplayName | None = None
+    display_name: Annotated[DisplayName | None, NotNull] = None
 
 
 class UserOut(ResponseModel):

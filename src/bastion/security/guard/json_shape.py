@@ -16,7 +16,7 @@ from bastion.core.asgi import ASGIApp, Receive, Scope, Send
 from bastion.core.errors import InvalidRequest
 from bastion.security.guard._body import has_body_method, read_body, replay
 from bastion.security.guard._respond import send_problem
-from bastion.security.guard.media_types import JSON, body_media_type
+from bastion.security.guard.media_types import JSON_TYPES, body_media_type
 
 _STRING = re.compile(rb'"(?:[^"\\]+|\\.)*"', re.DOTALL)
 # Opening brackets become 2, closing ones 0, everything else 1: a running sum minus
@@ -62,7 +62,7 @@ class JsonShape:
         if scope["type"] != "http" or not has_body_method(scope["method"]):
             await self.app(scope, receive, send)
             return
-        if body_media_type(scope) != JSON:
+        if body_media_type(scope) not in JSON_TYPES:
             await self.app(scope, receive, send)
             return
         body = await read_body(receive)

@@ -1,7 +1,9 @@
 """The media types each route accepts for a request body (415 for anything else).
 
 An allow-list by path: the OAuth token endpoint takes form data (RFC 6749 §4.1.3),
-everything else JSON. A ``charset`` parameter, if given, must be UTF-8.
+everything else JSON. A ``PATCH`` is a JSON Merge Patch, so it may also say so with
+``application/merge-patch+json`` (RFC 7396 §4). A ``charset`` parameter, if given, must
+be UTF-8.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from bastion.security.guard._respond import send_problem
 
 FORM = b"application/x-www-form-urlencoded"
 JSON = b"application/json"
+MERGE_PATCH = b"application/merge-patch+json"
+JSON_TYPES = frozenset({JSON, MERGE_PATCH})
+"""Bodies parsed as JSON (and so measured by the JSON shape guard)."""
 
 ROUTE_MEDIA_TYPES: tuple[tuple[str, frozenset[bytes]], ...] = (
     ("/oauth/", frozenset({FORM})),
@@ -21,9 +26,12 @@ ROUTE_MEDIA_TYPES: tuple[tuple[str, frozenset[bytes]], ...] = (
 """(path prefix, accepted media types): the first matching prefix decides."""
 
 
-def accepted(path: str) -> frozenset[bytes]:
-    """The media types a body sent to ``path`` may have."""
-    return next(types for prefix, types in ROUTE_MEDIA_TYPES if path.startswith(prefix))
+def accepted(path: str, method: str = "POST") -> frozenset[bytes]:
+    """The media types a body sent to ``path`` with ``method`` may have."""
+    types = next(types for prefix, types in ROUTE_MEDIA_TYPES if path.startswith(prefix))
+    if method == "PATCH" and JSON in types:
+        return types | {MERGE_PATCH}
+    return types
 
 
 def parse_content_type(raw: bytes) -> tuple[bytes, bytes | None]:
@@ -66,7 +74,7 @@ class MediaTypes:
         if body_media_type(scope) is None:
             return None
         media, charset = parse_content_type(header(scope, b"content-type") or b"")
-        allowed = accepted(scope["path"])
+        allowed = accepted(scope["path"], scope["method"])
         if media not in allowed:
             names = " or ".join(sorted(t.decode() for t in allowed))
             return UnsupportedMediaType(f"Send the body as {names}.")
