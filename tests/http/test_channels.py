@@ -149,20 +149,29 @@ async def test_direct_channel_is_opened_once_from_either_side(tenant: Tenant) ->
     assert await my_channel_ids(tenant, alice) == [channel["id"]]
 
 
-async def test_direct_channel_ignores_name_and_is_per_pair(tenant: Tenant) -> None:
-    """A direct channel has no name; each pair of users has its own."""
+async def test_direct_channel_refuses_a_name_and_is_per_pair(tenant: Tenant) -> None:
+    """A direct channel given a name or description is 422, not created with them dropped;
+    each pair of users has its own."""
     alice, bob, carol = await users(tenant, "alice", "bob", "carol")
-    with_bob = await tenant.http.post(
-        "/v1/channels",
-        json={"type": "direct", "name": "ignored", "description": "ignored", "members": [bob.id]},
-        headers=alice.headers,
-    )
-    assert with_bob.status_code == 201
-    assert (with_bob.json()["name"], with_bob.json()["description"]) == (None, None)
+    for extra, fields in (
+        ({"name": "us", "description": "ours"}, {"body.name", "body.description"}),
+        ({"name": "us"}, {"body.name"}),
+        ({"description": ""}, {"body.description"}),
+    ):
+        named = await tenant.http.post(
+            "/v1/channels",
+            json={"type": "direct", "members": [bob.id], **extra},
+            headers=alice.headers,
+        )
+        problem(named, 422, "validation-failed")
+        assert error_fields(named) == fields
+    assert await my_channel_ids(tenant, alice) == []
+    with_bob = await tenant.channel(alice, [bob], type_="direct")
+    assert (with_bob["name"], with_bob["description"]) == (None, None)
     with_carol = await tenant.channel(alice, [carol], type_="direct")
-    assert with_carol["id"] != with_bob.json()["id"]
+    assert with_carol["id"] != with_bob["id"]
     between_them = await tenant.channel(bob, [carol], type_="direct")
-    assert between_them["id"] not in (with_carol["id"], with_bob.json()["id"])
+    assert between_them["id"] not in (with_carol["id"], with_bob["id"])
 
 
 async def test_concurrent_opens_of_a_direct_channel_agree(tenant: Tenant) -> None:
@@ -210,9 +219,10 @@ async def test_members_must_be_active_users_of_this_app(
     details = []
     for type_ in ("group", "direct"):
         for candidate in (gone.id, stranger.id, missing):
+            named = {} if type_ == "direct" else {"name": "x"}
             response = await tenant.http.post(
                 "/v1/channels",
-                json={"type": type_, "name": "x", "members": [candidate]},
+                json={"type": type_, "members": [candidate], **named},
                 headers=alice.headers,
             )
             body = problem(response, 422, "validation-failed")
@@ -564,12 +574,20 @@ async def test_malformed_patch_is_422(tenant: Tenant, patch: dict[str, Any], fie
 
 
 async def test_direct_channel_cannot_be_renamed_or_archived(tenant: Tenant) -> None:
-    """A direct channel has no name to change and cannot be archived."""
+    """A direct channel has no name to change and cannot be archived: 409, as for leaving
+    one or changing roles in one (the channel's kind forbids it, not the caller's role)."""
     alice, bob = await tenant.user("alice"), await tenant.user("bob")
     channel = await tenant.channel(alice, [bob], type_="direct")
     url = f"/v1/channels/{channel['id']}"
     for patch in ({"name": "us"}, {"description": "x"}, {"archived": True}):
-        problem(await tenant.http.patch(url, json=patch, headers=alice.headers), 403, "forbidden")
+        problem(await tenant.http.patch(url, json=patch, headers=alice.headers), 409, "conflict")
+    for refused in (
+        await tenant.http.delete(f"{url}/members/{alice.id}", headers=alice.headers),
+        await tenant.http.patch(
+            f"{url}/members/{bob.id}", json={"role": "read-only"}, headers=alice.headers
+        ),
+    ):
+        problem(refused, 409, "conflict")
     after = (await tenant.http.get(url, headers=bob.headers)).json()
     assert (after["name"], after["archived"], after["version"]) == (None, False, 1)
 

@@ -15,7 +15,6 @@ from bastion.chat.access import (
     channel_access,
     effective,
     readable_channel_ids,
-    resource,
 )
 from bastion.chat.context import ChatContext, Outbox, check_name, check_version
 from bastion.chat.denials import Denial, Refused, reports
@@ -92,6 +91,7 @@ class Channels:
         """Create a channel (or return the existing direct one); tell whether it is new."""
         user_id = acting_user(caller, scopes.CHAT_WRITE)
         check_name(self._ctx, "body.name", name)
+        _check_direct_fields(type_, name, description)
         others = sorted(set(members) - {user_id})
         self._check_members(type_, others)
         if type_ is ChannelType.DIRECT:
@@ -173,8 +173,8 @@ class Channels:
             id=new_id(Kind.CHANNEL),
             app_id=app_id,
             type=type_.value,
-            name=None if direct else name,
-            description=None if direct else description,
+            name=name,
+            description=description,
             created_by=user_id,
             member_count=len(others) + 1,
             last_message_id=None,
@@ -322,16 +322,28 @@ class Channels:
 def _check_update(access: ChannelAccess, changes: dict[str, Any]) -> None:
     channel = access.channel
     if channel.type == ChannelType.DIRECT and changes:
-        raise Refused(
-            "Direct channels have no name or description and cannot be archived.",
-            Denial(resource(channel.id), "direct_channel"),
-        )
+        # Like leaving one or changing roles in one: the channel's kind forbids it (409).
+        raise Conflict("Direct channels have no name or description and cannot be archived.")
     if "archived" in changes:
         access.require(Level.MANAGE, "Only the channel's owners can do this.")
     else:
         access.require(Level.MODERATE, "Only the channel's owners and moderators can do this.")
     if channel.archived and set(changes) - {"archived"}:
         raise Conflict("The channel is archived; unarchive it first.")
+
+
+def _check_direct_fields(type_: ChannelType, name: str | None, description: str | None) -> None:
+    """A direct channel has no name or description: one sent is refused, not dropped."""
+    if type_ is not ChannelType.DIRECT:
+        return
+    message = "A direct channel has no {}."
+    errors = [
+        FieldError(f"body.{field}", message.format(field))
+        for field, value in (("name", name), ("description", description))
+        if value is not None
+    ]
+    if errors:
+        raise ValidationFailed(errors)
 
 
 def _direct_key(a: str, b: str) -> str:

@@ -11,8 +11,8 @@ with :func:`reports`; a refusal leaving it is recorded through the authorizer as
 Reason codes: ``not_found`` (no such object in the caller's app: missing, or another
 app's), ``not_member``, ``banned``, ``acl_deny``, ``read_only``, ``channel_role`` (the
 channel role gives too little), ``rank`` (moderators manage only members below them),
-``not_owner`` (someone else's message), ``direct_channel``, ``not_a_user`` (a backend
-token in a chat action).
+``not_owner`` (someone else's message), ``not_a_user`` (a backend token in a chat
+action).
 """
 
 from __future__ import annotations
