@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bastion.core.text import TextRejected, clean_message, clean_name, escape_for_log
+from bastion.core.text import (
+    TextRejected,
+    clean_message,
+    clean_name,
+    escape_for_log,
+    visible_text,
+)
 
 ACCEPTED_NAMES = [
     "Zoë",
@@ -80,6 +86,19 @@ def test_message_text_refuses_controls_and_surrogates(text: str) -> None:
     """Escape sequences, NUL, DEL and lone surrogates are not message text."""
     with pytest.raises(TextRejected):
         clean_message(text)
+
+
+@pytest.mark.parametrize("text", [" ", "\n\n", " \t\r\n", "\u00a0\u3000", "\u200b\u2060\ufeff"])
+def test_message_text_that_shows_nothing_is_blank(text: str) -> None:
+    """Spaces of any kind, line breaks and invisible characters alone are no message."""
+    with pytest.raises(TextRejected):
+        visible_text(text)
+
+
+@pytest.mark.parametrize("text", ["a", " . ", "\u200b👍", "\n\n1\n", "\u05d0"])
+def test_one_visible_character_is_enough(text: str) -> None:
+    """A letter, digit, punctuation mark or emoji anywhere makes the text visible."""
+    assert visible_text(text) == text
 
 
 @given(st.text())

@@ -94,6 +94,9 @@ async def test_text_longer_than_limit_is_rejected(
     ("body", "field"),
     [
         ({"text": ""}, "body.text"),
+        ({"text": "   "}, "body.text"),
+        ({"text": " \n\t\r\n "}, "body.text"),
+        ({"text": "\u200b\u2060\u00a0\u3000"}, "body.text"),
         ({}, "body.text"),
         ({"text": None}, "body.text"),
         ({"text": 42}, "body.text"),
@@ -130,6 +133,47 @@ async def test_retry_with_same_client_msg_id_returns_the_original(
     assert retry.headers["etag"] == first.headers["etag"]
     page = await list_messages(tenant, alice, channel_id)
     assert [m["id"] for m in page["data"]] == [first.json()["id"]]
+
+
+async def test_retry_with_same_client_msg_id_and_another_message_is_422(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """The same client_msg_id with a different text, thread or mentions is not a retry:
+    422 (as for an Idempotency-Key reused with another body), and nothing is stored."""
+    (alice, bob), channel_id = await _room(tenant, "alice", "bob")
+    root = await tenant.send(bob, channel_id, "root")
+    body = {"text": "once only", "client_msg_id": "sdk-7"}
+    first = await _post(http, alice, channel_id, body)
+    assert first.status_code == 201, first.text
+    for changed in (
+        {"text": "something else"},
+        {"parent_id": root["id"]},
+        {"mentions": [bob.id]},
+    ):
+        clash = await _post(http, alice, channel_id, {**body, **changed})
+        problem = assert_problem(clash, 422, "validation-failed", "body.client_msg_id")
+        assert "different message" in problem["detail"]
+    page = await list_messages(tenant, alice, channel_id)
+    assert [m["id"] for m in page["data"]] == [root["id"], first.json()["id"]]
+    again = await _post(http, alice, channel_id, body)
+    assert (again.status_code, again.json()) == (200, first.json())
+
+
+async def test_retry_after_an_edit_or_deletion_returns_the_message(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """Once edited (or deleted) the sent text is gone: a retry with the original body still
+    answers 200 with the message as it is now."""
+    (alice, _bob), channel_id = await _room(tenant, "alice", "bob")
+    body = {"text": "typo", "client_msg_id": "sdk-8"}
+    sent = (await _post(http, alice, channel_id, body)).json()
+    url = f"/v1/messages/{sent['id']}"
+    assert (await http.patch(url, json={"text": "fixed"}, headers=alice.headers)).is_success
+    retry = await _post(http, alice, channel_id, body)
+    assert (retry.status_code, retry.json()["text"]) == (200, "fixed")
+    assert (await http.delete(url, headers=alice.headers)).status_code == 204
+    retry = await _post(http, alice, channel_id, body)
+    assert (retry.status_code, retry.json()["deleted"]) == (200, True)
 
 
 async def test_client_msg_id_is_scoped_to_its_author(
@@ -596,9 +640,12 @@ async def test_edit_limits_apply(
         "limit-exceeded",
         "body.text",
     )
-    assert_problem(
-        await http.patch(url, json={"text": ""}, headers=alice.headers), 422, field="body.text"
-    )
+    for blank in ("", "  \n  "):
+        assert_problem(
+            await http.patch(url, json={"text": blank}, headers=alice.headers),
+            422,
+            field="body.text",
+        )
     assert_problem(
         await http.patch(url, json={"text": "x", "author_id": "usr_x"}, headers=alice.headers),
         422,

@@ -83,7 +83,8 @@ class Messages:
                 access = await load_access(self._ctx, conn, caller, user_id, channel_id)
                 original = await self._original(conn, caller.app_id, user_id, draft)
                 if original is not None:
-                    return await self._same_send(conn, caller, channel_id, original), False
+                    entry = await self._same_send(conn, caller, channel_id, original, draft)
+                    return entry, False
                 access.require(Level.WRITE, "Your role in this channel does not allow posting.")
                 _writable(access.channel)
                 await self._check_refs(conn, caller.app_id, channel_id, draft)
@@ -115,10 +116,18 @@ class Messages:
         return await repo.get_by_client_msg_id(conn, app_id, user_id, draft.client_msg_id)
 
     async def _same_send(
-        self, conn: Connection, caller: Principal, channel_id: str, original: MessageRecord
+        self,
+        conn: Connection,
+        caller: Principal,
+        channel_id: str,
+        original: MessageRecord,
+        draft: Draft,
     ) -> MessageEntry:
         if original.channel_id != channel_id:
             raise Conflict("This client_msg_id was already used for another channel.")
+        if not _same_draft(original, draft):
+            message = "This client_msg_id was already used for a different message."
+            raise ValidationFailed([FieldError("body.client_msg_id", message)], detail=message)
         return (await self._entries(conn, caller, [original]))[0]
 
     async def _retry_lookup(
@@ -128,7 +137,7 @@ class Messages:
             original = await self._original(conn, caller.app_id, user_id, draft)
             if original is None:
                 raise Conflict("The message could not be stored; retry.")
-            return await self._same_send(conn, caller, channel_id, original)
+            return await self._same_send(conn, caller, channel_id, original, draft)
 
     async def _check_refs(
         self, conn: Connection, app_id: str, channel_id: str, draft: Draft
@@ -352,6 +361,18 @@ async def locked_message(
     state (deleted, version, reactions) keeps that state until it commits."""
     await repo.lock_message(conn, caller.app_id, message_id)
     return await visible_message(ctx, conn, caller, user_id, message_id)
+
+
+def _same_draft(original: MessageRecord, draft: Draft) -> bool:
+    """Whether a send repeats the one that stored ``original`` (as far as is still known:
+    an edit replaces the text, a deletion the text and mentions)."""
+    if original.parent_id != draft.parent_id:
+        return False
+    if original.deleted_at is not None:
+        return True
+    if original.mentions != tuple(dict.fromkeys(draft.mentions)):
+        return False
+    return original.edited_at is not None or original.body == draft.text
 
 
 def _resource(message_id: str) -> str:

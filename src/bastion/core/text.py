@@ -16,8 +16,9 @@ form, and may not contain characters that hide, reorder or fake text:
 
 Message bodies are free text: any script, emoji, bidi marks and zero-width characters
 are allowed (they are harmless when rendered as text and needed in real writing); only
-control characters other than tab and newline and lone surrogates are refused. Logs
-escape what they print (see ``bastion.observe.logging``).
+control characters other than tab and newline and lone surrogates are refused, and a
+message must show at least one visible character. Logs escape what they print (see
+``bastion.observe.logging``).
 """
 
 from __future__ import annotations
@@ -81,6 +82,14 @@ def clean_message(value: str) -> str:
         category = unicodedata.category(ch)
         if (category == "Cc" and ch not in _MESSAGE_CONTROLS_ALLOWED) or category == "Cs":
             raise TextRejected("The text contains a control character.")
+    return value
+
+
+def visible_text(value: str) -> str:
+    """A message must show something: text of nothing but spaces, line breaks and
+    invisible characters (zero-width spaces, joiners) is refused."""
+    if not any(_visible(ch) for ch in value):
+        raise TextRejected("The text is blank.")
     return value
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
+from bastion.core.text import visible_text
 from bastion.http.schemas.common import (
     CleanText,
     MessageId,
@@ -14,7 +15,12 @@ from bastion.http.schemas.common import (
     UserId,
 )
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=100_000), CleanText]
+Text = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100_000),
+    CleanText,
+    AfterValidator(visible_text),
+]
 ClientMsgId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
 ]
