@@ -354,7 +354,7 @@ RULES: dict[tuple[str, str], Spec] = {
         CHANNEL_CASES, reads(), _chat_case(M + "/reactions/%F0%9F%91%8D")
     ),
     ("DELETE", "/v1/messages/{message_id}/reactions/{reaction}"): Spec(
-        CHANNEL_CASES, reads(), _chat_case(M + "/reactions/%F0%9F%91%8D")
+        CHANNEL_CASES, reads(204), _chat_case(M + "/reactions/%F0%9F%91%8D")
     ),
     ("POST", "/v1/channels"): Spec((APP,), always(201), _fixed("/v1/channels", {"type": "group"})),
     ("GET", "/v1/channels"): Spec((APP,), always(200), _list_channels),

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from bastion.core.ids import Kind, new_id
+from bastion.store.tables import reactions
 from tests.conftest import Databases, make_settings, start_server
 from tests.support.messaging import (
     archive,
@@ -80,22 +83,27 @@ async def test_adding_the_same_reaction_twice_changes_nothing(
     assert again.json()["reactions"] == {THUMBS: 1}
 
 
+async def _reactions(http: httpx.AsyncClient, user: User, message_id: str) -> tuple[Any, Any]:
+    """The message's reaction counts and the user's own reactions, as the user reads them."""
+    fetched = (await http.get(f"/v1/messages/{message_id}", headers=user.headers)).json()
+    return fetched["reactions"], fetched["own_reactions"]
+
+
 async def test_delete_removes_the_reaction(http: httpx.AsyncClient, tenant: Tenant) -> None:
-    """DELETE takes one's own reaction back (only one's own); a repeat changes nothing."""
+    """DELETE takes one's own reaction back (only one's own) and answers 204 with no body,
+    like every delete; a repeat changes nothing."""
     (alice, bob), _channel_id, message_id = await _message(tenant, "alice", "bob")
     await http.put(reaction_url(message_id, THUMBS), headers=alice.headers)
     await http.put(reaction_url(message_id, THUMBS), headers=bob.headers)
     removed = await http.delete(reaction_url(message_id, THUMBS), headers=alice.headers)
-    assert removed.status_code == 200, removed.text
-    assert removed.json()["reactions"] == {THUMBS: 1}
-    assert removed.json()["own_reactions"] == []
+    assert (removed.status_code, removed.content) == (204, b""), removed.text
+    assert await _reactions(http, alice, message_id) == ({THUMBS: 1}, [])
     again = await http.delete(reaction_url(message_id, THUMBS), headers=alice.headers)
-    assert again.status_code == 200
-    assert again.json()["reactions"] == {THUMBS: 1}
+    assert (again.status_code, again.content) == (204, b"")
+    assert await _reactions(http, bob, message_id) == ({THUMBS: 1}, [THUMBS])
     last = await http.delete(reaction_url(message_id, THUMBS), headers=bob.headers)
-    assert last.json()["reactions"] == {}
-    fetched = await http.get(f"/v1/messages/{message_id}", headers=alice.headers)
-    assert fetched.json()["reactions"] == {}
+    assert last.status_code == 204
+    assert await _reactions(http, alice, message_id) == ({}, [])
 
 
 @pytest.mark.parametrize("emoji", ["1\u20e3\n", "\x00", "\U0001f44d\r"])
@@ -129,7 +137,8 @@ async def test_real_emoji_are_accepted(http: httpx.AsyncClient, tenant: Tenant, 
     assert response.status_code == 200, response.text
     assert response.json()["reactions"] == {emoji: 1}
     removed = await http.delete(reaction_url(message_id, emoji), headers=alice.headers)
-    assert removed.json()["reactions"] == {}
+    assert removed.status_code == 204
+    assert await _reactions(http, alice, message_id) == ({}, [])
 
 
 @pytest.mark.parametrize(
@@ -187,6 +196,31 @@ async def test_reacting_to_a_deleted_message_conflicts(
     assert_problem(response, 409, "conflict")
 
 
+async def test_a_deleted_message_loses_its_reactions(
+    http: httpx.AsyncClient, server: ServerThread, tenant: Tenant
+) -> None:
+    """Deleting a message removes its reactions with its text: none are shown (in the
+    message, the list or the channel's last message) and none are kept."""
+    (alice, bob), channel_id, message_id = await _message(tenant, "alice", "bob")
+    for user, emoji in ((alice, THUMBS), (bob, THUMBS), (bob, HEART)):
+        assert (await http.put(reaction_url(message_id, emoji), headers=user.headers)).is_success
+    assert (await http.delete(f"/v1/messages/{message_id}", headers=alice.headers)).is_success
+    for user in (alice, bob):
+        assert await _reactions(http, user, message_id) == ({}, [])
+        listed = await http.get(f"/v1/channels/{channel_id}/messages", headers=user.headers)
+        assert [(m["reactions"], m["own_reactions"]) for m in listed.json()["data"]] == [({}, [])]
+    assert server.run(_stored_reactions(server, message_id)) == 0
+
+
+async def _stored_reactions(server: ServerThread, message_id: str) -> int:
+    """How many reaction rows the database holds for a message."""
+    async with server.services.db.read() as conn:
+        query = (
+            select(func.count()).select_from(reactions).where(reactions.c.message_id == message_id)
+        )
+        return int((await conn.execute(query)).scalar_one())
+
+
 async def test_archived_channel_takes_no_reactions(http: httpx.AsyncClient, tenant: Tenant) -> None:
     """An archived channel is read-only: adding or taking back a reaction is 409."""
     (alice, bob), channel_id, message_id = await _message(tenant, "alice", "bob")
@@ -196,8 +230,7 @@ async def test_archived_channel_takes_no_reactions(http: httpx.AsyncClient, tena
     assert_problem(added, 409, "conflict")
     taken_back = await http.delete(reaction_url(message_id, THUMBS), headers=bob.headers)
     assert_problem(taken_back, 409, "conflict")
-    fetched = (await http.get(f"/v1/messages/{message_id}", headers=bob.headers)).json()
-    assert (fetched["reactions"], fetched["own_reactions"]) == ({THUMBS: 1}, [THUMBS])
+    assert await _reactions(http, bob, message_id) == ({THUMBS: 1}, [THUMBS])
 
 
 async def test_read_only_member_cannot_react(http: httpx.AsyncClient, tenant: Tenant) -> None:
@@ -271,7 +304,7 @@ async def test_distinct_emoji_per_message_are_limited(small_server: ServerThread
         assert joined.json()["reactions"] == {**dict.fromkeys(allowed, 1), allowed[0]: 2}
 
         freed = await client.delete(reaction_url(message_id, allowed[1]), headers=alice.headers)
-        assert freed.status_code == 200
+        assert freed.status_code == 204
         now_fits = await client.put(reaction_url(message_id, "🔥"), headers=bob.headers)
         assert now_fits.status_code == 200, now_fits.text
         assert len(now_fits.json()["reactions"]) == REACTIONS_MAX
@@ -296,3 +329,22 @@ async def test_concurrent_new_emoji_respect_the_limit(small_server: ServerThread
             assert statuses == [200] * REACTIONS_MAX + [422] * (len(emoji) - REACTIONS_MAX)
             fetched = await client.get(f"/v1/messages/{message['id']}", headers=users[0].headers)
             assert len(fetched.json()["reactions"]) == REACTIONS_MAX
+
+
+async def test_reactions_racing_a_deletion_are_not_kept(
+    http: httpx.AsyncClient, server: ServerThread, tenant: Tenant
+) -> None:
+    """A reaction racing the message's deletion either lands first (and goes with the
+    message) or finds it deleted (409): no reaction outlives its message."""
+    (alice, bob), channel_id, _ = await _message(tenant, "alice", "bob")
+    for round_ in range(10):
+        message = await tenant.send(alice, channel_id, f"short-lived {round_}")
+        url = f"/v1/messages/{message['id']}"
+        *reacted, deleted = await asyncio.gather(
+            http.put(reaction_url(message["id"], THUMBS), headers=bob.headers),
+            http.put(reaction_url(message["id"], HEART), headers=alice.headers),
+            http.delete(url, headers=alice.headers),
+        )
+        assert deleted.status_code == 204
+        assert all(r.status_code in (200, 409) for r in reacted), [r.text for r in reacted]
+        assert server.run(_stored_reactions(server, message["id"])) == 0

@@ -279,7 +279,7 @@ class Messages:
 
         A deletion by anyone but the author is moderation: it is recorded as an
         ``admin.change`` event naming the author. In an archived channel only moderation
-        deletes.
+        deletes. The message's reactions go with its text.
         """
         user_id = acting_user(caller, scopes.CHAT_WRITE)
         outbox = Outbox()
@@ -302,6 +302,7 @@ class Messages:
                 )
             changes = {"body": None, "mentions": "", "deleted_at": self._ctx.clock.now()}
             await repo.update_message(conn, caller.app_id, message_id, changes)
+            await repo.clear_reactions(conn, caller.app_id, message_id)
             if message.author_id != user_id:
                 details = {
                     "change": "message.delete",

@@ -54,7 +54,7 @@ class Reactions:
         return entry
 
     @reports("reaction:write")
-    async def remove(self, caller: Principal, message_id: str, emoji: str) -> MessageEntry:
+    async def remove(self, caller: Principal, message_id: str, emoji: str) -> None:
         """Take a reaction back; removing one that is not there changes nothing."""
         user_id = acting_user(caller, scopes.CHAT_WRITE)
         outbox = Outbox()
@@ -72,8 +72,6 @@ class Reactions:
                 channel_id=access.channel.id,
             )
         await outbox.publish(self._ctx.broker)
-        await record_read(self._ctx, caller, access, [entry.message])
-        return entry
 
     async def _load(
         self, conn: Connection, caller: Principal, user_id: str, message_id: str

@@ -67,7 +67,10 @@ def message_view(
     reactions: dict[str, int] | None = None,
     own_reactions: set[str] | None = None,
 ) -> dict[str, Any]:
-    """A message as the API shows it; a deleted message keeps its place but not its body."""
+    """A message as the API shows it; a deleted message keeps its place but not its body
+    or its reactions."""
+    if message.deleted_at is not None:
+        reactions, own_reactions = None, None
     return {
         "id": message.id,
         "channel_id": message.channel_id,

@@ -189,13 +189,13 @@ async def add_reaction(
 
 @router.delete(
     "/v1/messages/{message_id}/reactions/{reaction}",
-    response_model=MessageOut,
+    status_code=204,
     summary="Remove a reaction",
 )
 async def remove_reaction(
     message_id: str, reaction: str, caller: React, svc: ServicesDep
-) -> JSONResponse:
-    """Take your reaction back."""
+) -> Response:
+    """Take your reaction back (204 whether or not it was there)."""
     value = reaction_value(reaction, svc.settings.validation.reactions)
-    entry = await svc.chat.reactions.remove(caller, _message(message_id), value)
-    return json_response(entry.view(), version=entry.message.version)
+    await svc.chat.reactions.remove(caller, _message(message_id), value)
+    return Response(status_code=204)

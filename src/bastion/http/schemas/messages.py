@@ -58,8 +58,8 @@ class MessageOut(ResponseModel):
     mentions: list[str]
     client_msg_id: str | None
     reply_count: int
-    reactions: dict[str, int]
-    own_reactions: list[str]
+    reactions: dict[str, int] = Field(description="Count per emoji; empty once deleted.")
+    own_reactions: list[str] = Field(description="The caller's own; empty once deleted.")
     created_at: str
     edited_at: str | None
     deleted_at: str | None

@@ -264,6 +264,13 @@ async def remove_reaction(
     return bool(result.rowcount)
 
 
+async def clear_reactions(conn: AsyncConnection, app_id: str, message_id: str) -> None:
+    """Remove every reaction to a message (a deleted message keeps none)."""
+    await conn.execute(
+        delete(reactions).where(reactions.c.app_id == app_id, reactions.c.message_id == message_id)
+    )
+
+
 async def distinct_emoji_count(conn: AsyncConnection, app_id: str, message_id: str) -> int:
     """Return how many different emoji a message carries."""
     query = select(func.count(func.distinct(reactions.c.emoji))).where(
