@@ -378,15 +378,56 @@ async def test_list_with_parent_id_returns_only_that_thread(tenant: Tenant) -> N
     assert len(everything["data"]) == 2 + 3 * 3
 
 
-async def test_list_with_malformed_parent_id_is_rejected(
+async def test_list_with_a_parent_id_of_no_thread_here_is_rejected(
     http: httpx.AsyncClient, tenant: Tenant
 ) -> None:
-    """A parent_id filter that is not a message id is 422."""
-    (alice, _bob), channel_id = await _room(tenant, "alice", "bob")
-    response = await http.get(
-        _send_url(channel_id), params={"parent_id": "ch_x"}, headers=alice.headers
+    """A parent_id filter naming no message of this channel (malformed, missing, another
+    channel's) is 422 saying so, like a before/after cursor; a reply names no thread."""
+    (alice, bob), channel_id = await _room(tenant, "alice", "bob")
+    elsewhere = str((await tenant.channel(alice, [bob], name="elsewhere"))["id"])
+    foreign = await tenant.send(alice, elsewhere, "over there")
+    root = await tenant.send(alice, channel_id, "root")
+    reply = await tenant.send(bob, channel_id, "reply", parent_id=root["id"])
+    for parent_id in ("ch_x", "junk", new_id(Kind.MESSAGE), foreign["id"], reply["id"]):
+        response = await http.get(
+            _send_url(channel_id), params={"parent_id": parent_id}, headers=alice.headers
+        )
+        body = assert_problem(response, 422, "validation-failed", "query.parent_id")
+        assert "cursor" not in str(body["errors"]), body
+
+
+async def test_top_level_messages_leave_thread_replies_out(tenant: Tenant) -> None:
+    """include_replies=false lists only the channel's top-level messages, paging as usual;
+    the default still lists everything."""
+    (alice, bob), channel_id = await _room(tenant, "alice", "bob")
+    tops = []
+    for i in range(4):
+        tops.append(await tenant.send(alice, channel_id, f"top {i}"))
+        await tenant.send(bob, channel_id, f"re {i}", parent_id=tops[0]["id"])
+    newest = await list_messages(tenant, alice, channel_id, include_replies="false", limit=3)
+    assert [m["id"] for m in newest["data"]] == [t["id"] for t in tops[1:]]
+    assert newest["next_cursor"] is None
+    older = await list_messages(
+        tenant, alice, channel_id, include_replies="false", before=newest["prev_cursor"]
     )
-    assert_problem(response, 422, "validation-failed", "query.parent_id")
+    assert [m["id"] for m in older["data"]] == [tops[0]["id"]]
+    assert older["data"][0]["reply_count"] == 4
+    everything = await list_messages(tenant, alice, channel_id)
+    assert len(everything["data"]) == 8
+
+
+async def test_a_thread_cannot_be_listed_top_level_only(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """parent_id with include_replies=false asks for nothing: 422, not an empty page."""
+    (alice, _bob), channel_id = await _room(tenant, "alice", "bob")
+    root = await tenant.send(alice, channel_id, "root")
+    response = await http.get(
+        _send_url(channel_id),
+        params={"parent_id": root["id"], "include_replies": "false"},
+        headers=alice.headers,
+    )
+    assert_problem(response, 422, "validation-failed", "query.include_replies")
 
 
 # --- mentions ---------------------------------------------------------------------------

@@ -199,11 +199,16 @@ class Messages:
         after: str | None,
         parent_id: str | None,
         limit: int,
+        top_level: bool = False,
     ) -> MessagePage:
-        """Return a page of a channel's messages (or a thread's replies), oldest first."""
+        """Return a page of a channel's messages (or a thread's replies), oldest first.
+
+        ``top_level`` leaves thread replies out of the channel's messages.
+        """
         user_id = acting_user(caller, scopes.CHAT_READ)
         async with self._ctx.db.read() as conn:
             access = await load_access(self._ctx, conn, caller, user_id, channel_id)
+            await _check_thread(conn, caller.app_id, channel_id, parent_id)
             before_seq = await self._cursor_seq(conn, caller.app_id, channel_id, "before", before)
             after_seq = await self._cursor_seq(conn, caller.app_id, channel_id, "after", after)
             rows = await repo.list_messages(
@@ -211,6 +216,7 @@ class Messages:
                 caller.app_id,
                 channel_id,
                 parent_id=parent_id,
+                top_level=top_level,
                 after_seq=after_seq,
                 before_seq=before_seq,
                 limit=limit + 1,
@@ -374,6 +380,22 @@ def _same_draft(original: MessageRecord, draft: Draft) -> bool:
     if original.mentions != tuple(dict.fromkeys(draft.mentions)):
         return False
     return original.edited_at is not None or original.body == draft.text
+
+
+async def _check_thread(
+    conn: Connection, app_id: str, channel_id: str, parent_id: str | None
+) -> None:
+    """A thread is listed by its root, a message of this channel (422 otherwise)."""
+    if parent_id is None:
+        return
+    parent = (
+        await repo.get_message(conn, app_id, parent_id) if is_id(Kind.MESSAGE, parent_id) else None
+    )
+    if parent is None or parent.channel_id != channel_id:
+        raise ValidationFailed([FieldError("query.parent_id", "Not a message of this channel.")])
+    if parent.parent_id is not None:
+        message = "A thread is listed by its root message, not by a reply."
+        raise ValidationFailed([FieldError("query.parent_id", message)])
 
 
 def _resource(message_id: str) -> str:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from bastion.chat.messages import Draft
+from bastion.chat.paging import one_direction
 from bastion.core.errors import FieldError, ValidationFailed
 from bastion.core.ids import Kind
 from bastion.http.deps import (
@@ -125,19 +126,25 @@ async def list_messages(
         str | None, Query(max_length=40, description="Newer than this message id.")
     ] = None,
     parent_id: Annotated[
-        str | None, Query(max_length=40, description="Only this thread's replies.")
+        str | None, Query(max_length=40, description="Only the replies in this message's thread.")
     ] = None,
+    include_replies: Annotated[
+        bool, Query(description="false: top-level messages only, no thread replies.")
+    ] = True,
 ) -> JSONResponse:
     """Messages oldest first: the newest page, or the page ``before``/``after`` a message."""
-    if before is not None and after is not None:
-        raise ValidationFailed([FieldError("query", "Use either before or after, not both.")])
+    one_direction(after, before)
+    if parent_id is not None and not include_replies:
+        message = "A thread holds only replies: parent_id cannot go with include_replies=false."
+        raise ValidationFailed([FieldError("query.include_replies", message)])
     result = await svc.chat.messages.page(
         caller,
         path_id(Kind.CHANNEL, channel_id, "channel"),
         before=cursor_id(Kind.MESSAGE, before, "query.before"),
         after=cursor_id(Kind.MESSAGE, after, "query.after"),
-        parent_id=cursor_id(Kind.MESSAGE, parent_id, "query.parent_id"),
+        parent_id=parent_id,
         limit=page.limit,
+        top_level=not include_replies,
     )
     return json_response(
         {

@@ -151,19 +151,22 @@ async def list_messages(
     channel_id: str,
     *,
     parent_id: str | None,
+    top_level: bool = False,
     after_seq: int | None,
     before_seq: int | None,
     limit: int,
 ) -> list[MessageRecord]:
     """Return a page of a channel's messages (or one thread's replies) in ``seq`` order.
 
-    With ``after_seq`` the page is the oldest messages after it; otherwise it is the
-    newest before ``before_seq`` (or the newest of all). Either way it is returned
-    oldest first.
+    ``top_level`` leaves thread replies out. With ``after_seq`` the page is the oldest
+    messages after it; otherwise it is the newest before ``before_seq`` (or the newest
+    of all). Either way it is returned oldest first.
     """
     query = select(messages).where(messages.c.app_id == app_id, messages.c.channel_id == channel_id)
     if parent_id is not None:
         query = query.where(messages.c.parent_id == parent_id)
+    if top_level:
+        query = query.where(messages.c.parent_id.is_(None))
     if after_seq is not None:
         query = query.where(messages.c.seq > after_seq).order_by(messages.c.seq.asc())
     else:
