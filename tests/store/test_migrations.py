@@ -7,10 +7,11 @@ import os
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import func, inspect, select, table
 
 from bastion.app import database
 from bastion.core.ids import Kind, new_id
@@ -18,9 +19,11 @@ from bastion.store import migrate
 from bastion.store.db import Database, create_engine
 from bastion.store.repos import logins
 from bastion.store.tables import login_credentials, metadata
-from tests.conftest import Databases, make_settings
+from tests.conftest import Databases, make_settings, start_server
 from tests.support.cli import BIN
 from tests.support.logins import SECRET, legacy_login
+from tests.support.messaging import reaction_url
+from tests.support.tenants import new_tenant
 
 
 async def _tables(url: str) -> set[str]:
@@ -157,3 +160,82 @@ def test_concurrent_migrations_take_turns(databases: Databases, tmp_path: Path) 
             await engine.dispose()
 
     assert asyncio.run(current()) == head
+
+
+def _chat_history(url: str, data_dir: Path) -> None:
+    """Two users, a channel, a message mentioning one of them and a reaction, made
+    through the API on a server over ``url``."""
+    running = start_server(make_settings(data_dir, url))
+
+    async def converse() -> None:
+        async with httpx.AsyncClient(base_url=running.base_url, timeout=10) as http:
+            tenant = new_tenant(running, http)
+            alice, bob = await tenant.user("alice"), await tenant.user("bob")
+            channel = await tenant.channel(alice, [bob])
+            message = await tenant.send(alice, channel["id"], "hi @bob", mentions=[bob.id])
+            reacted = await http.put(reaction_url(message["id"], "👍"), headers=bob.headers)
+            assert reacted.status_code == 200, reacted.text
+
+    try:
+        asyncio.run(converse())
+    finally:
+        running.stop()
+
+
+async def _row_counts(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            names = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+            return {
+                name: (
+                    await conn.execute(select(func.count()).select_from(table(name)))
+                ).scalar_one()
+                for name in names
+                if name != "alembic_version"
+            }
+    finally:
+        await engine.dispose()
+
+
+def test_each_downgrade_keeps_the_rows_of_the_tables_it_keeps(
+    databases: Databases, tmp_path: Path
+) -> None:
+    """A step down drops its own tables and columns, never rows of other tables.
+
+    On SQLite a column change copies the table and drops the original; with foreign keys
+    enforced that drop would cascade to every child table (a message's reactions and
+    mentions, an app's users).
+    """
+    url = databases.new()
+    _chat_history(url, tmp_path)
+    before = asyncio.run(_row_counts(url))
+    assert before["reactions"] == 1
+
+    async def step_down() -> str | None:
+        engine = create_engine(url)
+        try:
+            await migrate.downgrade(engine, "-1")
+            return await migrate.current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    while (revision := asyncio.run(step_down())) is not None:
+        after = asyncio.run(_row_counts(url))
+        kept = {name: before[name] for name in after if name in before}
+        assert {name: after[name] for name in kept} == kept, f"down to {revision}"
+        before = after
+
+
+async def test_foreign_keys_are_enforced_again_after_a_migration(databases: Databases) -> None:
+    """The connection a SQLite migration ran on goes back to the pool enforcing keys."""
+    engine = create_engine(databases.new())
+    try:
+        await migrate.upgrade(engine)
+        async with engine.connect() as conn:
+            if conn.dialect.name != "sqlite":
+                pytest.skip("foreign-key enforcement is a SQLite connection setting")
+            enforced = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar_one()
+        assert enforced == 1
+    finally:
+        await engine.dispose()

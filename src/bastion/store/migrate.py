@@ -73,13 +73,51 @@ def revisions() -> list[str]:
 
 
 async def _run(engine: AsyncEngine, action: Callable[[Config], None]) -> None:
-    async with engine.connect() as conn, _migration_lock(conn), conn.begin():
+    async with (
+        engine.connect() as conn,
+        _migration_lock(conn),
+        _sqlite_keys_deferred(conn),
+        conn.begin(),
+    ):
         if conn.dialect.name == "sqlite":
             # Python's sqlite3 opens no transaction before DDL, so each CREATE would
             # commit alone and two migrating processes would interleave. Take the write
             # lock first: the whole run is one transaction and a second process waits.
             await conn.exec_driver_sql("BEGIN IMMEDIATE")
         await conn.run_sync(lambda sync_conn: action(_config(sync_conn, conn)))
+        await _check_foreign_keys(conn)
+
+
+@contextlib.asynccontextmanager
+async def _sqlite_keys_deferred(conn: AsyncConnection) -> AsyncIterator[None]:
+    """On SQLite, switch foreign-key enforcement off for the block, and back on after.
+
+    SQLite changes a table's columns by copying it and dropping the original, and with
+    enforcement on, dropping a table deletes the rows of every table whose key cascades
+    from it: a migration that altered ``messages`` would take every reaction with it.
+    SQLite's documented procedure is to turn enforcement off (which only takes effect
+    outside a transaction), migrate, and check the keys before committing.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    await conn.commit()
+    try:
+        yield
+    finally:
+        await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        await conn.commit()
+
+
+async def _check_foreign_keys(conn: AsyncConnection) -> None:
+    """On SQLite, refuse (and so roll back) a migration that left a dangling key."""
+    if conn.dialect.name != "sqlite":
+        return
+    dangling = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).fetchall()
+    if dangling:
+        tables = sorted({str(row[0]) for row in dangling})
+        raise RuntimeError(f"the migration left rows without their parent in {tables}")
 
 
 @contextlib.asynccontextmanager
