@@ -24,6 +24,7 @@ from bastion.observe import system as system_metrics
 from bastion.security import key_ages
 from bastion.security.key_rotation import maintain
 from bastion.security.oauth.grants import RevocationSync
+from bastion.store import housekeeping
 
 
 @dataclass(slots=True)
@@ -95,6 +96,9 @@ class Lifespan:
                 services.checkpoints.run(settings.audit.checkpoint_interval_seconds)
             ),
             asyncio.create_task(system_metrics.sample_loop_lag()),
+            asyncio.create_task(
+                housekeeping.keep_purging(services.db, clock, settings.oauth.purge_interval_seconds)
+            ),
             await _key_ages(settings),
             asyncio.create_task(
                 services.chat.ctx.indexer.run(

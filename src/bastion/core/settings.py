@@ -307,6 +307,13 @@ class OAuthSettings(_Section):
     key_check_seconds: float = Field(
         60.0, gt=0, le=3600, description="How often a server re-reads and maybe rotates keys, s."
     )
+    purge_interval_seconds: float = Field(
+        600.0,
+        gt=0,
+        le=86_400,
+        description="How often expired login interactions, codes, sessions, refresh tokens "
+        "and revocations are deleted, s.",
+    )
     password_min_length: int = Field(8, ge=8, le=64, description="Shortest password accepted.")
     password_max_length: int = Field(128, ge=64, le=1024, description="Longest password accepted.")
     require_mfa: bool = Field(False, description="Every login needs TOTP, whatever the client.")
