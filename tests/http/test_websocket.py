@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from bastion.security.oauth import rfc8693
 from tests.conftest import Databases, make_settings, start_server
 from tests.support import tokens
+from tests.support.messaging import archive
 from tests.support.roles import user_with_roles
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant, User, new_tenant
@@ -938,3 +939,32 @@ async def test_events_after_an_idle_heartbeat_are_still_delivered(
         received = [await bob_ws.next(wait=heartbeat / 2) for _ in sent]
     assert [frame["data"]["id"] for frame in received] == [message["id"] for message in sent]
     assert_consecutive(received)
+
+
+async def test_resume_skips_typing_indicators(server: ServerThread, tenant: Tenant) -> None:
+    """A typing indicator missed while offline is stale: resume replays the message only."""
+    alice, bob = await tenant.user("alice"), await tenant.user("bob")
+    cid = (await tenant.channel(alice, [bob]))["id"]
+    async with socket(server.ws_url, bob.token) as bob_ws:
+        await tenant.send(alice, cid, "seen live")
+        last_seen = (await bob_ws.expect("message.new"))["id"]
+    await alice_typing(server, alice, cid)
+    missed = await tenant.send(alice, cid, "missed")
+    async with socket(server.ws_url, bob.token) as bob_ws:
+        await bob_ws.send({"type": "resume", "id": "r", "data": {"after": last_seen}})
+        replayed, ack = await bob_ws.next(), await bob_ws.next()
+    assert (replayed["type"], replayed["data"]["id"]) == ("message.new", missed["id"])
+    assert ack == {"type": "ack", "id": "r", "data": {"replayed": 1}}
+
+
+async def test_typing_in_an_archived_channel_is_refused(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    """Nobody can send in an archived channel, so typing there is a 409 error frame."""
+    alice, bob = await tenant.user("alice"), await tenant.user("bob")
+    cid = (await tenant.channel(alice, [bob]))["id"]
+    await archive(tenant, alice, cid)
+    async with socket(server.ws_url, bob.token) as bob_ws, socket(server.ws_url, alice.token) as ws:
+        await ws.send({"type": "typing", "id": "t", "data": {"channel_id": cid}})
+        assert_problem(await ws.expect("error"), 409, "conflict", "t")
+        assert await bob_ws.silent(0.3) == []

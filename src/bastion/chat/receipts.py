@@ -8,7 +8,7 @@ from bastion.chat.channels import acting_user, load_access
 from bastion.chat.context import ChatContext, Outbox
 from bastion.chat.denials import reports
 from bastion.chat.views import member_view
-from bastion.core.errors import FieldError, ValidationFailed
+from bastion.core.errors import Conflict, FieldError, ValidationFailed
 from bastion.core.ids import Kind, is_id
 from bastion.security import scopes
 from bastion.security.acl import Level
@@ -76,6 +76,9 @@ class Receipts:
         async with self._ctx.db.read() as conn:
             access = await load_access(self._ctx, conn, caller, user_id, channel_id)
         access.require(Level.WRITE, "Your role in this channel does not allow posting.")
+        if access.channel.archived:
+            # Nobody can send there, so nobody is about to.
+            raise Conflict("The channel is archived.")
         outbox = Outbox()
         outbox.add(
             caller.app_id,

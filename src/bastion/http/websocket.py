@@ -549,7 +549,7 @@ async def _replay(s: _Session, after: str, command_id: Any) -> None:
         return
     replayed = 0
     for event in missed:
-        if s.conn.may_see(event):
+        if event.replayable and s.conn.may_see(event):
             await s.ws.send_text(s.conn.frame(event))
             replayed += 1
     await _send_json(s.ws, {"type": "ack", "id": command_id, "data": {"replayed": replayed}})

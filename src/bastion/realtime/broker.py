@@ -18,6 +18,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+EPHEMERAL_TYPES = frozenset({"typing"})
+"""Events that only matter the moment they happen."""
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -37,6 +40,12 @@ class Event:
     leaves: tuple[tuple[str, str], ...] = ()
     frame: str = field(default="", compare=False)
     except_user: str | None = None
+
+    @property
+    def replayable(self) -> bool:
+        """Whether a client resuming after a reconnect should get it: not a typing
+        indicator, which is stale by then (it is kept only as a resume position)."""
+        return self.type not in EPHEMERAL_TYPES
 
     @staticmethod
     def create(
