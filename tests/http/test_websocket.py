@@ -968,3 +968,15 @@ async def test_typing_in_an_archived_channel_is_refused(
         await ws.send({"type": "typing", "id": "t", "data": {"channel_id": cid}})
         assert_problem(await ws.expect("error"), 409, "conflict", "t")
         assert await bob_ws.silent(0.3) == []
+
+
+async def test_the_handshake_carries_the_request_id(server: ServerThread, tenant: Tenant) -> None:
+    """The 101 answer names the request like every HTTP answer: the client's well-formed
+    X-Request-Id echoed, or a new one."""
+    bob = await tenant.user("bob")
+    async with socket(server.ws_url, bob.token, headers={"X-Request-Id": "trace-0001"}) as sock:
+        assert sock.connection.response is not None
+        assert sock.connection.response.headers["X-Request-Id"] == "trace-0001"
+    async with socket(server.ws_url, bob.token) as sock:
+        assert sock.connection.response is not None
+        assert sock.connection.response.headers["X-Request-Id"].startswith("req_")

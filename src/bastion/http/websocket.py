@@ -205,7 +205,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     """Authenticate, subscribe to the user's channels, and stream events."""
     svc: Services = websocket.app.state.services
     registry: ConnectionRegistry = websocket.app.state.connections
-    await websocket.accept()
+    request_id: str = websocket.scope["state"]["request_id"]
+    await websocket.accept(headers=[(b"x-request-id", request_id.encode())])
     try:
         principal = await _authenticate(svc, websocket)
         registry.acquire(principal)
