@@ -348,6 +348,14 @@ def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
 
 
+def test_redacted_hides_a_webhook_path() -> None:
+    """A chat-ops webhook's secret is its path: only its scheme and host are shown."""
+    url = "https://hooks.slack.com/services/T0001/B0002/XXXXSECRETXXXX"
+    monitor = {"webhook_url": url, "webhook_secret": "a-long-enough-signing-secret"}
+    shown = Settings(monitor=monitor).redacted()["monitor"]["webhook_url"]
+    assert shown == "https://hooks.slack.com/**********"
+
+
 def test_redacted_leaves_a_password_free_url_alone() -> None:
     """A URL without a password is shown as is; the default SQLite URL is resolved."""
     assert (

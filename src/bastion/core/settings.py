@@ -1204,6 +1204,9 @@ class Settings(BaseSettings):
         data["server"]["public_url"] = self.public_url
         data["auth"]["issuer"] = self.issuer
         data["auth"]["audience"] = self.audience
+        if self.monitor.webhook_url:
+            # Chat-ops webhooks (Slack's, Teams') carry their secret in the path.
+            data["monitor"]["webhook_url"] = redact_url(self.monitor.webhook_url, hide_path=True)
         redacted: dict[str, Any] = _redact_urls(data)
         return redacted
 
@@ -1294,10 +1297,10 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def redact_url(url: str) -> str:
+def redact_url(url: str, *, hide_path: bool = False) -> str:
     """Hide what may be a credential in a URL: the password of its user information, the
     values of its query parameters (but connection options such as ``sslmode``) and its
-    fragment. The scheme, user, host, port and path stay readable."""
+    fragment, and with ``hide_path`` the path. The scheme, user, host and port stay readable."""
     scheme, sep, rest = url.partition("://")
     rest, hash_mark, fragment = rest.partition("#")
     rest, question, query = rest.partition("?")
@@ -1306,6 +1309,8 @@ def redact_url(url: str) -> str:
     if ":" in userinfo:
         userinfo = f"{userinfo.partition(':')[0]}:{REDACTED}"
     pairs = [_redact_parameter(pair) for pair in query.split("&")] if query else []
+    if hide_path and slash:
+        path = REDACTED
     return (
         f"{scheme}{sep}{userinfo}{at}{host}{slash}{path}{question}{'&'.join(pairs)}"
         f"{hash_mark}{REDACTED if fragment else ''}"
