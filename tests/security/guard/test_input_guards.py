@@ -127,7 +127,9 @@ async def test_a_merge_patch_media_type_is_415_where_nothing_is_patched(
     headers = {**await tenant.backend_headers(), "Content-Type": MERGE_PATCH}
     body = b'{"external_id": "a", "display_name": "b"}'
     assert_problem(await http.post("/v1/users", content=body, headers=headers), 415)
-    assert_problem(await http.patch("/oauth/token", content=b"{}", headers=headers), 415)
+    # The OAuth endpoints answer their refusals in the RFC 6749 §5.2 shape.
+    token = await http.patch("/oauth/token", content=b"{}", headers=headers)
+    assert_oauth_error(token, 415, "invalid_request")
     assert (await http.get("/v1/users", headers=headers)).json()["data"] == []
 
 
