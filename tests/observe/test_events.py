@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import ast
+import io
+import json
+import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import structlog
 
 from bastion.core.clock import FakeClock
-from bastion.observe.events import Actor, MemorySink, Origin, SecurityEvent, SecurityEvents
+from bastion.observe.events import (
+    Actor,
+    LogSink,
+    MemorySink,
+    Origin,
+    SecurityEvent,
+    SecurityEvents,
+)
 
 
 class _Broken:
@@ -118,3 +129,19 @@ def test_the_event_catalogue_lists_exactly_the_emitted_actions() -> None:
     assert "authz.decision" in emitted
     assert sorted(emitted - catalogued) == []
     assert sorted(catalogued - emitted) == []
+
+
+async def test_the_log_sink_writes_its_line_without_leaving_the_event_loop() -> None:
+    """The log line is written within ``record``: no worker-thread hand-off per event."""
+    event = await SecurityEvents(FakeClock(), []).emit("data.change", "success")
+    out = io.StringIO()
+    logger = structlog.wrap_logger(
+        structlog.PrintLogger(file=out),
+        processors=[structlog.processors.JSONRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    )
+    step = LogSink(logger).record(event)
+    with pytest.raises(StopIteration):
+        step.send(None)  # done at its first step: it never waits on anything
+    line = json.loads(out.getvalue())
+    assert (line["event"], line["action"]) == ("security_event", "data.change")
