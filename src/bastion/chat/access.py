@@ -145,7 +145,10 @@ class ChannelAccess:
 
 async def load_acl(conn: Connection, app_id: str, channel_id: str) -> list[Entry]:
     """A channel's ACL as the evaluator's plain entries."""
-    rows = await acl_repo.get_acl(conn, app_id, resource(channel_id))
+    return _entries(await acl_repo.get_acl(conn, app_id, resource(channel_id)))
+
+
+def _entries(rows: list[acl_repo.AclRow]) -> list[Entry]:
     return [Entry(subject, Level(level), AclEffect(effect)) for subject, level, effect in rows]
 
 
@@ -157,15 +160,15 @@ async def channel_access(
     Raises ``Hidden`` (404) when the caller may not even know the channel, ``Refused``
     (403) when they are banned from it or an ACL denies a member reading.
     """
-    found = await repo.get_membership(conn, caller.app_id, channel_id, user_id)
-    entries = await load_acl(conn, caller.app_id, channel_id)
-    if found is None:
-        channel = await repo.get_channel(conn, caller.app_id, channel_id) if entries else None
-        member = None
-    else:
-        channel, member = found[0], effective(found[1], now)
-    if channel is None:
-        raise await _hidden(conn, caller.app_id, channel_id)
+    standing = await repo.get_standing(
+        conn, caller.app_id, channel_id, user_id, resource(channel_id)
+    )
+    if standing is None:
+        # None of their app's: missing, or another app's (the two look alike).
+        raise Hidden("No such channel.", Denial(resource(channel_id), "not_found"))
+    channel = standing.channel
+    member = effective(standing.member, now) if standing.member is not None else None
+    entries = _entries(standing.acl)
     role = member.role if member else None
     if role == BANNED:
         raise Refused("You are banned from this channel.", Denial(resource(channel_id), BANNED))
@@ -176,14 +179,6 @@ async def channel_access(
             raise Hidden("No such channel.", Denial(resource(channel_id), "not_member"))
         raise Refused("You may not read this channel.", Denial(resource(channel_id), "acl_deny"))
     return ChannelAccess(channel, member, levels, denied_levels(subject, entries))
-
-
-async def _hidden(conn: Connection, app_id: str, channel_id: str) -> Hidden:
-    """The 404 for a channel the caller cannot see: one of their app's they are not in,
-    or none of their app's at all (missing, or another app's: the two look alike)."""
-    exists = await repo.get_channel(conn, app_id, channel_id) is not None
-    denial = Denial(resource(channel_id), "not_member" if exists else "not_found")
-    return Hidden("No such channel.", denial)
 
 
 async def readable_channel_ids(

@@ -96,15 +96,6 @@ class MemberRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class Access:
-    """A user's standing in one channel: the least a permission check needs."""
-
-    type: str
-    archived: bool
-    role: str
-
-
-@dataclass(frozen=True, slots=True)
 class MessageRecord:
     """A message; ``body`` is None once deleted."""
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bastion.store.records import Access, ChannelRecord, MemberRecord
+from bastion.store.records import ChannelRecord, MemberRecord
 from bastion.store.repos._sql import insert_row
-from bastion.store.tables import app_roles, channel_members, channels
+from bastion.store.tables import acl_entries, app_roles, channel_members, channels
 
 _CHANNEL_COLUMNS = [c for c in channels.c if c.name != "direct_key"]
 _MEMBER_LABELS = [c.label(f"m_{c.name}") for c in channel_members.c]
@@ -143,41 +143,65 @@ async def list_user_channels(
     return [_pair(row) for row in (await conn.execute(query)).mappings()]
 
 
-def _one_membership(*columns: Any) -> Select[Any]:
-    """``columns`` of one user's membership row joined to its channel, by bound ids."""
-    return (
-        select(*columns)
-        .join(channel_members, channel_members.c.channel_id == channels.c.id)
-        .where(
+class Standing(NamedTuple):
+    """A channel with one user's membership of it (None if they are not a member) and
+    the ``(subject, level, effect)`` entries of an ACL on it."""
+
+    channel: ChannelRecord
+    member: MemberRecord | None
+    acl: list[tuple[str, str, str]]
+
+
+_ACL_COLUMNS = (
+    acl_entries.c.subject.label("acl_subject"),
+    acl_entries.c.level.label("acl_level"),
+    acl_entries.c.effect.label("acl_effect"),
+)
+# Built once (every channel action runs it): the channel, the user's membership row and
+# the ACL's entries, one row per entry (one row of NULLs for them when there are none).
+_STANDING = (
+    select(*_CHANNEL_COLUMNS, *_MEMBER_LABELS, *_ACL_COLUMNS)
+    .select_from(channels)
+    .outerjoin(
+        channel_members,
+        and_(
+            channel_members.c.channel_id == channels.c.id,
             channel_members.c.app_id == bindparam("app_id"),
-            channel_members.c.channel_id == bindparam("channel_id"),
             channel_members.c.user_id == bindparam("user_id"),
-            channels.c.app_id == bindparam("app_id"),
-        )
+        ),
     )
+    .outerjoin(
+        acl_entries,
+        and_(
+            acl_entries.c.app_id == bindparam("app_id"),
+            acl_entries.c.resource == bindparam("resource"),
+        ),
+    )
+    .where(channels.c.app_id == bindparam("app_id"), channels.c.id == bindparam("channel_id"))
+    .order_by(*_ACL_COLUMNS)
+)
 
 
-# Built once: every channel action runs one of these.
-_MEMBERSHIP = _one_membership(*_CHANNEL_COLUMNS, *_MEMBER_LABELS)
-_ACCESS = _one_membership(channels.c.type, channels.c.archived, channel_members.c.role)
-
-
-async def get_membership(
-    conn: AsyncConnection, app_id: str, channel_id: str, user_id: str
-) -> tuple[ChannelRecord, MemberRecord] | None:
-    """Return a channel together with one user's membership of it, or None (one query)."""
+async def get_standing(
+    conn: AsyncConnection, app_id: str, channel_id: str, user_id: str, resource: str
+) -> Standing | None:
+    """One user's standing in one channel of the app, with the ACL on ``resource`` (the
+    channel's ACL resource name), in one query; None when the app has no such channel."""
     params = {"app_id": app_id, "channel_id": channel_id, "user_id": user_id}
-    row = (await conn.execute(_MEMBERSHIP, params)).mappings().first()
-    return _pair(row) if row else None
-
-
-async def get_access(
-    conn: AsyncConnection, app_id: str, channel_id: str, user_id: str
-) -> Access | None:
-    """Just what a send needs: the channel's type and state and the user's role in it."""
-    params = {"app_id": app_id, "channel_id": channel_id, "user_id": user_id}
-    row = (await conn.execute(_ACCESS, params)).first()
-    return Access(type=row[0], archived=row[1], role=row[2]) if row else None
+    rows = (await conn.execute(_STANDING, {**params, "resource": resource})).mappings().all()
+    if not rows:
+        return None
+    first = rows[0]
+    channel = ChannelRecord(**{c.name: first[c.name] for c in _CHANNEL_COLUMNS})
+    member = None
+    if first["m_channel_id"] is not None:
+        member = MemberRecord(**{c.name: first[f"m_{c.name}"] for c in channel_members.c})
+    acl = [
+        (row["acl_subject"], row["acl_level"], row["acl_effect"])
+        for row in rows
+        if row["acl_subject"] is not None
+    ]
+    return Standing(channel, member, acl)
 
 
 def _pair(row: Mapping[Any, Any]) -> tuple[ChannelRecord, MemberRecord]:
