@@ -96,14 +96,17 @@ def verify_full_context(ca_file: Path) -> ssl.SSLContext:
 
 
 def _sqlite_engine(url: str, timeout: float, *, echo: bool, inline: bool) -> AsyncEngine:
-    path = make_url(url).database
+    parsed = make_url(url)
+    path = parsed.database
     options: dict[str, Any] = {"echo": echo, "connect_args": {"timeout": timeout}}
+    engine = create_async_engine(url, **options)
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if inline:
-            options["async_creator"] = sqlite_inline.creator(path, timeout)
-    engine = create_async_engine(url, **options)
-    event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+            # The pool may close a connection from the garbage collector's thread.
+            options["connect_args"]["check_same_thread"] = False
+            engine = sqlite_inline.inline_engine(engine, parsed, **options)
+    event.listen(sqlite_inline.sync_engine_of(engine), "connect", _sqlite_on_connect)
     return engine
 
 
@@ -166,7 +169,7 @@ class Database:
         if cipher is not None:
             # Every connection this Database hands out carries the cipher its repositories
             # seal and open sensitive columns with (``store.sealing``).
-            event.listen(engine.sync_engine, "checkout", _attach(cipher))
+            event.listen(sqlite_inline.sync_engine_of(engine), "checkout", _attach(cipher))
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock()
         # SQLite has one writer at a time anyway: keep its connection instead of checking
@@ -187,12 +190,12 @@ class Database:
         def after(*_args: Any) -> None:
             observe(time.perf_counter() - started.get())
 
-        event.listen(self.engine.sync_engine, "before_cursor_execute", before)
-        event.listen(self.engine.sync_engine, "after_cursor_execute", after)
+        event.listen(sqlite_inline.sync_engine_of(self.engine), "before_cursor_execute", before)
+        event.listen(sqlite_inline.sync_engine_of(self.engine), "after_cursor_execute", after)
 
     def pool_status(self) -> tuple[int, int]:
         """The pool's size and how many connections are checked out."""
-        pool: Any = self.engine.pool
+        pool: Any = sqlite_inline.sync_engine_of(self.engine).pool
         size = pool.size() if hasattr(pool, "size") else 1
         in_use = pool.checkedout() if hasattr(pool, "checkedout") else 0
         return int(size), int(in_use)

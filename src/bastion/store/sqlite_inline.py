@@ -1,142 +1,145 @@
-"""An aiosqlite-compatible connection that runs SQLite calls on the event loop itself.
+"""SQLite on the event loop: async connections whose statements run directly, synchronously.
 
-aiosqlite hands every call (execute, fetch, commit) to a worker thread and back; that
-hand-off costs several times more than the SQLite work of a short statement. SQLite
-calls on a local file in WAL mode take microseconds, and Bastion lets only one
-transaction write at a time (``Database.write``), so running them inline never waits
-on a lock held by this process. SQLAlchemy's ``sqlite+aiosqlite`` dialect drives this
-class through its ``async_creator`` hook exactly as it drives aiosqlite.
+SQLAlchemy's asyncio layer runs every statement in a greenlet and hands each driver call
+(cursor, execute, fetch, close) to the event loop and back; for aiosqlite each call also
+crosses to a worker thread. Both cost several times the SQLite work of a short statement
+on a local file in WAL mode. Bastion lets only one transaction write at a time
+(``Database.write``), so a statement run inline never waits on a lock this process
+holds.
+
+An :class:`InlineEngine` is the async engine of one SQLite file with a second,
+synchronous engine (``direct``, the standard library driver) on the same file. Every
+connection it hands out is a :class:`DirectConnection`: the asyncio connection API the
+repositories use, with ``execute``, ``exec_driver_sql``, transactions and ``close``
+calling the synchronous connection directly. Anything else it inherits still goes
+through the greenlet bridge, which runs synchronous code as well (migrations use
+``run_sync``).
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.engine import URL, CursorResult, Engine
+from sqlalchemy.engine.interfaces import (
+    CoreExecuteOptionsParameter,
+    _CoreAnyExecuteParams,
+    _DBAPIAnyExecuteParams,
+)
+from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+from sqlalchemy.sql.base import Executable
 
-class InlineCursor:
-    """A sqlite3 cursor behind aiosqlite's awaitable cursor interface."""
 
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
-        self._cursor = cursor
+class DirectTransaction(AsyncTransaction):
+    """A transaction of a :class:`DirectConnection`: begun, committed and rolled back inline."""
 
-    async def __aenter__(self) -> InlineCursor:
+    __slots__ = ()
+
+    async def start(self, is_ctxmanager: bool = False) -> DirectTransaction:
+        """Begin the transaction (a savepoint when nested)."""
+        sync = self.connection._proxied
+        began = sync.begin_nested() if self.nested else sync.begin()
+        self.sync_transaction = self._assign_proxied(began)
+        if is_ctxmanager:
+            began.__enter__()
         return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        self._cursor.close()
-
-    @property
-    def description(self) -> Any:
-        """Column descriptions of the last query."""
-        return self._cursor.description
-
-    @property
-    def rowcount(self) -> int:
-        """Rows changed by the last statement."""
-        return self._cursor.rowcount
-
-    @property
-    def lastrowid(self) -> int | None:
-        """The rowid of the last inserted row."""
-        return self._cursor.lastrowid
-
-    @property
-    def arraysize(self) -> int:
-        """Rows fetched by fetchmany() by default."""
-        return self._cursor.arraysize
-
-    @arraysize.setter
-    def arraysize(self, value: int) -> None:
-        self._cursor.arraysize = value
-
-    async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InlineCursor:
-        """Run one statement."""
-        self._cursor.execute(sql, parameters or ())
-        return self
-
-    async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> InlineCursor:
-        """Run one statement for each parameter set."""
-        self._cursor.executemany(sql, parameters)
-        return self
-
-    async def fetchone(self) -> Any:
-        """The next row, or None."""
-        return self._cursor.fetchone()
-
-    async def fetchmany(self, size: int | None = None) -> list[Any]:
-        """Up to ``size`` rows."""
-        return self._cursor.fetchmany(size if size is not None else self._cursor.arraysize)
-
-    async def fetchall(self) -> list[Any]:
-        """All remaining rows."""
-        return self._cursor.fetchall()
-
-    async def close(self) -> None:
-        """Close the cursor."""
-        self._cursor.close()
-
-
-class _ImmediateQueue:
-    """Stands in for aiosqlite's request queue: runs the request at once."""
-
-    @staticmethod
-    def put_nowait(item: tuple[Any, Callable[[], Any]]) -> None:
-        future, function = item
-        try:
-            future.set_result(function())
-        except Exception as exc:  # noqa: BLE001 - handed to the awaiting caller
-            future.set_exception(exc)
-
-
-class InlineConnection:
-    """A sqlite3 connection behind aiosqlite's awaitable connection interface."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._conn = connection
-        self._connection: sqlite3.Connection | None = connection
-        self._tx = _ImmediateQueue()
-
-    def cursor(self) -> InlineCursor:
-        """A new cursor (entered with ``async with`` by SQLAlchemy)."""
-        return InlineCursor(self._conn.cursor())
-
-    @property
-    def isolation_level(self) -> str | None:
-        """The sqlite3 isolation level."""
-        return self._conn.isolation_level
 
     async def commit(self) -> None:
-        """Commit the current transaction."""
-        self._conn.commit()
+        """Commit the transaction."""
+        self._proxied.commit()
 
     async def rollback(self) -> None:
-        """Roll the current transaction back."""
-        self._conn.rollback()
-
-    async def create_function(self, *args: Any, **kwargs: Any) -> None:
-        """Register an SQL function (SQLAlchemy adds regexp)."""
-        self._conn.create_function(*args, **kwargs)
+        """Roll the transaction back."""
+        self._proxied.rollback()
 
     async def close(self) -> None:
-        """Close the connection."""
-        if self._connection is not None:
-            self._connection = None
-            self._conn.close()
+        """End the transaction (rolling it back unless it was committed)."""
+        self._proxied.close()
 
-    def stop(self) -> None:
-        """Close without waiting (SQLAlchemy's terminate)."""
-        if self._connection is not None:
-            self._connection = None
-            self._conn.close()
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        self._proxied.__exit__(type_, value, traceback)
 
 
-def creator(path: str, timeout: float) -> Callable[[], Any]:
-    """An ``async_creator`` for SQLAlchemy that opens inline connections to ``path``."""
+class DirectConnection(AsyncConnection):
+    """An asyncio connection whose statements run on the event loop, without a greenlet."""
 
-    async def connect() -> InlineConnection:
-        # check_same_thread=False: the pool may close a connection from the GC thread.
-        return InlineConnection(sqlite3.connect(path, timeout=timeout, check_same_thread=False))
+    __slots__ = ()
 
-    return connect
+    async def start(self, is_ctxmanager: bool = False) -> DirectConnection:
+        """Open the synchronous connection on the engine's SQLite file."""
+        if self.sync_connection is not None:
+            raise InvalidRequestError("connection is already started")
+        self.sync_connection = self._assign_proxied(sync_engine_of(self.engine).connect())
+        return self
+
+    async def execute(
+        self,
+        statement: Executable,
+        parameters: _CoreAnyExecuteParams | None = None,
+        *,
+        execution_options: CoreExecuteOptionsParameter | None = None,
+    ) -> CursorResult[Any]:
+        """Run a statement construct."""
+        return self._proxied.execute(statement, parameters, execution_options=execution_options)
+
+    async def exec_driver_sql(
+        self,
+        statement: str,
+        parameters: _DBAPIAnyExecuteParams | None = None,
+        execution_options: CoreExecuteOptionsParameter | None = None,
+    ) -> CursorResult[Any]:
+        """Run SQL text with the driver's own parameter style."""
+        return self._proxied.exec_driver_sql(statement, parameters, execution_options)
+
+    def begin(self) -> AsyncTransaction:
+        """A transaction, begun when entered or awaited."""
+        return DirectTransaction(self)
+
+    def begin_nested(self) -> AsyncTransaction:
+        """A savepoint, begun when entered or awaited."""
+        return DirectTransaction(self, nested=True)
+
+    async def commit(self) -> None:
+        """Commit the transaction in progress."""
+        self._proxied.commit()
+
+    async def rollback(self) -> None:
+        """Roll the transaction in progress back."""
+        self._proxied.rollback()
+
+    async def close(self) -> None:
+        """Return the connection to the pool."""
+        self._proxied.close()
+
+
+class InlineEngine(AsyncEngine):
+    """The async engine of a SQLite file; its connections run on ``direct``."""
+
+    __slots__ = ("direct",)
+    _connection_cls = DirectConnection
+
+    def __init__(self, engine: AsyncEngine, direct: Engine) -> None:
+        super().__init__(engine.sync_engine)
+        self.direct = direct
+
+    async def dispose(self, close: bool = True) -> None:
+        """Close the pooled connections of both engines."""
+        self.direct.dispose(close)
+        await super().dispose(close)
+
+
+def sync_engine_of(engine: AsyncEngine) -> Engine:
+    """The synchronous engine ``engine``'s connections run on (the target for events)."""
+    return engine.direct if isinstance(engine, InlineEngine) else engine.sync_engine
+
+
+def inline_engine(engine: AsyncEngine, url: URL, **options: Any) -> InlineEngine:
+    """``engine`` with a synchronous engine on the same SQLite file (``url``) under it.
+
+    Its pool never makes a caller wait: a wait would block the event loop, so a
+    connection beyond the pool's size is opened (and closed again) instead.
+    """
+    direct = create_sync_engine(url.set(drivername="sqlite+pysqlite"), max_overflow=-1, **options)
+    return InlineEngine(engine, direct)
