@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -23,8 +23,11 @@ from bastion.app import database, secret_hasher
 from bastion.chat.apps import create_app
 from bastion.core.clock import SystemClock
 from bastion.core.settings import ExternalIssuerSettings
+from bastion.observe.events import SecurityEvents
+from bastion.security import external
 from bastion.security.external import peek_issuer, role_of
 from bastion.security.oauth import rfc8693
+from bastion.security.tokens import Revocations
 from bastion.store import migrate
 from tests.conftest import Databases, make_settings, start_server
 from tests.http.test_websocket import closed_with
@@ -382,3 +385,24 @@ def test_peek_issuer_reads_iss_without_trusting_it() -> None:
     assert peek_issuer(signed) == "https://x"
     assert peek_issuer("a.b.c") is None
     assert peek_issuer("garbage") is None
+
+
+def test_without_providers_no_token_is_decoded_to_choose_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no external provider configured, every token is Bastion's own: choosing a
+    verifier reads nothing from it."""
+
+    def peek(_token: str) -> str:
+        raise AssertionError("the token's claims were decoded")
+
+    monkeypatch.setattr(external, "peek_issuer", peek)
+    identities = external.ExternalIdentities(
+        [],
+        store=cast(external.IdentityStore, None),
+        revocations=Revocations(),
+        events=SecurityEvents(SystemClock(), []),
+        clock=SystemClock(),
+        cache_size=10,
+    )
+    assert identities.issuer_of("a.b.c") is None

@@ -115,6 +115,9 @@ class ExternalIdentities:
 
     def issuer_of(self, token: str) -> ExternalIssuer | None:
         """The configured provider a token claims to come from, if any."""
+        if not self._issuers:
+            # Nothing to choose between: skip decoding the claims of every token presented.
+            return None
         issuer = peek_issuer(token)
         return self._issuers.get(issuer) if issuer is not None else None
 
