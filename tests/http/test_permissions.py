@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from bastion.http.deps import Authorized
 from bastion.http.permissions import declared, reference_markdown
 from bastion.security.policy import PERMISSIONS
 from tests.support.server import ServerThread
@@ -23,3 +26,28 @@ def test_every_permission_a_route_declares_is_in_the_vocabulary(server: ServerTh
     """No route names a permission the policy does not know."""
     used = {d.permission for d in declared(server.app.api) if d.permission}
     assert used <= set(PERMISSIONS)
+
+
+def test_a_permission_check_is_one_dependency_and_the_bearer_scheme(server: ServerThread) -> None:
+    """Each route's permission check runs as a single dependency with nothing beneath it
+    but the request, and is itself the bearer scheme the OpenAPI document names."""
+    routes = [context.original_route for context in iter_route_contexts(server.app.api.routes)]
+    checks = [
+        dependant
+        for route in routes
+        if isinstance(route, APIRoute)
+        for dependant in route.dependant.dependencies
+        if isinstance(dependant.call, Authorized)
+    ]
+    assert checks
+    for dependant in checks:
+        assert dependant.dependencies == []
+    schemes = server.app.api.openapi()["components"]["securitySchemes"]
+    assert schemes == {
+        "HTTPBearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "RFC 9068 access token",
+        }
+    }
