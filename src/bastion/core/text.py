@@ -78,6 +78,8 @@ def clean_name(value: str) -> str:
 
 def clean_message(value: str) -> str:
     """A message body: any text except control characters (bar tab/newline) and surrogates."""
+    if value.isprintable():
+        return value  # no character of category Cc or Cs (or any other non-printable)
     for ch in value:
         category = unicodedata.category(ch)
         if (category == "Cc" and ch not in _MESSAGE_CONTROLS_ALLOWED) or category == "Cs":

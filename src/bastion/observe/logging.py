@@ -26,8 +26,14 @@ def escape_values(
     entry nor reorder what an operator reads, whichever renderer is configured.
     """
     for key, value in event.items():
-        event[key] = _escaped(value)
+        if value is None or type(value) in _PLAIN:
+            continue  # nothing to escape: skip the call (most of a line's values)
+        if type(value) is not str or not value.isprintable():
+            event[key] = _escaped(value)
     return event
+
+
+_PLAIN = frozenset({int, float, bool})
 
 
 def _escaped(value: object) -> object:
