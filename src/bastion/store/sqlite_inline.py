@@ -18,18 +18,25 @@ through the greenlet bridge, which runs synchronous code as well (migrations use
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.dialects.sqlite import pysqlite
 from sqlalchemy.engine import URL, CursorResult, Engine
 from sqlalchemy.engine.interfaces import (
     CoreExecuteOptionsParameter,
     _CoreAnyExecuteParams,
     _DBAPIAnyExecuteParams,
 )
-from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 from sqlalchemy.sql.base import Executable
+
+_DIALECT = pysqlite.dialect()
 
 
 class DirectTransaction(AsyncTransaction):
@@ -112,6 +119,59 @@ class DirectConnection(AsyncConnection):
     async def close(self) -> None:
         """Return the connection to the pool."""
         self._proxied.close()
+
+    async def fetch_rows(self, query: Prepared, parameters: Mapping[str, Any]) -> list[list[Any]]:
+        """Run a prepared query on the driver connection itself; its rows, values decoded.
+
+        For the hottest queries: no statement cache lookup, no result objects. Values
+        come back as SQLAlchemy would give them (the columns' own result processors),
+        driver errors as SQLAlchemy's exceptions, and the statement-timing events fire.
+        """
+        conn = self._proxied
+        values = tuple(parameters[name] for name in query.names)
+        driver = conn.connection.driver_connection
+        if driver is None:
+            raise InvalidRequestError("the connection is closed")
+        cursor = driver.cursor()
+        try:
+            conn.dispatch.before_cursor_execute(conn, cursor, query.sql, values, None, False)
+            try:
+                rows = cursor.execute(query.sql, values).fetchall()
+            except sqlite3.Error as exc:
+                raise DBAPIError.instance(
+                    query.sql, values, exc, sqlite3.Error, dialect=conn.dialect
+                ) from exc
+            conn.dispatch.after_cursor_execute(conn, cursor, query.sql, values, None, False)
+        finally:
+            cursor.close()
+        return [query.decode(row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A query compiled once for SQLite: its text, its parameter names in order, and the
+    result processors of its columns (None where a value needs none)."""
+
+    sql: str
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def of(cls, statement: Select[Any]) -> Prepared:
+        """Compile ``statement`` for SQLite."""
+        compiled = statement.compile(dialect=_DIALECT)
+        processors = tuple(
+            column.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+            for column in statement.selected_columns
+        )
+        return cls(str(compiled), tuple(compiled.positiontup or ()), processors)
+
+    def decode(self, row: Sequence[Any]) -> list[Any]:
+        """A driver row's values as the columns' types give them."""
+        return [
+            value if process is None or value is None else process(value)
+            for process, value in zip(self.processors, row, strict=True)
+        ]
 
 
 class InlineEngine(AsyncEngine):

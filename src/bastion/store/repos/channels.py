@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.records import ChannelRecord, MemberRecord
 from bastion.store.repos._sql import insert_row
+from bastion.store.sqlite_inline import DirectConnection, Prepared
 from bastion.store.tables import acl_entries, app_roles, channel_members, channels
 
 _CHANNEL_COLUMNS = [c for c in channels.c if c.name != "direct_key"]
@@ -189,7 +190,11 @@ async def get_standing(
     """One user's standing in one channel of the app, with the ACL on ``resource`` (the
     channel's ACL resource name), in one query; None when the app has no such channel."""
     params = {"app_id": app_id, "channel_id": channel_id, "user_id": user_id}
-    rows = (await conn.execute(_STANDING, {**params, "resource": resource})).all()
+    params["resource"] = resource
+    if isinstance(conn, DirectConnection):
+        rows: Sequence[Sequence[Any]] = await conn.fetch_rows(_STANDING_SQLITE, params)
+    else:
+        rows = (await conn.execute(_STANDING, params)).all()
     if not rows:
         return None
     # Records by position (the columns are in field order, checked below): every channel
@@ -205,6 +210,8 @@ async def get_standing(
     return Standing(channel, member, acl)
 
 
+# On SQLite the rows come straight from the driver (see ``sqlite_inline.Prepared``).
+_STANDING_SQLITE = Prepared.of(_STANDING)
 _MEMBER_AT = len(_CHANNEL_COLUMNS)
 _ACL_AT = _MEMBER_AT + len(channel_members.c)
 if [c.name for c in _CHANNEL_COLUMNS] != [f.name for f in fields(ChannelRecord)] or [
