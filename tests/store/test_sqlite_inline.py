@@ -1,5 +1,5 @@
-"""Prepared queries on SQLite: driver rows decoded exactly as SQLAlchemy decodes them,
-driver errors raised as SQLAlchemy's, the statement-timing events still fired."""
+"""Prepared statements on SQLite: driver rows decoded and values bound exactly as
+SQLAlchemy does it, driver errors raised as SQLAlchemy's, statement timing still fired."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, bindparam, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bastion.store.db import Database, create_engine
-from bastion.store.sqlite_inline import DirectConnection, Prepared
+from bastion.store.sqlite_inline import DirectConnection, Prepared, PreparedWrite
 from bastion.store.tables import TS
 
 _metadata = MetaData()
@@ -71,3 +71,26 @@ async def test_driver_errors_and_timing_go_through_sqlalchemy(tmp_path: Path) ->
     finally:
         await db.close()
     assert len(timed) == 1
+
+
+async def test_driver_writes_bind_like_sqlalchemy(tmp_path: Path) -> None:
+    """Rows written on the driver (one, then several at once) read back through
+    SQLAlchemy exactly as written; a duplicate key is SQLAlchemy's IntegrityError."""
+    db = await _database(tmp_path)
+    insert = PreparedWrite.of(_things.insert(), ["id", "name", "done", "at"])
+    more: list[dict[str, object]] = [
+        {"id": 4, "name": "d", "done": True, "at": datetime(2027, 5, 6, 7, 8, 9, tzinfo=UTC)},
+        {"id": 5, "name": None, "done": False, "at": None},
+    ]
+    try:
+        async with db.write() as conn:
+            assert isinstance(conn, DirectConnection)
+            assert await conn.write_rows(insert, more[:1]) == 4
+            await conn.write_rows(insert, more[1:])
+            with pytest.raises(IntegrityError):
+                await conn.write_rows(insert, more[:1])
+        async with db.read() as conn:
+            rows = (await conn.execute(_QUERY, {"low": 4})).mappings().all()
+    finally:
+        await db.close()
+    assert [dict(row) for row in rows] == more

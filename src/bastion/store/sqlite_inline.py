@@ -35,6 +35,7 @@ from sqlalchemy.engine.interfaces import (
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.dml import UpdateBase
 
 _DIALECT = pysqlite.dialect()
 
@@ -146,6 +147,37 @@ class DirectConnection(AsyncConnection):
             cursor.close()
         return [query.decode(row) for row in rows]
 
+    async def write_rows(self, statement: PreparedWrite, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Run a prepared INSERT or UPDATE on the driver connection once per row (one
+        ``executemany`` for several); the row id of the last row inserted.
+
+        Values are bound through the columns' own bind processors; errors and timing go
+        through SQLAlchemy as for ``fetch_rows``.
+        """
+        conn = self._proxied
+        values = [statement.encode(row) for row in rows]
+        many = len(values) > 1
+        parameters: Any = values if many else values[0]
+        driver = conn.connection.driver_connection
+        if driver is None:
+            raise InvalidRequestError("the connection is closed")
+        cursor = driver.cursor()
+        try:
+            conn.dispatch.before_cursor_execute(conn, cursor, statement.sql, parameters, None, many)
+            try:
+                if many:
+                    cursor.executemany(statement.sql, values)
+                else:
+                    cursor.execute(statement.sql, parameters)
+            except sqlite3.Error as exc:
+                raise DBAPIError.instance(
+                    statement.sql, parameters, exc, sqlite3.Error, dialect=conn.dialect
+                ) from exc
+            conn.dispatch.after_cursor_execute(conn, cursor, statement.sql, parameters, None, many)
+            return int(cursor.lastrowid or 0)
+        finally:
+            cursor.close()
+
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
@@ -169,9 +201,38 @@ class Prepared:
     def decode(self, row: Sequence[Any]) -> list[Any]:
         """A driver row's values as the columns' types give them."""
         return [
-            value if process is None or value is None else process(value)
+            value if process is None else process(value)
             for process, value in zip(self.processors, row, strict=True)
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedWrite:
+    """An INSERT or UPDATE compiled once for SQLite: its text, its parameter names in
+    order and their bind processors (None where a value needs none)."""
+
+    sql: str
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def of(cls, statement: UpdateBase, keys: Sequence[str] | None = None) -> PreparedWrite:
+        """Compile ``statement`` for SQLite, for values of the columns ``keys`` (an
+        INSERT's), or of its own bound parameters."""
+        compiled = statement.compile(dialect=_DIALECT, column_keys=list(keys) if keys else None)
+        names = tuple(compiled.positiontup or ())
+        processors = tuple(
+            compiled.binds[name].type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
+            for name in names
+        )
+        return cls(str(compiled), names, processors)
+
+    def encode(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """A row's values in parameter order, as the driver takes them."""
+        return tuple(
+            values[name] if process is None else process(values[name])
+            for name, process in zip(self.names, self.processors, strict=True)
+        )
 
 
 class InlineEngine(AsyncEngine):

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.records import DuplicateKeyError
+from bastion.store.sqlite_inline import DirectConnection, PreparedWrite
 from bastion.store.tables import audit_chain_head, audit_checkpoints, audit_log
 
 AuditRow = dict[str, Any]
@@ -22,6 +23,7 @@ _INSERT = audit_log.insert()
 _SQLITE_COMPILED = _INSERT.compile(dialect=sqlite_dialect.dialect())
 _SQLITE_INSERT = str(_SQLITE_COMPILED)
 _COLUMNS = tuple(_SQLITE_COMPILED.positiontup or ())
+_SQLITE_WRITE = PreparedWrite.of(_INSERT, _COLUMNS)
 # PostgreSQL: one statement, one round trip. The head row moves only if it still ends
 # where the records were chained onto; its row lock (held to commit) makes a concurrent
 # appender wait, then find the head moved and insert nothing. Columns travel as arrays
@@ -126,8 +128,10 @@ async def insert_records(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]
     On SQLite the transaction stays usable after that error; PostgreSQL aborts it.
     """
     try:
-        if conn.dialect.name == "sqlite":
-            # The hot path (one append per committed change): skip statement compilation.
+        if isinstance(conn, DirectConnection):
+            # The hot path (one append per committed change): straight on the driver.
+            await conn.write_rows(_SQLITE_WRITE, rows)
+        elif conn.dialect.name == "sqlite":
             values = [tuple(row[name] for name in _COLUMNS) for row in rows]
             await conn.exec_driver_sql(_SQLITE_INSERT, values if len(values) > 1 else values[0])
         else:

@@ -14,9 +14,12 @@ from bastion.store.records import DuplicateKeyError, MessageRecord
 from bastion.store.repos import pending_terms as pending
 from bastion.store.repos._sql import insert_ignoring_duplicates
 from bastion.store.sealing import Cell, Owner, cipher_of, open_value, seal
+from bastion.store.sqlite_inline import DirectConnection, PreparedWrite
 from bastion.store.tables import channel_members, message_terms, messages, reactions
 
 _INSERT = messages.insert()
+# Every send runs it: on SQLite straight on the driver (the row id is the new seq).
+_INSERT_SQLITE = PreparedWrite.of(_INSERT, [c.name for c in messages.c if c.name != "seq"])
 _BY_ID = select(messages).where(
     messages.c.app_id == bindparam("app_id"), messages.c.id == bindparam("message_id")
 )
@@ -92,11 +95,14 @@ async def insert_message(
         "pending_terms": await _pending_terms(conn, app_id, channel_id, body),
     }
     try:
-        result = await conn.execute(_INSERT, values)
+        if isinstance(conn, DirectConnection):
+            values["seq"] = await conn.write_rows(_INSERT_SQLITE, [values])
+        else:
+            result = await conn.execute(_INSERT, values)
+            # The autoincrement key: SQLite reports it without a RETURNING round of its own.
+            (values["seq"],) = result.inserted_primary_key or (None,)
     except IntegrityError as exc:
         raise DuplicateKeyError("messages") from exc
-    # The autoincrement key: SQLite reports it without a RETURNING round of its own.
-    (values["seq"],) = result.inserted_primary_key or (None,)
     del values["pending_terms"]
     return MessageRecord(**{**values, "body": body, "mentions": tuple(mentions)})
 

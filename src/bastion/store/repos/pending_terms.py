@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, String, bindparam, func, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.store.repos._sql import insert_ignoring_duplicates
+from bastion.store.sqlite_inline import DirectConnection, PreparedWrite
 from bastion.store.tables import message_terms, messages
 
 _PENDING = messages.c.pending_terms.is_not(None)
@@ -24,6 +26,13 @@ _CLEAR = (
     .where(messages.c.id == bindparam("message_id", type_=String))
     .values(pending_terms=None)
 )
+
+
+_FILE_SQLITE = PreparedWrite.of(
+    sqlite.insert(message_terms).on_conflict_do_nothing(),
+    ["message_id", "term", "app_id", "channel_id"],
+)
+_CLEAR_SQLITE = PreparedWrite.of(_CLEAR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +85,16 @@ async def file(conn: AsyncConnection, batch: list[PendingTerms]) -> None:
         for p in batch
         for t in p.terms
     ]
+    cleared = [{"message_id": p.message_id, "pending_terms": None} for p in batch]
+    if isinstance(conn, DirectConnection):
+        # A dozen terms per message: on SQLite one executemany on the driver each.
+        if rows:
+            await conn.write_rows(_FILE_SQLITE, rows)
+        await conn.write_rows(_CLEAR_SQLITE, cleared)
+        return
     if rows:
         await conn.execute(insert_ignoring_duplicates(conn, message_terms), rows)
-    await conn.execute(_CLEAR, [{"message_id": p.message_id} for p in batch])
+    await conn.execute(_CLEAR, cleared)
 
 
 async def index_batch(conn: AsyncConnection, limit: int) -> int:
