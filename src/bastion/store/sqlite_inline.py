@@ -214,6 +214,8 @@ class PreparedWrite:
     sql: str
     names: tuple[str, ...]
     processors: tuple[Callable[[Any], Any] | None, ...]
+    plain: bool = False
+    """No value needs converting (the indexer's rows of terms, say)."""
 
     @classmethod
     def of(cls, statement: UpdateBase, keys: Sequence[str] | None = None) -> PreparedWrite:
@@ -225,13 +227,16 @@ class PreparedWrite:
             compiled.binds[name].type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
             for name in names
         )
-        return cls(str(compiled), names, processors)
+        return cls(str(compiled), names, processors, plain=not any(processors))
 
     def encode(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         """A row's values in parameter order, as the driver takes them."""
+        row = tuple([values[name] for name in self.names])
+        if self.plain:
+            return row
         return tuple(
-            values[name] if process is None else process(values[name])
-            for name, process in zip(self.names, self.processors, strict=True)
+            value if process is None else process(value)
+            for value, process in zip(row, self.processors, strict=True)
         )
 
 
