@@ -52,5 +52,5 @@ class FakeClock:
 
 def rfc3339(moment: datetime) -> str:
     """Format an aware datetime as an RFC 3339 UTC string with milliseconds."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat always writes four year digits (strftime's %Y does not before year 1000).
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"

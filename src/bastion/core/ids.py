@@ -37,13 +37,18 @@ _PATTERNS = {kind: re.compile(rf"{kind.value}_{_ULID_RE}") for kind in Kind}
 _RANDOM_BITS = 80
 
 
+# Every pair of Crockford characters, indexed by the 10 bits they encode: an id is
+# written in 13 steps instead of 26 (three ids are made per message sent).
+_PAIRS = tuple(first + second for first in _CROCKFORD for second in _CROCKFORD)
+
+
 def encode_ulid(value: int) -> str:
     """Write a 128-bit ULID value as its 26-character Crockford base32 text."""
-    chars = []
-    for _ in range(_ULID_LENGTH):
-        chars.append(_CROCKFORD[value & 0x1F])
-        value >>= 5
-    return "".join(reversed(chars))
+    pairs = []
+    for _ in range(_ULID_LENGTH // 2):
+        pairs.append(_PAIRS[value & 0x3FF])
+        value >>= 10
+    return "".join(reversed(pairs))
 
 
 class _MonotonicUlid:
