@@ -7,6 +7,9 @@ from typing import Any
 
 from fastapi.responses import Response
 
+# Built once: json.dumps with any option set builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
 
 class JSONResponse(Response):
     """``application/json; charset=utf-8``, serialised compactly."""
@@ -15,7 +18,7 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         """Encode ``content`` as UTF-8 JSON."""
-        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return _ENCODER.encode(content).encode("utf-8")
 
 
 def json_response(

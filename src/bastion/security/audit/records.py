@@ -43,14 +43,21 @@ HASHED_FIELDS = (
 _SECRET_WORDS = ("password", "secret", "token", "authorization", "cookie", "text", "body")
 _HMAC_PREFIX = "hmac-sha256:"
 _USER_AGENT_MAX = 512
+_NAMES_KEPT = 1024
 _SHORT_MAX = 255
 
 IpMode = Literal["full", "truncate", "hmac"]
 
 
+# Built once: json.dumps with any option set builds a new encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_DETAILS = json.JSONEncoder(sort_keys=True, default=str)
+_NO_ROLES = json.dumps([])
+
+
 def canonical(data: Mapping[str, Any]) -> bytes:
     """The one byte form that is hashed and signed."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(data).encode()
 
 
 def record_hash(row: Mapping[str, Any]) -> str:
@@ -78,6 +85,7 @@ class Redactor:
         self._key = key
         self._fields = frozenset(hmac_fields)
         self._ip_mode = ip_mode
+        self._hidden_names: dict[str, bool] = {}
 
     def hash(self, value: str) -> str:
         """``hmac-sha256:<hex>`` of a value: equal inputs give equal outputs, nothing more."""
@@ -85,8 +93,13 @@ class Redactor:
         return _HMAC_PREFIX + mac
 
     def _hidden(self, name: str) -> bool:
-        lowered = name.lower()
-        return name in self._fields or any(word in lowered for word in _SECRET_WORDS)
+        known = self._hidden_names.get(name)
+        if known is None:
+            lowered = name.lower()
+            known = name in self._fields or any(word in lowered for word in _SECRET_WORDS)
+            if len(self._hidden_names) < _NAMES_KEPT:  # detail names come from the code
+                self._hidden_names[name] = known
+        return known
 
     def details(self, details: Mapping[str, Any]) -> dict[str, Any]:
         """Event details with secret and listed fields replaced by their HMAC."""
@@ -129,13 +142,13 @@ def to_row(event: SecurityEvent, redactor: Redactor) -> dict[str, Any]:
         "app_id": _clip(event.actor.app_id, 40),
         "subject": _clip(event.actor.subject),
         "client_id": _clip(event.actor.client_id),
-        "roles": json.dumps(sorted(event.actor.roles)),
+        "roles": json.dumps(sorted(event.actor.roles)) if event.actor.roles else _NO_ROLES,
         "ip": _clip(redactor.ip(event.origin.ip), 100),
         "user_agent": _clip(event.origin.user_agent, _USER_AGENT_MAX),
         "request_id": _clip(event.origin.request_id, 100),
         "resource": _clip(event.resource),
         "reason": _clip(event.reason),
-        "details": json.dumps(redactor.details(event.details), sort_keys=True, default=str),
+        "details": _DETAILS.encode(redactor.details(event.details)),
     }
 
 
