@@ -145,9 +145,9 @@ async def test_a_disabled_app_gets_no_tokens_and_its_tokens_stop_working(
         disabled = await asyncio.to_thread(run_json, server, "apps", "disable", tenant.app_id)
         assert disabled["status"] == "disabled"
         assert "disabled_at" in disabled
-        assert (await closed_with(phone.connection, within=5.0))[0] == 4001
+        assert (await closed_with(phone.connection, within=15.0))[0] == 4001
         talking.cancel()
-    assert await refused_within(tenant.http, backend, 5.0)
+    assert await refused_within(tenant.http, backend, 15.0)
     assert await status_of(tenant.http, alice.token) == 401
     refused = await tenant.token_request(grant_type="client_credentials")
     assert (refused.status_code, refused.json()["error"]) == (401, "invalid_client")
@@ -157,7 +157,7 @@ async def test_a_disabled_app_gets_no_tokens_and_its_tokens_stop_working(
     await asyncio.sleep(1.05 - (time.time() % 1))  # a new second: iat is whole seconds
     fresh = await tenant.token_request(grant_type="client_credentials")
     assert fresh.status_code == 200, fresh.text
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + 15.0  # nodes re-read app state every 2 s; CI is busy
     while await status_of(tenant.http, fresh.json()["access_token"]) != 200:
         assert time.monotonic() < deadline, "the enabled app's new token is still refused"
         await asyncio.sleep(0.1)

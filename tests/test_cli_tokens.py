@@ -40,7 +40,7 @@ async def test_the_cli_cutoff_reaches_the_running_server_within_seconds(
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     assert printed["user_id"] == alice.id
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15  # a 2 s refresh, on a busy CI machine
     while await status_of(http, alice.token) == 200:
         assert time.monotonic() < deadline, "the server never applied the cutoff"
         await asyncio.sleep(0.2)
