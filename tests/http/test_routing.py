@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import re
-
 import httpx
 import pytest
 
-from bastion.core.ids import Kind, new_id
+from tests.support.callers import sample_url
 from tests.support.messaging import assert_problem
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant
 
 EVIL = "evil.example"
-_SAMPLE = {
-    "channel_id": new_id(Kind.CHANNEL),
-    "message_id": new_id(Kind.MESSAGE),
-    "user_id": new_id(Kind.USER),
-    "client_id": new_id(Kind.CLIENT),
-    "reaction": "%F0%9F%91%8D",
-    "role": "member",
-    "policy": "reads",
-}
 
 
 @pytest.mark.parametrize(
@@ -42,11 +31,7 @@ async def test_a_trailing_slash_is_a_404_not_a_redirect(
 def _urls(server: ServerThread) -> list[str]:
     """Every GET operation of the OpenAPI document, with ids that name nothing."""
     document = server.app.api.openapi()
-    return [
-        re.sub(r"\{(\w+)\}", lambda m: _SAMPLE[m.group(1)], path)
-        for path, item in document["paths"].items()
-        if "get" in item
-    ]
+    return [sample_url(path) for path, item in document["paths"].items() if "get" in item]
 
 
 async def test_no_answer_reflects_the_host_header(

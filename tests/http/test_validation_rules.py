@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from bastion.core.ids import Kind, new_id
 from bastion.http.permissions import declared
 from tests.conftest import Databases, make_settings, start_server
-from tests.support.callers import credentials, for_permission
+from tests.support.callers import credentials, for_permission, sample_url
 from tests.support.messaging import assert_problem, reaction_url
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant, new_tenant
@@ -30,17 +28,6 @@ async def test_an_unknown_query_parameter_is_422(
     fields = [e["field"] for e in body["errors"]]
     assert all(f.startswith("query") for f in fields)
     assert "<x>" not in response.text
-
-
-_SAMPLE = {
-    "channel_id": new_id(Kind.CHANNEL),
-    "message_id": new_id(Kind.MESSAGE),
-    "user_id": new_id(Kind.USER),
-    "client_id": new_id(Kind.CLIENT),
-    "reaction": "%F0%9F%91%8D",
-    "role": "member",
-    "policy": "reads",
-}
 
 
 _OAUTH_ENDPOINTS = {"/oauth/token", "/oauth/revoke", "/oauth/introspect"}
@@ -76,7 +63,7 @@ async def test_every_operation_refuses_an_unknown_query_parameter(
     failures = []
     for method, path in operations:
         credential = for_permission(permissions[(method, path)], found)
-        url = re.sub(r"\{(\w+)\}", lambda m: _SAMPLE[m.group(1)], path) + "?bogus=1"
+        url = sample_url(path) + "?bogus=1"
         headers = credential.headers if credential else {}
         response = await http.request(method, url, headers=headers)
         if not _names_bogus(path, response):

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from bastion.security.oauth import rfc8693
 from tests.conftest import Databases, make_settings, start_server
@@ -22,7 +21,7 @@ from tests.support.messaging import archive
 from tests.support.roles import user_with_roles
 from tests.support.server import ServerThread
 from tests.support.tenants import Tenant, User, new_tenant
-from tests.support.ws import Socket, socket
+from tests.support.ws import Socket, closed, socket
 
 BEFORE_START = "evt_01ARZ3NDEKTSV4RRFFQ69G5FAV"  # a 2016 ULID: older than any server
 STRICT_AUTH_TIMEOUT = 0.5
@@ -34,17 +33,8 @@ STRICT_MAX_SOCKETS = 2
 
 async def closed_with(connection: ClientConnection, within: float = 5.0) -> tuple[int, list[Any]]:
     """Read until the server closes; its close code and every frame received before."""
-    frames: list[Any] = []
-    closed: ConnectionClosed | None = None
-    try:
-        async with asyncio.timeout(within):
-            while True:
-                frames.append(json.loads(await connection.recv()))
-    except ConnectionClosed as exc:
-        closed = exc
-    assert closed is not None
-    assert closed.rcvd is not None, "the server dropped the connection without a close frame"
-    return closed.rcvd.code, frames
+    code, _reason, frames = await closed(connection, within)
+    return code, list(frames)
 
 
 async def refused(

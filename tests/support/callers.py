@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from bastion.core.ids import Kind, new_id
 from bastion.security import scopes
 from bastion.security.policy import Policy, decide
 from tests.support.operators import operator_headers
@@ -24,6 +26,22 @@ class Credential:
     def headers(self) -> dict[str, str]:
         """The Authorization header carrying the token."""
         return {"Authorization": f"Bearer {self.token}"}
+
+
+_SAMPLE_IDS = {
+    "channel_id": new_id(Kind.CHANNEL),
+    "message_id": new_id(Kind.MESSAGE),
+    "user_id": new_id(Kind.USER),
+    "client_id": new_id(Kind.CLIENT),
+    "reaction": "%F0%9F%91%8D",
+    "role": "member",
+    "policy": "reads",
+}
+
+
+def sample_url(path: str) -> str:
+    """``path`` (an OpenAPI template) with well-formed values that name nothing."""
+    return re.sub(r"\{(\w+)\}", lambda m: _SAMPLE_IDS[m.group(1)], path)
 
 
 def _token_of(headers: dict[str, str]) -> str:
