@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import threading
 import time
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from ulid import ULID
 
+from bastion.core import ids
 from bastion.core.ids import Kind, is_id, new_id, pattern
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -84,6 +86,29 @@ def test_ids_from_many_threads_never_repeat() -> None:
     assert len(set(every)) == len(every) == 16_000
     for out in results:
         assert out == sorted(out)
+
+
+def test_random_bits_are_fresh_across_refills_of_the_random_pool() -> None:
+    """Ids spread over several reads of the operating system's random bytes never repeat
+    their random part (a pool reused from its start would)."""
+    parts = [ids._generator._random() for _ in range(1_200)]  # three pools' worth
+    assert len(set(parts)) == len(parts)
+
+
+def test_a_forked_child_does_not_reuse_its_parents_random_bytes() -> None:
+    """After fork the child draws new random bytes: its ids and the parent's, made in the
+    same way from the same pool position, differ in their random part."""
+    new_id(Kind.MESSAGE)  # the pool holds unused bytes now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.write(write, ids._generator._random().to_bytes(10))
+        os._exit(0)
+    os.close(write)
+    child = int.from_bytes(os.read(read, 10))
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert child != ids._generator._random()
 
 
 def test_is_id_rejects_other_kinds() -> None:

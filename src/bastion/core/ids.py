@@ -7,8 +7,8 @@ increasing even within a millisecond; event resume cursors rely on that.
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import threading
 import time
 from enum import StrEnum
@@ -35,6 +35,10 @@ _ULID_LENGTH = 26
 _ULID_RE = "[0-7][0-9A-HJKMNP-TV-Z]{25}"
 _PATTERNS = {kind: re.compile(rf"{kind.value}_{_ULID_RE}") for kind in Kind}
 _RANDOM_BITS = 80
+_RANDOM_BYTES = _RANDOM_BITS // 8
+# The operating system's random bytes, read this many at a time: one getrandom call per
+# 400 ids instead of one per id.
+_RANDOM_POOL = 4000
 
 
 # Every pair of Crockford characters, indexed by the 10 bits they encode: an id is
@@ -57,16 +61,30 @@ class _MonotonicUlid:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last = 0
+        self._pool = b""
+        self._used = 0
 
     def next(self) -> int:
-        value = (time.time_ns() // 1_000_000) << _RANDOM_BITS | secrets.randbits(_RANDOM_BITS)
         with self._lock:
+            value = (time.time_ns() // 1_000_000) << _RANDOM_BITS | self._random()
             value = max(value, self._last + 1)
             self._last = value
         return value
 
+    def forget(self) -> None:
+        """Drop the unused random bytes (a forked child must not reuse its parent's)."""
+        self._pool, self._used = b"", 0
+
+    def _random(self) -> int:
+        """80 bits from the operating system's random source (held under the lock)."""
+        if self._used + _RANDOM_BYTES > len(self._pool):
+            self._pool, self._used = os.urandom(_RANDOM_POOL), 0
+        start, self._used = self._used, self._used + _RANDOM_BYTES
+        return int.from_bytes(self._pool[start : self._used])
+
 
 _generator = _MonotonicUlid()
+os.register_at_fork(after_in_child=_generator.forget)
 
 
 def new_id(kind: Kind) -> str:
