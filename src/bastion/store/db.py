@@ -27,6 +27,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from bastion.core.errors import Unavailable
 from bastion.store import sqlite_inline
+from bastion.store.group_commit import GroupCommit
 from bastion.store.sealing import CIPHER, ColumnCipher
 
 Connection = AsyncConnection
@@ -173,8 +174,14 @@ class Database:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock()
         # SQLite has one writer at a time anyway: keep its connection instead of checking
-        # one out of the pool (and resetting it) for every command.
+        # one out of the pool (and resetting it) for every command. On a SQLite file its
+        # commands commit in groups (``store.group_commit``).
         self._writer: AsyncConnection | None = None
+        self._group = (
+            GroupCommit(self._open_direct, self._after_commit)
+            if isinstance(engine, sqlite_inline.InlineEngine)
+            else None
+        )
         self._path = engine.url.database if self.is_sqlite else None
         self._commits = 0
         self._checkpointing: asyncio.Task[None] | None = None
@@ -217,6 +224,14 @@ class Database:
                 ):
                     yield conn
                 return
+            if self._group is not None:
+                async with (
+                    self._translate_errors(),
+                    self._group.command() as conn,
+                    self._hooked(conn, holder),
+                ):
+                    yield conn
+                return
             async with self._write_lock, self._translate_errors():
                 conn = await self._writer_connection()
                 try:
@@ -225,7 +240,7 @@ class Database:
                 except DBAPIError:
                     await self._drop_writer()
                     raise
-            self._after_commit()
+            self._after_commit(1)
         except Exception:
             for tx in holder:
                 for hook in self._hooks:
@@ -247,9 +262,9 @@ class Database:
         finally:
             _active.reset(token)
 
-    def _after_commit(self) -> None:
-        """Every so many commits, fold the WAL back into the database, off the event loop."""
-        self._commits += 1
+    def _after_commit(self, commands: int) -> None:
+        """Every so many commands, fold the WAL back into the database, off the event loop."""
+        self._commits += commands
         running = self._checkpointing is not None and not self._checkpointing.done()
         if self._commits < _CHECKPOINT_EVERY or running or not self._path:
             return
@@ -260,6 +275,13 @@ class Database:
         if self._writer is None or self._writer.closed or self._writer.invalidated:
             self._writer = await self._open()
         return self._writer
+
+    async def _open_direct(self) -> sqlite_inline.DirectConnection:
+        """The SQLite writer's connection (the engine's are all direct)."""
+        conn = await self._open()
+        if not isinstance(conn, sqlite_inline.DirectConnection):
+            raise TypeError("the group commit needs a direct SQLite connection")
+        return conn
 
     async def _open(self) -> AsyncConnection:
         """Check a connection out of the pool; failing to get one means unavailable.
@@ -308,6 +330,8 @@ class Database:
         """Close every pooled connection."""
         if self._checkpointing is not None:
             await self._checkpointing
+        if self._group is not None:
+            await self._group.close()
         await self._drop_writer()
         await self.engine.dispose()
 
