@@ -29,7 +29,9 @@ from typing import Any
 from bastion.core.errors import Unavailable
 from bastion.store.sqlite_inline import DirectConnection
 
-_SAVEPOINT = "bastion_command"
+_SAVEPOINT = "SAVEPOINT bastion_command"
+_RELEASE = "RELEASE bastion_command"
+_ROLLBACK_TO = "ROLLBACK TO bastion_command"
 
 
 class _Group:
@@ -77,13 +79,13 @@ class GroupCommit:
             conn = await self._connection()
             driver = _driver(conn)
             group = self._begin(driver)
-            _run(driver, f"SAVEPOINT {_SAVEPOINT}")
+            _run(driver, _SAVEPOINT)
             try:
                 yield conn
             except BaseException:
                 await self._undo(driver, group)
                 raise
-            _run(driver, f"RELEASE {_SAVEPOINT}")
+            _run(driver, _RELEASE)
             group.waiters.append(waiter)
         await waiter
 
@@ -135,8 +137,8 @@ class GroupCommit:
         error: BaseException = sqlite3.OperationalError("the transaction was rolled back")
         if driver.in_transaction:
             try:
-                driver.execute(f"ROLLBACK TO {_SAVEPOINT}")
-                driver.execute(f"RELEASE {_SAVEPOINT}")
+                driver.execute(_ROLLBACK_TO)
+                driver.execute(_RELEASE)
             except sqlite3.Error as exc:
                 error = exc
             else:
