@@ -36,9 +36,13 @@ class MessageEntry:
     message: MessageRecord
     reactions: dict[str, int]
     own_reactions: set[str]
+    shown: dict[str, object] | None = None
+    """The view, when it was built already (a new message's, for its event)."""
 
     def view(self) -> dict[str, object]:
         """The message as the API shows it."""
+        if self.shown is not None:
+            return self.shown
         return message_view(self.message, self.reactions, self.own_reactions)
 
 
@@ -94,9 +98,10 @@ class Messages:
             return await self._retry_lookup(caller, channel_id, user_id, draft), False
         metrics.MESSAGES_SENT.inc()
         self._ctx.indexer.poke()
-        outbox.add(caller.app_id, "message.new", message_view(message), channel_id=channel_id)
+        view = message_view(message)
+        outbox.add(caller.app_id, "message.new", view, channel_id=channel_id)
         await outbox.publish(self._ctx.broker)
-        return MessageEntry(message, {}, set()), True
+        return MessageEntry(message, {}, set(), view), True
 
     def _check_draft(self, draft: Draft) -> None:
         limits = self._ctx.limits
