@@ -9,7 +9,7 @@ import logging
 import pytest
 import structlog
 
-from bastion.observe.logging import escape_values
+from bastion.observe.logging import configure, escape_values
 
 
 @pytest.mark.parametrize("json_output", [True, False])
@@ -27,7 +27,7 @@ def test_crlf_and_bidi_in_values_are_escaped(json_output: bool) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
     )
     evil = 'x\r\n{"level": "error", "event": "forged"}\u202egnp.exe'
-    logger.info("request", agent=evil, nested={"k": [evil]})
+    logger.info("request", agent=evil, nested={"k": [evil], evil: "key"})
     text = out.getvalue()
     lines = text.strip("\n").split("\n")
     assert len(lines) == 1
@@ -38,3 +38,26 @@ def test_crlf_and_bidi_in_values_are_escaped(json_output: bool) -> None:
         assert entry["agent"].startswith("x\\r\\n")
         assert "\\u202e" in entry["agent"]
         assert entry["nested"]["k"][0] == entry["agent"]
+        assert entry["agent"] in entry["nested"]
+
+
+def test_the_configured_json_lines_show_any_value(capsys: pytest.CaptureFixture[str]) -> None:
+    """Bastion's JSON renderer writes values JSON has no type for as their ``repr`` (or
+    ``__structlog__()``), and clean values as they are."""
+
+    class Shown:
+        def __structlog__(self) -> str:
+            return "shown"
+
+    saved = structlog.get_config()
+    try:
+        configure("info", json_output=True)
+        structlog.get_logger("test").info(
+            "values", odd={1, 2}, shown=Shown(), clean={"route": "/v1/x", "n": [1, 2.5, None]}
+        )
+    finally:
+        structlog.configure(**saved)
+    entry = json.loads(capsys.readouterr().err)
+    assert entry["odd"] == "{1, 2}"
+    assert entry["shown"] == "shown"
+    assert entry["clean"] == {"route": "/v1/x", "n": [1, 2.5, None]}

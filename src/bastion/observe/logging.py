@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from typing import Any
 
 import structlog
 
@@ -26,14 +28,26 @@ def escape_values(
     entry nor reorder what an operator reads, whichever renderer is configured.
     """
     for key, value in event.items():
-        if value is None or type(value) in _PLAIN:
-            continue  # nothing to escape: skip the call (most of a line's values)
-        if type(value) is not str or not value.isprintable():
+        if not _clean(value):
             event[key] = _escaped(value)
     return event
 
 
 _PLAIN = frozenset({int, float, bool})
+
+
+def _clean(value: object) -> bool:
+    """Whether ``value`` holds nothing to escape (most of a line's values): then it is
+    logged as it is, not rebuilt."""
+    if value is None or type(value) in _PLAIN:
+        return True
+    if isinstance(value, str):
+        return value.isprintable()
+    if isinstance(value, dict):
+        return all(_clean(k) and _clean(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_clean(v) for v in value)
+    return True
 
 
 def _escaped(value: object) -> object:
@@ -46,10 +60,28 @@ def _escaped(value: object) -> object:
     return value
 
 
+def _unencodable(value: object) -> object:
+    """What a log line shows for a value JSON cannot hold: its ``__structlog__()`` form
+    or its ``repr`` (as structlog's own renderer does)."""
+    try:
+        shown: object = value.__structlog__()  # type: ignore[attr-defined]
+    except AttributeError:
+        return repr(value)
+    return shown
+
+
+# One encoder for every line: ``json.dumps`` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(default=_unencodable)
+
+
+def _serialize(event: structlog.typing.EventDict, **_options: Any) -> str:
+    return _ENCODER.encode(event)
+
+
 def configure(level: str, *, json_output: bool) -> None:
     """Send one JSON object per line (or readable lines in development) to stderr."""
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_serialize)
         if json_output
         else structlog.dev.ConsoleRenderer(colors=False)
     )
