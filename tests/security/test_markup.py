@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bastion.security import markup
 from bastion.security.markup import ALLOWED_TAGS, render_markdown
 
 TAG = re.compile(r"<\s*/?\s*([a-zA-Z0-9]+)([^>]*)>")
@@ -84,3 +85,27 @@ def test_markdown_punctuation_soup_is_safe(parts: list[str]) -> None:
     assert 'href="javascript' not in html.lower()
     for name, _attrs in TAG.findall(html):
         assert name.lower() in ALLOWED_TAGS
+
+
+# Text the plain-prose path takes, and text just outside it, with the characters that
+# matter to Markdown and to HTML near its edges.
+_PROSE_LIKE = st.text(
+    alphabet=st.sampled_from(list("aZé文1 ,.?!'\"-*_#>`&<[]()\t\n\u00a0\u0301")), max_size=40
+)
+
+
+@given(st.one_of(st.from_regex(markup._PROSE, fullmatch=True), _PROSE_LIKE))
+def test_plain_prose_renders_as_the_full_path_renders_it(text: str) -> None:
+    """Whatever the plain-prose shortcut answers is exactly what parsing and sanitising
+    the same text gives."""
+    assert render_markdown(text) == markup._rendered(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1. one", "# title", "a  ", " a", "a_b_", "x\ny", "a * b", "a&amp;b", "say <b>", "a\u00a0b"],
+)
+def test_markdown_syntax_is_never_taken_for_plain_prose(text: str) -> None:
+    """Lists, headings, emphasis, entities, markup, edges with spaces and line breaks go
+    through the parser."""
+    assert markup._PROSE.fullmatch(text) is None

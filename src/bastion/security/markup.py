@@ -10,6 +10,7 @@ HTML is never trusted.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import nh3
@@ -27,9 +28,23 @@ URL_SCHEMES = frozenset({"http", "https", "mailto"})
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).disable("image")
 
 
-@lru_cache(maxsize=4096)
+# Plain prose: one line that starts with a letter and holds only letters, digits, spaces
+# and . , ? ! ' " (ending in no space). CommonMark makes it one paragraph of itself and
+# the sanitiser keeps that as it is; most chat messages are this, and parsing them cost
+# more than the rest of their rendering. A property test holds this to the full path.
+_PROSE = re.compile(r"[^\W\d_](?:[^\W_]|[ ,.?!'\"])*(?<! )")
+
+
 def render_markdown(text: str) -> str:
     """The sanitised HTML of a message's Markdown text."""
+    if _PROSE.fullmatch(text):
+        return f"<p>{text}</p>\n"
+    return _rendered(text)
+
+
+@lru_cache(maxsize=4096)
+def _rendered(text: str) -> str:
+    """Markdown parsed and rendered, then sanitised."""
     html = _markdown.render(text)
     return nh3.clean(
         html,
