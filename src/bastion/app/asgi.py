@@ -11,6 +11,7 @@ from bastion.core.clock import Clock, SystemClock
 from bastion.core.settings import Settings
 from bastion.http.deps import Services
 from bastion.http.head import HeadAsGet
+from bastion.http.routes.messages import direct_send
 from bastion.observe.access_log import AccessLog
 from bastion.observe.events import SecurityEvents
 from bastion.observe.http_metrics import RequestMetrics
@@ -97,7 +98,7 @@ class Bastion:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.api = create_api(settings, clock)
         configure_logging(settings.log.level, json_output=settings.log.json_output)
-        app = guarded(HeadAsGet(self.api), settings)
+        app = guarded(HeadAsGet(direct_send(self.api)), settings)
         app = RateLimits(app, self._rate_limiting, problem_base=settings.server.problem_base)
         if settings.log.access_log:
             app = AccessLog(app, client_ip=log_ip(settings))
