@@ -338,6 +338,23 @@ async def test_replies_increment_the_parent_reply_count(
     assert fetched.headers["etag"] == f'"{fetched.json()["version"]}"'
 
 
+async def test_a_deleted_reply_no_longer_counts(http: httpx.AsyncClient, tenant: Tenant) -> None:
+    """Deleting a reply takes one off its root's reply_count, once: deleting it again
+    changes nothing, and deleting the root itself leaves the count as it was."""
+    (alice, bob), channel_id = await _room(tenant, "alice", "bob")
+    root = await tenant.send(alice, channel_id, "question")
+    replies = [
+        await tenant.send(bob, channel_id, f"answer {n}", parent_id=root["id"]) for n in (1, 2)
+    ]
+    url = f"/v1/messages/{root['id']}"
+    for _ in range(2):
+        deleted = await http.delete(f"/v1/messages/{replies[0]['id']}", headers=bob.headers)
+        assert deleted.status_code == 204
+        assert (await http.get(url, headers=alice.headers)).json()["reply_count"] == 1
+    await http.delete(url, headers=alice.headers)
+    assert (await http.get(url, headers=alice.headers)).json()["reply_count"] == 1
+
+
 async def test_parent_in_another_channel_is_rejected(
     http: httpx.AsyncClient, tenant: Tenant
 ) -> None:

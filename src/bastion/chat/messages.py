@@ -290,7 +290,8 @@ class Messages:
 
         A deletion by anyone but the author is moderation: it is recorded as an
         ``admin.change`` event naming the author. In an archived channel only moderation
-        deletes. The message's reactions go with its text.
+        deletes. The message's reactions go with its text; a reply stops counting in its
+        root's ``reply_count``.
         """
         user_id = acting_user(caller, scopes.CHAT_WRITE)
         outbox = Outbox()
@@ -314,6 +315,9 @@ class Messages:
             changes = {"body": None, "mentions": "", "deleted_at": self._ctx.clock.now()}
             await repo.update_message(conn, caller.app_id, message_id, changes)
             await repo.clear_reactions(conn, caller.app_id, message_id)
+            if message.parent_id is not None:
+                # A deleted reply keeps its place in the thread but is no longer counted.
+                await repo.change_reply_count(conn, caller.app_id, message.parent_id, -1)
             if message.author_id != user_id:
                 details = {
                     "change": "message.delete",
