@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from bastion.app.keys import key_store, rotation_policy
 from bastion.app.services import build_services
 from bastion.app.storage import key_source
+from bastion.chat import timed_roles
 from bastion.chat.revocations import CutoffSync
 from bastion.chat.users import keep_loading_revocations
 from bastion.core.clock import Clock
@@ -98,6 +99,11 @@ class Lifespan:
             asyncio.create_task(system_metrics.sample_loop_lag()),
             asyncio.create_task(
                 housekeeping.keep_purging(services.db, clock, settings.oauth.purge_interval_seconds)
+            ),
+            asyncio.create_task(
+                timed_roles.keep_announcing(
+                    services.chat.ctx, settings.realtime.timed_role_check_seconds
+                )
             ),
             await _key_ages(settings),
             asyncio.create_task(

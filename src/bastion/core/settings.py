@@ -399,6 +399,12 @@ class RealtimeSettings(_Section):
     )
     max_connections_per_user: int = Field(10, ge=1, le=1000, description="Sockets per user.")
     max_frame_bytes: int = Field(65_536, ge=1024, le=1_048_576, description="Largest frame.")
+    timed_role_check_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=300,
+        description="How often ended timed bans and mutes are announced, rejoining members.",
+    )
 
 
 EndpointGroup = Literal[

@@ -143,6 +143,13 @@ channel_members = Table(
     # Counts role changes (If-Match on a membership); the read position does not bump it.
     Column("version", Integer, nullable=False, default=1),
     Index("ix_channel_members_app_id_user_id", "app_id", "user_id"),
+    # The timed roles that end, found by time (chat.timed_roles).
+    Index(
+        "ix_channel_members_role_expires_at",
+        "role_expires_at",
+        sqlite_where=text("role_expires_at IS NOT NULL"),
+        postgresql_where=text("role_expires_at IS NOT NULL"),
+    ),
 )
 
 messages = Table(

@@ -11,6 +11,8 @@ tables, so a call from request code stands out in review.
 - ``all_rate_limit_overrides``: every node keeps the whole override table in memory.
 - ``forget_idempotency_keys_before``, ``purge_expired_oauth_state``: housekeeping of
   rows that expire by time, whatever their app.
+- ``timed_roles_ended``: the bans and mutes that end by time, whatever their app, so
+  the members' live subscriptions follow without anyone acting.
 - ``seal_plaintext_totp_secrets``, ``open_sealed_totp_secrets``: migration 0011 seals
   (and its downgrade opens) every app's stored TOTP secrets.
 
@@ -27,6 +29,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bastion.store.records import MemberRecord
 from bastion.store.repos.logins import totp_cell
 from bastion.store.repos.ratelimits import SEPARATOR
 from bastion.store.sealing import ERASED, SEALED_PREFIX, Owner, cipher_of, open_value, seal
@@ -34,6 +37,7 @@ from bastion.store.tables import (
     apps,
     auth_interactions,
     authorization_codes,
+    channel_members,
     client_assertions,
     idempotency_keys,
     login_credentials,
@@ -52,6 +56,20 @@ async def inactive_user_ids(conn: AsyncConnection) -> list[tuple[str, str]]:
     """Return (app id, user id) of every deactivated user, to refuse their tokens."""
     query = select(users.c.app_id, users.c.id).where(users.c.active.is_(False))
     return [(row[0], row[1]) for row in await conn.execute(query)]
+
+
+async def timed_roles_ended(
+    conn: AsyncConnection, after: datetime, until: datetime
+) -> list[MemberRecord]:
+    """The memberships whose timed role (a ban or a mute) ended after ``after`` and by
+    ``until``, as stored (the role that ended, with its expiry), oldest end first."""
+    ends = channel_members.c.role_expires_at
+    query = (
+        select(channel_members)
+        .where(ends.is_not(None), ends > after, ends <= until)
+        .order_by(ends, channel_members.c.channel_id, channel_members.c.user_id)
+    )
+    return [MemberRecord(**row) for row in (await conn.execute(query)).mappings()]
 
 
 async def disabled_app_ids(conn: AsyncConnection) -> list[str]:
