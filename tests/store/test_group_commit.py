@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
 
 from bastion.app import database
 from bastion.core.errors import Unavailable
@@ -131,3 +132,103 @@ async def test_a_cancelled_command_does_not_disturb_its_group(db: Database) -> N
     await asyncio.gather(first, second, return_exceptions=True)
     assert second.exception() is None
     assert 2 in await rows(db)
+
+
+async def test_a_command_failing_on_a_row_of_its_group_raises_once_that_row_is_committed(
+    db: Database,
+) -> None:
+    """Two commands of one group insert the same key: the loser's error reaches it only
+    once the winner's row is committed, so the loser can read the row it lost to (as a
+    concurrent open of the same direct channel does)."""
+
+    async def open_or_find(name: int) -> tuple[str, list[int]]:
+        try:
+            await insert(db, 7)
+        except IntegrityError:
+            return ("found", await rows(db))
+        return ("created", [name])
+
+    results = await asyncio.gather(open_or_find(1), open_or_find(2))
+    assert sorted(results) == [("created", [1]), ("found", [7])]
+
+
+async def test_a_command_that_goes_on_after_sqlite_rolled_everything_back_loses_its_group(
+    db: Database,
+) -> None:
+    """When SQLite rolls the whole transaction back under a command that catches the
+    error and goes on (as a fail-open audit append does), nothing of the group is
+    acknowledged: the commands that had released their savepoints and the one that
+    went on fail with Unavailable, and the next command commits normally."""
+
+    async def swallowed() -> None:
+        async with db.write() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (50)"))
+            await conn.exec_driver_sql("ROLLBACK")  # as SQLite does on some I/O errors
+
+    results = await asyncio.gather(insert(db, 1), swallowed(), return_exceptions=True)
+    assert all(isinstance(result, Unavailable) for result in results), results
+    await insert(db, 2)
+    assert await rows(db) == [2]
+
+
+async def test_closing_with_a_group_pending_leaves_no_command_waiting(db: Database) -> None:
+    """Commands running or queued while the database closes each end: committed (and
+    then on disk) or failed with Unavailable; none waits forever."""
+
+    async def slow(n: int) -> None:
+        async with db.write() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+            await asyncio.sleep(0.05)
+
+    running = asyncio.create_task(slow(1))
+    await asyncio.sleep(0.01)
+    closing = asyncio.create_task(db.close())
+    await asyncio.sleep(0.01)
+    queued = asyncio.create_task(insert(db, 2))
+    _, pending = await asyncio.wait({running, closing, queued}, timeout=5)
+    assert pending == set()
+    committed = {n for n, task in ((1, running), (2, queued)) if task.exception() is None}
+    assert all(isinstance(t.exception(), Unavailable) for t in (running, queued) if t.exception())
+    assert set(await rows(db)) == committed
+
+
+async def test_a_group_whose_commit_task_is_cancelled_fails_and_the_next_commits(
+    db: Database,
+) -> None:
+    """If the task that would commit a group is cancelled (the event loop closing), the
+    group's commands fail with Unavailable instead of waiting forever, its rows are not
+    kept, and the next command starts a fresh transaction."""
+    group = db._group
+    assert group is not None
+    first = asyncio.create_task(insert(db, 1))
+    await asyncio.sleep(0)  # the command ran; its group's commit task is pending
+    pending = group._committing
+    assert pending is not None
+    pending.cancel()
+    done, _ = await asyncio.wait({first}, timeout=5)
+    assert done == {first}
+    assert isinstance(first.exception(), Unavailable)
+    await insert(db, 2)
+    assert await rows(db) == [2]
+
+
+async def test_a_connection_invalidated_inside_a_command_fails_its_group_cleanly(
+    db: Database,
+) -> None:
+    """A command whose connection SQLAlchemy invalidates (a lost connection) raises its
+    own error; the other commands of its group fail with Unavailable rather than hang,
+    and the next command opens a fresh connection."""
+
+    async def broken() -> None:
+        async with db.write() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (7)"))
+            conn.sync_connection.invalidate()  # type: ignore[union-attr]
+            raise ValueError("the connection was lost")
+
+    results = await asyncio.wait_for(
+        asyncio.gather(insert(db, 1), broken(), return_exceptions=True), timeout=5
+    )
+    assert isinstance(results[0], Unavailable)
+    assert isinstance(results[1], ValueError)
+    await insert(db, 2)
+    assert await rows(db) == [2]
