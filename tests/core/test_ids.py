@@ -96,19 +96,21 @@ def test_random_bits_are_fresh_across_refills_of_the_random_pool() -> None:
 
 
 def test_a_forked_child_does_not_reuse_its_parents_random_bytes() -> None:
-    """After fork the child draws new random bytes: its ids and the parent's, made in the
-    same way from the same pool position, differ in their random part."""
+    """After fork the child draws new random bytes (its ids and the parent's, made from
+    the same pool position, differ in their random part) and forgets the parent's last
+    id, so the two never both step to the id after it."""
     new_id(Kind.MESSAGE)  # the pool holds unused bytes now
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
-        os.write(write, ids._generator._random().to_bytes(10))
+        os.write(write, ids._generator._random().to_bytes(10) + ids._generator._last.to_bytes(16))
         os._exit(0)
     os.close(write)
-    child = int.from_bytes(os.read(read, 10))
+    answer = os.read(read, 26)
     os.close(read)
     os.waitpid(pid, 0)
-    assert child != ids._generator._random()
+    assert int.from_bytes(answer[:10]) != ids._generator._random()
+    assert int.from_bytes(answer[10:]) == 0  # the child steps from no value of the parent's
 
 
 def test_is_id_rejects_other_kinds() -> None:

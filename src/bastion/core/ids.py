@@ -72,7 +72,11 @@ class _MonotonicUlid:
         return value
 
     def forget(self) -> None:
-        """Drop the unused random bytes (a forked child must not reuse its parent's)."""
+        """Start afresh in a forked child: its own random bytes, and no last value to
+        step from (two processes stepping from the same one would make the same id);
+        a new lock, in case the fork came while another thread held the old one."""
+        self._lock = threading.Lock()
+        self._last = 0
         self._pool, self._used = b"", 0
 
     def _random(self) -> int:
