@@ -18,11 +18,12 @@ from bastion.core.ids import Kind, new_id
 from bastion.store import migrate
 from bastion.store.db import Database, create_engine
 from bastion.store.repos import logins
-from bastion.store.tables import login_credentials, metadata
+from bastion.store.tables import login_credentials, messages, metadata
 from tests.conftest import Databases, make_settings, start_server
 from tests.support.cli import BIN
 from tests.support.logins import SECRET, legacy_login
 from tests.support.messaging import reaction_url
+from tests.support.raw import sql
 from tests.support.tenants import new_tenant
 
 
@@ -111,6 +112,51 @@ async def test_the_migration_seals_plaintext_totp_secrets(
         assert await _stored(db, user_id) == SECRET
     finally:
         await db.close()
+
+
+def test_0018_recounts_replies_without_the_deleted_ones(
+    databases: Databases, tmp_path: Path
+) -> None:
+    """A root counted with its deleted replies (as before 0018) is recounted by 0018 to
+    its live replies; roots without replies are untouched."""
+    url = databases.new()
+    running = start_server(make_settings(tmp_path, url))
+
+    async def thread() -> tuple[str, str]:
+        async with httpx.AsyncClient(base_url=running.base_url, timeout=10) as http:
+            tenant = new_tenant(running, http)
+            alice, bob = await tenant.user("alice"), await tenant.user("bob")
+            cid = (await tenant.channel(alice, [bob]))["id"]
+            root = await tenant.send(alice, cid, "root")
+            lone = await tenant.send(alice, cid, "no replies")
+            replies = [await tenant.send(bob, cid, "re", parent_id=root["id"]) for _ in range(3)]
+            gone = await http.delete(f"/v1/messages/{replies[0]['id']}", headers=bob.headers)
+            assert gone.status_code == 204, gone.text
+            return str(root["id"]), str(lone["id"])
+
+    try:
+        root, lone = asyncio.run(thread())
+        # What the code before 0018 left: the deleted reply still counted.
+        sql(running, "UPDATE messages SET reply_count = 3 WHERE id = :m", m=root)
+    finally:
+        running.stop()
+
+    async def step() -> dict[str, int]:
+        engine = create_engine(url)
+        try:
+            await migrate.downgrade(engine, "0017")
+            await migrate.upgrade(engine, "0018")
+            async with engine.connect() as conn:
+                found = await conn.execute(
+                    select(messages.c.id, messages.c.reply_count).where(
+                        messages.c.id.in_([root, lone])
+                    )
+                )
+                return {row[0]: row[1] for row in found}
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(step()) == {root: 2, lone: 0}
 
 
 async def test_the_migration_refuses_to_run_without_a_cipher(databases: Databases) -> None:
