@@ -22,6 +22,7 @@ from bastion.observe.events import (
     SecurityEvent,
     SecurityEvents,
 )
+from tests.support.server import ServerThread
 
 
 class _Broken:
@@ -145,3 +146,33 @@ async def test_the_log_sink_writes_its_line_without_leaving_the_event_loop() -> 
         step.send(None)  # done at its first step: it never waits on anything
     line = json.loads(out.getvalue())
     assert (line["event"], line["action"]) == ("security_event", "data.change")
+
+
+@pytest.mark.parametrize(("level", "lines"), [(logging.INFO, 1), (logging.DEBUG, 2)])
+async def test_debug_actions_are_logged_at_debug_level_only(level: int, lines: int) -> None:
+    """With ``debug_actions``, those actions' lines appear only when the log level is
+    debug (at debug level); every other event is still logged at info."""
+    emitter = SecurityEvents(FakeClock(), [])
+    routine = await emitter.emit("data.change", "success")
+    notable = await emitter.emit("admin.change", "success")
+    out = io.StringIO()
+    logger = structlog.wrap_logger(
+        structlog.PrintLogger(file=out),
+        processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+    )
+    sink = LogSink(logger, debug_actions=frozenset({"data.change"}))
+    await sink.record(routine)
+    await sink.record(notable)
+    logged = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(logged) == lines
+    assert (logged[-1]["action"], logged[-1]["level"]) == ("admin.change", "info")
+    if lines == 2:
+        assert (logged[0]["action"], logged[0]["level"]) == ("data.change", "debug")
+
+
+def test_the_server_logs_data_changes_at_debug_level(server: ServerThread) -> None:
+    """The running server's log sink keeps ``data.change`` (one per committed write, in
+    the audit log whole) to debug level."""
+    sinks = [s for s in server.services.events._sinks if isinstance(s, LogSink)]
+    assert [s._debug_actions for s in sinks] == [frozenset({"data.change"})]

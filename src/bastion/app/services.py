@@ -26,7 +26,7 @@ from bastion.observe.event_metrics import MetricsSink
 from bastion.observe.events import EventSink, LogSink, SecurityEvents
 from bastion.observe.monitoring import SignalsSink
 from bastion.realtime.memory import MemoryBroker
-from bastion.security.audit.log import ChangeAudit
+from bastion.security.audit.log import CHANGE_ACTION, ChangeAudit
 from bastion.security.authenticator import Authenticator
 from bastion.security.authz import Authorizer
 from bastion.security.oauth.authserver import build as build_authserver
@@ -46,7 +46,8 @@ def build_services(settings: Settings, clock: Clock) -> Services:
     audit_sink = audit_log(settings, db)
     node = socket.gethostname()
     monitor = monitoring(settings, clock, audit_sink.redactor, node)
-    sinks: list[EventSink] = [LogSink(), MetricsSink(), SignalsSink(monitor.signals), audit_sink]
+    log = LogSink(debug_actions=frozenset({CHANGE_ACTION}))
+    sinks: list[EventSink] = [log, MetricsSink(), SignalsSink(monitor.signals), audit_sink]
     sinks += monitor.siem
     events = SecurityEvents(clock, sinks, node=node)
     # Order matters: the change is reported first, then the audit log appends it.
