@@ -5,7 +5,14 @@ member of one channel) and the sender live in this process on core 0. The subscr
 side is a minimal WebSocket reader that timestamps a frame when its bytes arrive, so
 client-side parsing does not queue up behind a thousand sockets.
 
-    .venv/bin/python -m bench.fanout --subscribers 1,100,1000 --messages 50
+After the sockets connect, ``--warmup`` messages are sent and not measured: a server
+that has just taken on a thousand sockets runs a full pass of Python's cyclic garbage
+collector soon after (their objects are a quarter more than it held), which stalls it
+for the length of that pass; the warm-up lets it run before the measured messages, so
+they measure the server as it serves a thousand connected members. ``--warmup 0``
+measures from the first message.
+
+    .venv/bin/python -m bench.fanout --subscribers 1,100,1000 --messages 100
 """
 
 from __future__ import annotations
@@ -133,9 +140,16 @@ class Sender:
 
 
 async def run_case(
-    url: str, users: list[tuple[str, str]], channel_id: str, count: int, messages: int, gap: float
+    url: str,
+    users: list[tuple[str, str]],
+    channel_id: str,
+    count: int,
+    messages: int,
+    gap: float,
+    warmup: int,
 ) -> dict[str, Any]:
-    """Connect ``count`` subscribers and send ``messages`` messages one at a time."""
+    """Connect ``count`` subscribers, send ``warmup`` messages unmeasured, then measure
+    ``messages`` messages sent one at a time."""
     host, port = url.removeprefix("http://").split(":")
     tally = Tally()
     subscribers = []
@@ -146,19 +160,11 @@ async def run_case(
     last: list[float] = []
     sender = await Sender.open(host, int(port), users[0][1], channel_id)
     try:
-        for number in range(messages):
-            for sub in subscribers:
-                sub.arrivals.clear()
-            tally.reset(count)
-            started = time.perf_counter()
-            await sender.send(f"fan-out {number}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(tally.done.wait(), 5)
-            got = [(s.arrivals[0] - started) * 1000 for s in subscribers if s.arrivals]
-            if len(got) != count:
-                raise RuntimeError(f"only {len(got)} of {count} subscribers got message {number}")
-            latencies.extend(got)
-            last.append(max(got))
+        for number in range(warmup + messages):
+            got = await _fan_out(sender, subscribers, tally, f"fan-out {number}")
+            if number >= warmup:
+                latencies.extend(got)
+                last.append(max(got))
             await asyncio.sleep(gap)
     finally:
         sender.close()
@@ -167,12 +173,30 @@ async def run_case(
     return {
         "subscribers": count,
         "messages": messages,
+        "warmup": warmup,
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(_pct(latencies, 99), 2),
         "max_ms": round(max(latencies), 2),
         "last_subscriber_p50_ms": round(statistics.median(last), 2),
         "last_subscriber_p99_ms": round(_pct(last, 99), 2),
     }
+
+
+async def _fan_out(
+    sender: Sender, subscribers: list[Subscriber], tally: Tally, text: str
+) -> list[float]:
+    """Send one message; each subscriber's milliseconds from the send to its arrival."""
+    for sub in subscribers:
+        sub.arrivals.clear()
+    tally.reset(len(subscribers))
+    started = time.perf_counter()
+    await sender.send(text)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(tally.done.wait(), 5)
+    got = [(s.arrivals[0] - started) * 1000 for s in subscribers if s.arrivals]
+    if len(got) != len(subscribers):
+        raise RuntimeError(f"only {len(got)} of {len(subscribers)} subscribers got {text!r}")
+    return got
 
 
 def _pct(values: list[float], pct: float) -> float:
@@ -185,6 +209,12 @@ def main() -> None:
     parser.add_argument("--subscribers", default="1,100,1000")
     parser.add_argument("--messages", type=int, default=50)
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between sends")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=20,
+        help="messages sent, unmeasured, after the sockets connect (0: measure from the start)",
+    )
     parser.add_argument("--json", type=Path, help="write raw results here")
     args = parser.parse_args()
     counts = [int(c) for c in args.subscribers.split(",")]
@@ -207,7 +237,13 @@ def main() -> None:
             for count in counts:
                 result = asyncio.run(
                     run_case(
-                        server.url, chat.users, chat.channel_id, count, args.messages, args.gap
+                        server.url,
+                        chat.users,
+                        chat.channel_id,
+                        count,
+                        args.messages,
+                        args.gap,
+                        args.warmup,
                     )
                 )
                 print(json.dumps(result))
