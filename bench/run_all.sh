@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every benchmark in one go; raw JSON results land in bench/results/ (not committed).
-#   bash bench/run_all.sh            # Bastion only (about 6 minutes)
+#   bash bench/run_all.sh            # Bastion only (about 10 minutes)
 #   PEER=1 bash bench/run_all.sh     # also Matrix Synapse, with ../shared/peer-bench (about 15 more)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ py=.venv/bin/python
 $py -m bench.send_throughput --rounds 3 --seconds 10 --connections 32 --json "$out/send_c32.json"
 $py -m bench.send_throughput --rounds 2 --seconds 10 --connections 16 --json "$out/send_c16.json"
 $py -m bench.send_throughput --rounds 2 --seconds 10 --connections 1 --json "$out/send_c1.json"
-$py -m bench.fanout --subscribers 1,100,1000 --messages 100 --json "$out/fanout.json"
+$py -m bench.fanout --subscribers 1,100,1000 --messages 1000 --json "$out/fanout.json"
 $py -m bench.send_cost --rounds 5 --sends 400 --json "$out/send_cost.json"
 $py -m bench.crypto --messages 100000 --channels 1000 --rounds 2 --seconds 8 --json "$out/crypto.json"
 $py -m bench.audit --events 5000 --sends 2000 > "$out/audit.json"
