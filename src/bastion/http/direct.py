@@ -26,7 +26,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bastion.core.asgi import Message, Receive, Scope, Send
+from bastion.core.asgi import Receive, Scope, Send, replay
 
 DirectHandler = Callable[[Request], Awaitable[Response | None]]
 """Answers a request of the route, or None to leave it to FastAPI."""
@@ -61,7 +61,7 @@ class DirectRoute:
             await self._answer_error(request, exc, send)
             return
         if response is None:
-            await self.api(scope, _replaying(body, receive), send)
+            await self.api(scope, replay(body, receive), send)
             return
         await response(scope, receive, send)
 
@@ -92,17 +92,3 @@ class DirectRoute:
         await response(request.scope, request.receive, send)
         if kind is Exception:
             raise exc
-
-
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    """``receive`` with the body already read delivered again first."""
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if replayed:
-            return await receive()
-        replayed = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay

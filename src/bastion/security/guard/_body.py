@@ -1,4 +1,4 @@
-"""Read a whole request body once and hand it on unchanged.
+"""Read a whole request body once (``core.asgi.replay`` hands it on unchanged).
 
 The size guard in ``limits`` has already bounded the body, so the guards after it may
 hold it in memory to inspect it.
@@ -6,7 +6,7 @@ hold it in memory to inspect it.
 
 from __future__ import annotations
 
-from bastion.core.asgi import Message, Receive
+from bastion.core.asgi import Receive
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -26,17 +26,3 @@ async def read_body(receive: Receive) -> bytes | None:
         chunks += message.get("body", b"")
         if not message.get("more_body", False):
             return bytes(chunks)
-
-
-def replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that yields ``body`` once, then defers to the real one."""
-    sent = False
-
-    async def again() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return again

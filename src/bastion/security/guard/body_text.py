@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from bastion.core.asgi import ASGIApp, Receive, Scope, Send
+from bastion.core.asgi import ASGIApp, Receive, Scope, Send, replay
 from bastion.core.errors import InvalidRequest
-from bastion.security.guard._body import has_body_method, read_body, replay
+from bastion.security.guard._body import has_body_method, read_body
 from bastion.security.guard._respond import send_problem
 from bastion.security.guard.media_types import FORM, body_media_type
 from bastion.security.guard.request_target import decoded

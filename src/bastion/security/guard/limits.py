@@ -8,9 +8,9 @@ WebSocket messages larger than the frame limit close the socket with 1009.
 
 from __future__ import annotations
 
-from bastion.core.asgi import ASGIApp, Message, Receive, Scope, Send, header
+from bastion.core.asgi import ASGIApp, Message, Receive, Scope, Send, header, replay
 from bastion.core.errors import PayloadTooLarge
-from bastion.security.guard._body import has_body_method, replay
+from bastion.security.guard._body import has_body_method
 from bastion.security.guard._respond import send_problem
 
 CLOSE_TOO_BIG = 1009
