@@ -128,23 +128,8 @@ class DirectConnection(AsyncConnection):
         come back as SQLAlchemy would give them (the columns' own result processors),
         driver errors as SQLAlchemy's exceptions, and the statement-timing events fire.
         """
-        conn = self._proxied
         values = tuple(parameters[name] for name in query.names)
-        driver = conn.connection.driver_connection
-        if driver is None:
-            raise InvalidRequestError("the connection is closed")
-        cursor = driver.cursor()
-        try:
-            conn.dispatch.before_cursor_execute(conn, cursor, query.sql, values, None, False)
-            try:
-                rows = cursor.execute(query.sql, values).fetchall()
-            except sqlite3.Error as exc:
-                raise DBAPIError.instance(
-                    query.sql, values, exc, sqlite3.Error, dialect=conn.dialect
-                ) from exc
-            conn.dispatch.after_cursor_execute(conn, cursor, query.sql, values, None, False)
-        finally:
-            cursor.close()
+        rows, _ = self._on_driver(query.sql, values, many=False)
         return [query.decode(row) for row in rows]
 
     async def write_rows(self, statement: PreparedWrite, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -154,27 +139,33 @@ class DirectConnection(AsyncConnection):
         Values are bound through the columns' own bind processors; errors and timing go
         through SQLAlchemy as for ``fetch_rows``.
         """
-        conn = self._proxied
         values = [statement.encode(row) for row in rows]
         many = len(values) > 1
-        parameters: Any = values if many else values[0]
+        _, last_id = self._on_driver(statement.sql, values if many else values[0], many=many)
+        return last_id
+
+    def _on_driver(self, sql: str, parameters: Any, *, many: bool) -> tuple[list[Any], int]:
+        """Run ``sql`` on the driver connection, between SQLAlchemy's statement events
+        and with its error types; the rows it returned and the last row id."""
+        conn = self._proxied
         driver = conn.connection.driver_connection
         if driver is None:
             raise InvalidRequestError("the connection is closed")
         cursor = driver.cursor()
         try:
-            conn.dispatch.before_cursor_execute(conn, cursor, statement.sql, parameters, None, many)
+            conn.dispatch.before_cursor_execute(conn, cursor, sql, parameters, None, many)
             try:
                 if many:
-                    cursor.executemany(statement.sql, values)
+                    cursor.executemany(sql, parameters)
                 else:
-                    cursor.execute(statement.sql, parameters)
+                    cursor.execute(sql, parameters)
+                rows = cursor.fetchall()
             except sqlite3.Error as exc:
                 raise DBAPIError.instance(
-                    statement.sql, parameters, exc, sqlite3.Error, dialect=conn.dialect
+                    sql, parameters, exc, sqlite3.Error, dialect=conn.dialect
                 ) from exc
-            conn.dispatch.after_cursor_execute(conn, cursor, statement.sql, parameters, None, many)
-            return int(cursor.lastrowid or 0)
+            conn.dispatch.after_cursor_execute(conn, cursor, sql, parameters, None, many)
+            return rows, int(cursor.lastrowid or 0)
         finally:
             cursor.close()
 
@@ -200,10 +191,7 @@ class Prepared:
 
     def decode(self, row: Sequence[Any]) -> list[Any]:
         """A driver row's values as the columns' types give them."""
-        return [
-            value if process is None else process(value)
-            for process, value in zip(self.processors, row, strict=True)
-        ]
+        return _converted(row, self.processors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,15 +217,20 @@ class PreparedWrite:
         )
         return cls(str(compiled), names, processors, plain=not any(processors))
 
-    def encode(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+    def encode(self, values: Mapping[str, Any]) -> list[Any]:
         """A row's values in parameter order, as the driver takes them."""
-        row = tuple([values[name] for name in self.names])
-        if self.plain:
-            return row
-        return tuple(
-            value if process is None else process(value)
-            for value, process in zip(row, self.processors, strict=True)
-        )
+        row = [values[name] for name in self.names]
+        return row if self.plain else _converted(row, self.processors)
+
+
+def _converted(
+    values: Sequence[Any], processors: tuple[Callable[[Any], Any] | None, ...]
+) -> list[Any]:
+    """Each value through its processor (unchanged where there is none)."""
+    return [
+        value if process is None else process(value)
+        for value, process in zip(values, processors, strict=True)
+    ]
 
 
 class InlineEngine(AsyncEngine):
