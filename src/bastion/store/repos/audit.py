@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,11 +18,10 @@ AuditRow = dict[str, Any]
 """One audit record as its column values."""
 
 _INSERT = audit_log.insert()
-# Compiled once by SQLAlchemy for SQLite's qmark style; the hot path reuses the text.
-_SQLITE_COMPILED = _INSERT.compile(dialect=sqlite_dialect.dialect())
-_SQLITE_INSERT = str(_SQLITE_COMPILED)
-_COLUMNS = tuple(_SQLITE_COMPILED.positiontup or ())
-_SQLITE_WRITE = PreparedWrite.of(_INSERT, _COLUMNS)
+# Compiled once for SQLite's qmark style: its text and column order serve every path.
+_SQLITE_WRITE = PreparedWrite.of(_INSERT)
+_SQLITE_INSERT = _SQLITE_WRITE.sql
+_COLUMNS = _SQLITE_WRITE.names
 # PostgreSQL: one statement, one round trip. The head row moves only if it still ends
 # where the records were chained onto; its row lock (held to commit) makes a concurrent
 # appender wait, then find the head moved and insert nothing. Columns travel as arrays
